@@ -1,0 +1,258 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Defaults for the Server's limits.
+const (
+	DefaultMaxLine     = 4 << 10
+	DefaultMaxBody     = 1 << 20
+	DefaultIdleTimeout = 60 * time.Second
+)
+
+// Server serves the admin protocol on a listener. Its zero value is not usable: Mux is required.
+//
+// Where the original was unsafe, Server is not:
+//   - a command line longer than MaxLine, or a body length above MaxBody (or not positive), gets
+//     an ERROR reply and the connection is closed, instead of an unbounded read;
+//   - a command must arrive whole within IdleTimeout of the previous reply; otherwise the
+//     connection is closed (silently, as the original did after its 60 s read timeout);
+//   - a body that follows a rejected command line is skipped rather than read as the next command:
+//     a command line never starts with a NUL byte, and a body length below 16 MiB always does;
+//   - with a Token set, nothing but "AUTH token <token>" is served until it was given.
+type Server struct {
+	Mux         *Mux
+	Logger      *slog.Logger
+	MaxLine     int           // default DefaultMaxLine
+	MaxBody     int           // default DefaultMaxBody
+	IdleTimeout time.Duration // default DefaultIdleTimeout
+	Token       string        // empty: no authentication
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (s *Server) maxLine() int {
+	if s.MaxLine > 0 {
+		return s.MaxLine
+	}
+	return DefaultMaxLine
+}
+
+func (s *Server) maxBody() int {
+	if s.MaxBody > 0 {
+		return s.MaxBody
+	}
+	return DefaultMaxBody
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Serve accepts connections until ctx is done or the listener fails; then it closes the
+// listener and every open admin connection and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer s.closeAll()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accepting admin connection: %w", err)
+		}
+		s.track(c, true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.track(c, false)
+			defer c.Close()
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = make(map[net.Conn]struct{})
+	}
+	if add {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// errClose ends a connection after the reply that goes with it was written.
+var errClose = errors.New("closing admin connection")
+
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	log := s.logger().With("remote", c.RemoteAddr().String())
+	r := bufio.NewReaderSize(c, 4096)
+	w := bufio.NewWriter(c)
+	authed := s.Token == ""
+	for {
+		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+		reply, err := s.readAndHandle(ctx, r, &authed)
+		if err != nil && !errors.Is(err, errClose) {
+			if errors.Is(err, io.EOF) {
+				log.Debug("admin client closed")
+			} else {
+				log.Debug("admin connection ended", "err", err)
+			}
+			return
+		}
+		c.SetWriteDeadline(time.Now().Add(s.idleTimeout()))
+		w.Write(AppendReply(nil, reply))
+		// Flush only when no further pipelined command is already buffered.
+		if r.Buffered() == 0 || err != nil {
+			if ferr := w.Flush(); ferr != nil {
+				log.Debug("writing admin reply", "err", ferr)
+				return
+			}
+		}
+		if err != nil {
+			log.Info("admin connection closed after a bad request", "reason", string(reply.Data))
+			return
+		}
+	}
+}
+
+// readAndHandle reads one request and returns its reply. An error wrapping errClose means the
+// reply must be sent and the connection closed; any other error means close without reply.
+func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *bool) (Reply, error) {
+	// Skip bodies of rejected commands: a command line never starts with NUL.
+	for {
+		b, err := r.Peek(1)
+		if err != nil {
+			return Reply{}, err
+		}
+		if b[0] != 0 {
+			break
+		}
+		if _, err := s.readBody(r); err != nil {
+			return Errorf("%s", err), errClose
+		}
+	}
+	line, err := s.readLine(r)
+	if err != nil {
+		return Errorf("%s", err), err
+	}
+	cmd, ok := ParseLine(line)
+	if !ok {
+		return Errorf(ErrCommandInvalid), nil
+	}
+	if cmd.Method == "AUTH" && cmd.Topic == "token" {
+		if s.Token != "" && subtle.ConstantTimeCompare([]byte(cmd.Name), []byte(s.Token)) != 1 {
+			return Errorf("authentication failed"), errClose
+		}
+		*authed = true
+		return OK(), nil
+	}
+	rt, msg := s.Mux.lookup(cmd)
+	var body []byte
+	if rt.body {
+		if body, err = s.readBody(r); err != nil {
+			return Errorf("%s", err), errClose
+		}
+	}
+	if !*authed {
+		return Errorf("authentication required: send AUTH token <token> first"), errClose
+	}
+	if msg != "" {
+		return Errorf("%s", msg), nil
+	}
+	return rt.handler(ctx, cmd.Name, body), nil
+}
+
+// lineError is a command line the server refuses to read further (too long); its message is
+// replied and the connection closed.
+type lineError struct{ msg string }
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return errClose }
+
+func (s *Server) readLine(r *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > s.maxLine()+1 {
+			return "", &lineError{fmt.Sprintf("command line longer than %d bytes", s.maxLine())}
+		}
+		if err == nil {
+			return string(line[:len(line)-1]), nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if len(line) > 0 && errors.Is(err, io.EOF) {
+				return "", io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+}
+
+type bodyError struct{ msg string }
+
+func (e *bodyError) Error() string { return e.msg }
+
+// readBody reads a length-prefixed body. Errors it returns are meant for the client.
+func (s *Server) readBody(r *bufio.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, &bodyError{"body invalid: missing length"}
+	}
+	n := int32(binary.BigEndian.Uint32(hdr[:]))
+	if n <= 0 {
+		return nil, &bodyError{fmt.Sprintf("body invalid: length %d", n)}
+	}
+	if int(n) > s.maxBody() {
+		return nil, &bodyError{fmt.Sprintf("body too large: %d bytes, limit %d", n, s.maxBody())}
+	}
+	body := make([]byte, n)
+	if got, err := io.ReadFull(r, body); err != nil {
+		return nil, &bodyError{fmt.Sprintf("body invalid: %d of %d bytes arrived", got, n)}
+	}
+	return body, nil
+}

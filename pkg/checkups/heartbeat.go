@@ -1,0 +1,179 @@
+package checkups
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// DefaultInterval is checkups' checkup_timer_interval.
+const DefaultInterval = 5 * time.Second
+
+// maxConcurrentChecks bounds the heartbeats in flight in one round.
+const maxConcurrentChecks = 64
+
+type heartbeatInfo struct {
+	mu        sync.Mutex
+	interval  time.Duration
+	lastRound time.Time // end of the last completed round
+	started   time.Time
+}
+
+// Heartbeat runs active health checks every interval until ctx is done. Every server of every
+// enabled upstream is checked concurrently, each check bounded by its upstream's timeout, so one
+// slow server cannot stall a round (checkups #40). Results are applied per upstream in level
+// order with checkups' protection rules.
+func (r *Registry) Heartbeat(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	r.hb.mu.Lock()
+	r.hb.interval, r.hb.started = interval, r.now()
+	r.hb.mu.Unlock()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		r.CheckOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// heartbeatAlive is checkups' checkup_timer_alive: a round completed within the overtime.
+func (r *Registry) heartbeatAlive(now time.Time) (bool, time.Time) {
+	r.hb.mu.Lock()
+	defer r.hb.mu.Unlock()
+	if r.hb.lastRound.IsZero() {
+		return false, time.Time{}
+	}
+	overtime := max(60*time.Second, 3*r.hb.interval)
+	return now.Sub(r.hb.lastRound) < overtime, r.hb.lastRound
+}
+
+// CheckOnce runs one round of active checks.
+func (r *Registry) CheckOnce(ctx context.Context) {
+	r.mu.RLock()
+	pools := make([]*pool, 0, len(r.pools))
+	for _, p := range r.pools {
+		if p.heartbeatEnabled() {
+			pools = append(pools, p)
+		}
+	}
+	r.mu.RUnlock()
+
+	sem := make(chan struct{}, maxConcurrentChecks)
+	var wg sync.WaitGroup
+	results := make([][]heartbeatResult, len(pools))
+	for i, p := range pools {
+		results[i] = make([]heartbeatResult, len(p.all))
+		for j, pe := range p.all {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					results[i][j] = heartbeatResult{status: StatusErr, msg: ctx.Err().Error()}
+					return
+				}
+				defer func() { <-sem }()
+				results[i][j] = check(ctx, p.up, pe.srv)
+			}()
+		}
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	now := r.now()
+	for i, p := range pools {
+		r.apply(p, results[i], now)
+	}
+	r.hb.mu.Lock()
+	r.hb.lastRound = now
+	r.hb.mu.Unlock()
+}
+
+// apply writes one upstream's results as checkups' cluster_heartbeat does: failures before the
+// first ok server are held back; once an ok server is seen they are written with unstable
+// downgraded to err; if every server failed, held-back servers are written unstable-first and,
+// when the upstream is protected, the first of them is kept usable as unstable.
+func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
+	type item struct {
+		pe *peer
+		r  heartbeatResult
+	}
+	var held []item
+	seenOK := false
+	write := func(it item) {
+		if it.r.status == StatusUnstable && seenOK {
+			it.r.status = StatusErr
+		}
+		if it.pe.state.recordHeartbeat(it.r, p.up.sensibility(), p.up.rise(), now) {
+			if it.r.status == StatusOK {
+				r.logger().Info("peer up", "upstream", p.name, "server", it.pe.srv.Addr())
+			} else {
+				r.logger().Info("peer down", "upstream", p.name, "server", it.pe.srv.Addr(), "status", string(it.r.status), "msg", it.r.msg)
+			}
+		}
+	}
+	for j, pe := range p.all {
+		it := item{pe: pe, r: res[j]}
+		switch {
+		case it.r.status == StatusOK:
+			if !seenOK {
+				seenOK = true
+				for _, h := range held {
+					write(h)
+				}
+				held = nil
+			}
+			write(it)
+		case seenOK:
+			write(it)
+		default:
+			held = append(held, it)
+		}
+	}
+	if seenOK || len(held) == 0 {
+		return
+	}
+	sort.SliceStable(held, func(a, b int) bool {
+		return held[a].r.status == StatusUnstable && held[b].r.status != StatusUnstable
+	})
+	if p.up.protected() {
+		held[0].r.status = StatusUnstable
+	}
+	for _, h := range held {
+		write(h)
+	}
+}
+
+// check runs one heartbeat of the upstream's type against a server.
+func check(ctx context.Context, up *Upstream, srv Server) heartbeatResult {
+	ctx, cancel := context.WithTimeout(ctx, up.DialTimeout())
+	defer cancel()
+	var err error
+	var res heartbeatResult
+	switch up.typ() {
+	case TypMySQL:
+		err = checkMySQL(ctx, up, srv)
+	case TypHTTP:
+		err = checkHTTP(ctx, up, srv)
+	case TypRedis:
+		res, err = checkRedis(ctx, srv)
+		if err == nil {
+			return res
+		}
+	default:
+		err = checkTCP(ctx, srv)
+	}
+	if err != nil {
+		return heartbeatResult{status: StatusErr, msg: err.Error()}
+	}
+	return heartbeatResult{status: StatusOK}
+}

@@ -1,0 +1,330 @@
+// Package checkups is the upstream model, balancing and health checking of lua-resty-checkups,
+// rebuilt for goroutines: an upstream is a list of levels (tried in order) of servers; a server
+// is chosen by smooth weighted round robin, a checkups-compatible consistent hash or least
+// connections; passive health (max_fails within fail_timeout) and active heartbeats (general,
+// mysql, http, redis) decide which servers may be chosen. State is shared by every connection.
+package checkups
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Upstream is the checkups upstream JSON object. Zero fields take the defaults documented on
+// their getters; the JSON form keeps what was given.
+type Upstream struct {
+	Enable      *bool     `json:"enable,omitempty"`       // active heartbeat; default true
+	Typ         string    `json:"typ,omitempty"`          // general|mysql|http|redis; others mean general
+	Timeout     float64   `json:"timeout,omitempty"`      // seconds; heartbeat and dial timeout, default 5
+	SendTimeout float64   `json:"send_timeout,omitempty"` // seconds; accepted for compatibility
+	ReadTimeout float64   `json:"read_timeout,omitempty"` // seconds; accepted for compatibility
+	Sensibility int       `json:"sensibility,omitempty"`  // consecutive failed heartbeats to mark down; default 1
+	Rise        int       `json:"rise,omitempty"`         // consecutive good heartbeats to mark up; default 1 (extension)
+	Protected   *bool     `json:"protected,omitempty"`    // keep one server usable when all fail; default true
+	HTTPOpts    *HTTPOpts `json:"http_opts,omitempty"`
+	Mode        string    `json:"mode,omitempty"`        // ""|rr, hash, ip_hash, url_hash, header_hash, least_conn
+	Try         int       `json:"try,omitempty"`         // attempts per connection; default: number of servers
+	TryTimeout  float64   `json:"try_timeout,omitempty"` // seconds of cumulative dialing; 0 means no limit
+	Name        string    `json:"name,omitempty"`        // mysql heartbeat database
+	User        string    `json:"user,omitempty"`        // mysql heartbeat user
+	Pass        string    `json:"pass,omitempty"`        // mysql heartbeat password
+	Charset     string    `json:"charset,omitempty"`     // mysql heartbeat charset
+	Cluster     Cluster   `json:"cluster"`
+}
+
+// HTTPOpts configures the http heartbeat.
+type HTTPOpts struct {
+	Query    string          `json:"query,omitempty"`    // raw request bytes to send
+	Statuses map[string]bool `json:"statuses,omitempty"` // status code -> false marks it a failure
+}
+
+// Cluster is the ordered list of levels. In JSON it is an array, or an object keyed by level
+// name; named levels are tried in name order (the original used Lua's hash order).
+type Cluster struct {
+	Levels []Level
+	Named  bool
+}
+
+// Level is one tier of servers.
+type Level struct {
+	Name    string   `json:"-"`
+	Servers []Server `json:"servers"`
+}
+
+// Server is one backend. Host may be a name; it is resolved when dialled.
+type Server struct {
+	Host        string  `json:"host"`
+	Port        int     `json:"port"`
+	Weight      int     `json:"weight"`       // default 1
+	MaxFails    int     `json:"max_fails"`    // default 0: passive health off
+	FailTimeout float64 `json:"fail_timeout"` // seconds, default 10
+}
+
+// Addr is host:port.
+func (s Server) Addr() string { return joinHostPort(s.Host, s.Port) }
+
+func (s Server) failTimeout() time.Duration { return seconds(s.FailTimeout) }
+
+// Modes.
+const (
+	ModeRR         = "rr"
+	ModeHash       = "hash"
+	ModeIPHash     = "ip_hash"
+	ModeURLHash    = "url_hash"
+	ModeHeaderHash = "header_hash"
+	ModeLeastConn  = "least_conn"
+)
+
+// Heartbeat types.
+const (
+	TypGeneral = "general"
+	TypMySQL   = "mysql"
+	TypHTTP    = "http"
+	TypRedis   = "redis"
+)
+
+func (u *Upstream) enabled(def bool) bool {
+	if u.Enable == nil {
+		return def
+	}
+	return *u.Enable
+}
+
+func (u *Upstream) typ() string {
+	switch u.Typ {
+	case TypMySQL, TypHTTP, TypRedis:
+		return u.Typ
+	}
+	return TypGeneral
+}
+
+// DialTimeout is the upstream's timeout, used to dial servers and for heartbeats.
+func (u *Upstream) DialTimeout() time.Duration {
+	if u.Timeout > 0 {
+		return seconds(u.Timeout)
+	}
+	return 5 * time.Second
+}
+
+func (u *Upstream) sensibility() int { return max(u.Sensibility, 1) }
+func (u *Upstream) rise() int        { return max(u.Rise, 1) }
+
+func (u *Upstream) protected() bool { return u.Protected == nil || *u.Protected }
+
+func (u *Upstream) hashed() bool {
+	switch u.Mode {
+	case ModeHash, ModeIPHash, ModeURLHash, ModeHeaderHash:
+		return true
+	}
+	return false
+}
+
+// servers counts the servers of every level.
+func (u *Upstream) servers() int {
+	n := 0
+	for _, l := range u.Cluster.Levels {
+		n += len(l.Servers)
+	}
+	return n
+}
+
+// MarshalJSON writes an array, or an object for named levels.
+func (c Cluster) MarshalJSON() ([]byte, error) {
+	if !c.Named {
+		if c.Levels == nil {
+			return []byte("[]"), nil
+		}
+		return json.Marshal(c.Levels)
+	}
+	m := make(map[string]Level, len(c.Levels))
+	for _, l := range c.Levels {
+		m[l.Name] = l
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads an array or an object of levels, validating as an admin PUT does.
+func (c *Cluster) UnmarshalJSON(data []byte) error {
+	parsed, err := parseCluster(data)
+	if err != nil {
+		return err
+	}
+	*c = parsed
+	return nil
+}
+
+// Errors with the original's strings.
+const (
+	errClusterInvalid = "cluster invalid"
+	errEmptyLevel     = "can not update empty level"
+	errServersInvalid = "servers invalid"
+	errNoHostPort     = "no server.host nor server.port found"
+)
+
+// ValidationError is an upstream that cannot be accepted.
+type ValidationError struct{ Msg string }
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &ValidationError{Msg: fmt.Sprintf(format, args...)}
+}
+
+func parseCluster(raw json.RawMessage) (Cluster, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) > 0 && raw[0] == '[':
+		var levels []json.RawMessage
+		if err := json.Unmarshal(raw, &levels); err != nil {
+			return Cluster{}, invalid(errClusterInvalid)
+		}
+		c := Cluster{Levels: make([]Level, 0, len(levels))}
+		for _, l := range levels {
+			lv, err := parseLevel(l)
+			if err != nil {
+				return Cluster{}, err
+			}
+			c.Levels = append(c.Levels, lv)
+		}
+		return c, nil
+	case len(raw) > 0 && raw[0] == '{':
+		var levels map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &levels); err != nil {
+			return Cluster{}, invalid(errClusterInvalid)
+		}
+		names := make([]string, 0, len(levels))
+		for n := range levels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		c := Cluster{Named: true, Levels: make([]Level, 0, len(levels))}
+		for _, n := range names {
+			lv, err := parseLevel(levels[n])
+			if err != nil {
+				return Cluster{}, err
+			}
+			lv.Name = n
+			c.Levels = append(c.Levels, lv)
+		}
+		return c, nil
+	}
+	return Cluster{}, invalid(errClusterInvalid)
+}
+
+func parseLevel(raw json.RawMessage) (Level, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || len(fields) == 0 {
+		return Level{}, invalid(errEmptyLevel)
+	}
+	servers, err := parseServers(fields["servers"])
+	if err != nil {
+		return Level{}, err
+	}
+	return Level{Servers: servers}, nil
+}
+
+func parseServers(raw json.RawMessage) ([]Server, error) {
+	var items []map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil || len(items) == 0 {
+		return nil, invalid(errServersInvalid)
+	}
+	out := make([]Server, 0, len(items))
+	for i, it := range items {
+		if it["host"] == nil || it["port"] == nil {
+			return nil, invalid(errNoHostPort)
+		}
+		s := Server{Weight: 1, FailTimeout: 10}
+		if err := json.Unmarshal(it["host"], &s.Host); err != nil || s.Host == "" {
+			return nil, invalid("server %d: host must be a non-empty string", i+1)
+		}
+		if err := json.Unmarshal(it["port"], &s.Port); err != nil || s.Port < 1 || s.Port > 65535 {
+			return nil, invalid("server %d: port must be an integer in 1..65535, got %s", i+1, it["port"])
+		}
+		for _, f := range []struct {
+			key string
+			dst *int
+			min int
+		}{{"weight", &s.Weight, 1}, {"max_fails", &s.MaxFails, 0}} {
+			if v, ok := it[f.key]; ok {
+				if err := json.Unmarshal(v, f.dst); err != nil || *f.dst < f.min {
+					return nil, invalid("server %d: %s must be an integer >= %d, got %s", i+1, f.key, f.min, v)
+				}
+			}
+		}
+		if v, ok := it["fail_timeout"]; ok {
+			if err := json.Unmarshal(v, &s.FailTimeout); err != nil || s.FailTimeout <= 0 {
+				return nil, invalid("server %d: fail_timeout must be a number of seconds > 0, got %s", i+1, v)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ParseUpstream reads an upstream object: {"cluster":...} with the other fields, or the store's
+// short form {"servers":[...], ...}, whose servers become the only level.
+func ParseUpstream(data []byte) (*Upstream, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return nil, invalid("invalid body")
+	}
+	var cluster Cluster
+	var err error
+	switch {
+	case fields["cluster"] != nil:
+		cluster, err = parseCluster(fields["cluster"])
+	case fields["servers"] != nil:
+		var servers []Server
+		servers, err = parseServers(fields["servers"])
+		cluster = Cluster{Levels: []Level{{Servers: servers}}}
+	default:
+		return nil, invalid("invalid body")
+	}
+	if err != nil {
+		return nil, err
+	}
+	delete(fields, "cluster")
+	delete(fields, "servers")
+	rest, _ := json.Marshal(fields)
+	u := &Upstream{}
+	if err := json.Unmarshal(rest, u); err != nil {
+		return nil, invalid("upstream field: %v", unwrapJSON(err))
+	}
+	u.Cluster = cluster
+	if err := u.validate(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *Upstream) validate() error {
+	switch u.Mode {
+	case "", ModeRR, ModeHash, ModeIPHash, ModeURLHash, ModeHeaderHash, ModeLeastConn:
+	default:
+		return invalid("mode invalid: %q (want rr, hash, ip_hash, url_hash, header_hash or least_conn)", u.Mode)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"timeout", u.Timeout}, {"try_timeout", u.TryTimeout}, {"send_timeout", u.SendTimeout}, {"read_timeout", u.ReadTimeout}} {
+		if f.v < 0 {
+			return invalid("%s must not be negative", f.name)
+		}
+	}
+	if u.Try < 0 || u.Sensibility < 0 || u.Rise < 0 {
+		return invalid("try, sensibility and rise must not be negative")
+	}
+	return nil
+}
+
+func unwrapJSON(err error) string {
+	if te, ok := err.(*json.UnmarshalTypeError); ok {
+		return fmt.Sprintf("%s must be %s, got %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -1,0 +1,201 @@
+package checkups
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Registry holds the upstreams by name. It is safe for concurrent use; an update swaps in a new
+// pool that the next selection sees, while connections already open keep theirs. Health state of
+// servers that stay in an upstream is kept across updates.
+type Registry struct {
+	// Logger receives peer up/down transitions. Default: discard.
+	Logger *slog.Logger
+	// HeartbeatDefault applies to upstreams without "enable" (checkups' default_heartbeat_enable).
+	// The zero Registry uses true; set DisableHeartbeatDefault to flip it.
+	DisableHeartbeatDefault bool
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	mu      sync.RWMutex
+	pools   map[string]*pool
+	version atomic.Int64
+
+	hb heartbeatInfo
+}
+
+func (r *Registry) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Registry) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Registry) get(name string) *pool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.pools[name]
+}
+
+// Set replaces (or creates) an upstream with a validated config.
+func (r *Registry) Set(name string, up *Upstream) error {
+	if err := up.validate(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setLocked(name, up)
+	return nil
+}
+
+func (r *Registry) setLocked(name string, up *Upstream) {
+	if r.pools == nil {
+		r.pools = make(map[string]*pool)
+	}
+	var states map[string]*peerState
+	if old := r.pools[name]; old != nil {
+		states = old.states()
+	}
+	r.pools[name] = newPool(name, up, states, !r.DisableHeartbeatDefault, r.now())
+	r.version.Add(1)
+}
+
+// PutJSON applies an admin protocol PUT body: {"servers":[...]} replaces the first level of the
+// upstream and keeps everything else (other fields in the body are ignored, as in the original);
+// {"cluster":...} replaces the whole upstream. Errors carry the original's messages.
+func (r *Registry) PutJSON(name string, body []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return invalid("invalid body")
+	}
+	if fields["servers"] == nil {
+		if fields["cluster"] == nil {
+			return invalid("invalid body")
+		}
+		up, err := ParseUpstream(body)
+		if err != nil {
+			return err
+		}
+		return r.Set(name, up)
+	}
+	servers, err := parseServers(fields["servers"])
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	up := &Upstream{}
+	if old := r.pools[name]; old != nil {
+		cp := *old.up
+		cp.Cluster.Levels = append([]Level(nil), old.up.Cluster.Levels...)
+		up = &cp
+	}
+	if len(up.Cluster.Levels) == 0 {
+		up.Cluster.Levels = []Level{{Servers: servers}}
+		if up.Cluster.Named {
+			up.Cluster.Levels[0].Name = "1"
+		}
+	} else {
+		up.Cluster.Levels[0].Servers = servers
+	}
+	r.setLocked(name, up)
+	return nil
+}
+
+// Delete removes an upstream.
+func (r *Registry) Delete(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pools[name]; !ok {
+		return invalid("upstream %s not found", name)
+	}
+	delete(r.pools, name)
+	r.version.Add(1)
+	return nil
+}
+
+// Get returns a copy of an upstream's config, or nil.
+func (r *Registry) Get(name string) *Upstream {
+	p := r.get(name)
+	if p == nil {
+		return nil
+	}
+	cp := *p.up
+	return &cp
+}
+
+// Names lists the upstreams, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.pools))
+	for n := range r.pools {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Info is GET upstream info: every upstream's config by name.
+func (r *Registry) Info() map[string]*Upstream {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]*Upstream, len(r.pools))
+	for n, p := range r.pools {
+		out[n] = p.up
+	}
+	return out
+}
+
+// Version counts config changes.
+func (r *Registry) Version() int64 { return r.version.Load() }
+
+// Try selects peers of the named upstream for key (the client address, for hash modes) and
+// calls fn until it succeeds; see pool.try. The returned int is the number of attempts.
+func (r *Registry) Try(ctx context.Context, name, key string, fn TryFunc) (Peer, int, error) {
+	p := r.get(name)
+	if p == nil {
+		return Peer{}, 0, &UnknownUpstreamError{Name: name}
+	}
+	return p.try(ctx, key, r.now, func(pe Peer, err error, down bool) {
+		if down {
+			r.logger().Info("peer down (passive)", "upstream", name, "server", pe.Addr(), "err", err)
+		}
+	}, fn)
+}
+
+// Timeout is the named upstream's dial timeout.
+func (r *Registry) Timeout(name string) time.Duration {
+	if p := r.get(name); p != nil {
+		return p.up.DialTimeout()
+	}
+	return 5 * time.Second
+}
+
+// Feedback reports a connection outcome for a server, as checkups' feedback_status.
+func (r *Registry) Feedback(name string, addr string, failed bool) error {
+	p := r.get(name)
+	if p == nil {
+		return &UnknownUpstreamError{Name: name}
+	}
+	for _, pe := range p.all {
+		if pe.srv.Addr() == addr {
+			now := r.now()
+			pe.state.recordPassive(pe.srv, failed, now, func() bool { return p.othersOK(pe, now) })
+			return nil
+		}
+	}
+	return invalid("unknown host:port%s", addr)
+}

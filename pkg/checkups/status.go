@@ -1,0 +1,104 @@
+package checkups
+
+import "time"
+
+// TimeLayout is how checkups prints times (local time).
+const TimeLayout = "2006-01-02 15:04:05"
+
+// ServerStatus is one server in GET upstream status, in checkups' shape plus the passive state
+// and open connections, which the original kept per worker and never showed.
+type ServerStatus struct {
+	Server       string         `json:"server"` // "<upstream>:<host>:<port>"
+	Weight       int            `json:"weight"`
+	MaxFails     int            `json:"max_fails"`
+	FailTimeout  float64        `json:"fail_timeout"`
+	Status       Status         `json:"status"` // heartbeat: ok, err, unstable or unchecked
+	Msg          *string        `json:"msg"`
+	FailNum      int            `json:"fail_num"`
+	LastModified string         `json:"lastmodified"`
+	Passive      Status         `json:"passive"`       // ok or err (max_fails within fail_timeout)
+	PassiveFails int            `json:"passive_fails"` // failures in the current window
+	ActiveConns  int64          `json:"active_conns"`
+	Replication  map[string]any `json:"replication,omitempty"`
+	RedisVersion any            `json:"redis_version,omitempty"`
+}
+
+// Status is GET upstream status: checkups' fields plus "cls:<name>" → levels → servers.
+func (r *Registry) Status(version string) map[string]any {
+	now := r.now()
+	alive, last := r.heartbeatAlive(now)
+	out := map[string]any{
+		"checkup_timer_alive": alive,
+		"last_check_time":     nil,
+		"start_time":          nil,
+		"conf_hash":           nil,
+		"shd_config_version":  r.Version(),
+		"slardar_version":     version,
+	}
+	if !last.IsZero() {
+		out["last_check_time"] = last.Format(TimeLayout)
+	}
+	r.hb.mu.Lock()
+	if !r.hb.started.IsZero() {
+		out["start_time"] = r.hb.started.Format(TimeLayout)
+	}
+	r.hb.mu.Unlock()
+
+	r.mu.RLock()
+	pools := make(map[string]*pool, len(r.pools))
+	for n, p := range r.pools {
+		pools[n] = p
+	}
+	r.mu.RUnlock()
+	for name, p := range pools {
+		levels := make([][]ServerStatus, len(p.levels))
+		for li, ls := range p.levels {
+			levels[li] = make([]ServerStatus, 0, len(ls.servers))
+			for _, pe := range ls.servers {
+				levels[li] = append(levels[li], p.serverStatus(pe, now))
+			}
+		}
+		if p.up.Cluster.Named {
+			named := make(map[string][]ServerStatus, len(levels))
+			for li, l := range p.up.Cluster.Levels {
+				named[l.Name] = levels[li]
+			}
+			out["cls:"+name] = named
+		} else {
+			out["cls:"+name] = levels
+		}
+	}
+	return out
+}
+
+func (p *pool) serverStatus(pe *peer, now time.Time) ServerStatus {
+	st := pe.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := ServerStatus{
+		Server:       p.name + ":" + pe.srv.Host + ":" + itoa(pe.srv.Port),
+		Weight:       pe.srv.Weight,
+		MaxFails:     pe.srv.MaxFails,
+		FailTimeout:  pe.srv.FailTimeout,
+		Status:       st.hStatus,
+		FailNum:      st.hFailNum,
+		LastModified: st.hLastMod.Format(TimeLayout),
+		Passive:      st.passiveLocked(pe.srv, now),
+		ActiveConns:  st.active.Load(),
+	}
+	if s.Passive == StatusErr || !st.pLastMod.Add(pe.srv.failTimeout()).Before(now) {
+		s.PassiveFails = st.pFails
+	}
+	if st.hMsg != "" {
+		msg := st.hMsg
+		s.Msg = &msg
+	}
+	if !p.heartbeatEnabled() {
+		s.Status, s.FailNum, s.Msg = StatusUnchecked, 0, nil
+	}
+	if st.hExtra != nil {
+		s.Replication, _ = st.hExtra["replication"].(map[string]any)
+		s.RedisVersion = st.hExtra["redis_version"]
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+// Package config reads the daemons' YAML configuration file. Decoding is strict: an unknown
+// key is an error naming its line, so a typo never silently falls back to a default.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/slardar-go/slardar/pkg/checkups"
+)
+
+// Admin configures the admin protocol server.
+type Admin struct {
+	Listen      string        `yaml:"listen"`       // default per daemon (127.0.0.1:1895 for slardar-proxy)
+	Token       string        `yaml:"token"`        // shared secret; required to listen beyond loopback
+	MaxBody     int           `yaml:"max_body"`     // bytes, default 1 MiB
+	MaxLine     int           `yaml:"max_line"`     // bytes, default 4 KiB
+	IdleTimeout time.Duration `yaml:"idle_timeout"` // default 60s
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // text (default) or json
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// Proxy configures the data path.
+type Proxy struct {
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`   // default 10m; nothing moving either way this long closes a connection
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"` // default 30s; open connections get this long to finish on SIGTERM
+}
+
+// Checkups configures the checkups engine (checkups' config.global).
+type Checkups struct {
+	Interval                time.Duration `yaml:"interval"`                  // checkup_timer_interval, default 5s
+	DisableHeartbeatDefault bool          `yaml:"disable_heartbeat_default"` // default_heartbeat_enable = false
+}
+
+// Listener is one data port and the upstream it serves.
+type Listener struct {
+	Listen   string `yaml:"listen"`   // "3131" (all interfaces) or "127.0.0.1:3131"
+	Upstream string `yaml:"upstream"` // default: the port, as in the original
+}
+
+// File is the whole configuration file of slardar-proxy.
+type File struct {
+	Admin     Admin                         `yaml:"admin"`
+	Log       Log                           `yaml:"log"`
+	Proxy     Proxy                         `yaml:"proxy"`
+	Checkups  Checkups                      `yaml:"checkups"`
+	Listeners []Listener                    `yaml:"listeners"`
+	Upstreams map[string]*checkups.Upstream `yaml:"-"`
+	// RawUpstreams is the upstreams section; each value is checkups upstream JSON in YAML form.
+	RawUpstreams map[string]any `yaml:"upstreams"`
+}
+
+// Load reads and validates a configuration file.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse decodes and validates configuration bytes.
+func Parse(data []byte) (*File, error) {
+	f := &File{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	f.Upstreams = make(map[string]*checkups.Upstream, len(f.RawUpstreams))
+	for name, raw := range f.RawUpstreams {
+		js, err := json.Marshal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		up, err := checkups.ParseUpstream(js)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		f.Upstreams[name] = up
+	}
+	for i := range f.Listeners {
+		l, err := ParseListener(f.Listeners[i].Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d]: %w", i, err)
+		}
+		if f.Listeners[i].Upstream == "" {
+			f.Listeners[i].Upstream = l.Upstream
+		}
+		f.Listeners[i].Listen = l.Listen
+	}
+	if err := f.Log.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ParseListener reads "PORT", "HOST:PORT" or either with "=UPSTREAM" appended. The upstream
+// defaults to the port, as the original named stream upstreams by listening port.
+func ParseListener(s string) (Listener, error) {
+	spec, upstream, _ := strings.Cut(s, "=")
+	addr := spec
+	if _, err := strconv.Atoi(spec); err == nil {
+		addr = ":" + spec
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Listener{}, fmt.Errorf("listen address %q: want PORT or HOST:PORT[=UPSTREAM]", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return Listener{}, fmt.Errorf("listen address %q: port must be 1..65535", s)
+	}
+	if upstream == "" {
+		upstream = port
+	}
+	return Listener{Listen: addr, Upstream: upstream}, nil
+}

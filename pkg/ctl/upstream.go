@@ -1,0 +1,240 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/cli"
+)
+
+func newUpstreamCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "upstream",
+		Aliases: []string{"upstreams", "ups"},
+		Short:   "Put, get, list and delete upstreams",
+	}
+	cmd.AddCommand(newUpstreamPut(g), newUpstreamGet(g), newUpstreamList(g), newUpstreamDelete(g))
+	return cmd
+}
+
+func newUpstreamPut(g *Globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "put NAME -f FILE|-",
+		Short: "Create or replace an upstream (PUT upstream NAME)",
+		Long: `Sends the upstream in FILE (JSON or YAML; - for stdin) as PUT upstream NAME.
+
+A body with "cluster" replaces the whole upstream; a body with only "servers" replaces the
+servers of its first level and keeps everything else (the original's rule).`,
+		Example: `  slardarctl upstream put 3131 -f - <<'EOF'
+  {"typ":"mysql","user":"runner","pass":"runner123456","name":"upyun",
+   "cluster":[{"servers":[{"host":"127.0.0.1","port":3306},{"host":"127.0.0.1","port":3307}]}]}
+  EOF`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readInput(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			body, err := toJSON(data, file)
+			if err != nil {
+				return err
+			}
+			return g.report(cmd, g.do(cmd.Context(), "PUT", "upstream", args[0], body), "upstream "+args[0]+" put")
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "upstream JSON or YAML file, - for stdin")
+	cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+func newUpstreamDelete(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete an upstream (DELETE upstream NAME)",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "upstream", args[0], nil), "upstream "+args[0]+" deleted")
+		},
+	}
+}
+
+// report prints the outcome of a change on every proxy.
+func (g *Globals) report(cmd *cobra.Command, results []result, what string) error {
+	if g.Output == OutputJSON {
+		type row struct {
+			Addr  string `json:"addr"`
+			OK    bool   `json:"ok"`
+			Error string `json:"error,omitempty"`
+		}
+		rows := make([]row, len(results))
+		for i, r := range results {
+			rows[i] = row{Addr: r.Addr, OK: r.Err == nil}
+			if r.Err != nil {
+				rows[i].Error = r.Err.Error()
+			}
+		}
+		if err := printJSON(cmd.OutOrStdout(), rows); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			if r.Err == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s on %s\n", what, r.Addr)
+			}
+		}
+	}
+	return failure(results)
+}
+
+// info fetches GET upstream info from every proxy.
+func (g *Globals) info(cmd *cobra.Command) (map[string]map[string]*checkups.Upstream, []result, error) {
+	results := g.do(cmd.Context(), "GET", "upstream", "info", nil)
+	out := make(map[string]map[string]*checkups.Upstream, len(results))
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		var m map[string]*checkups.Upstream
+		if err := json.Unmarshal(r.Reply.Data, &m); err != nil {
+			results[i].Err = fmt.Errorf("%s: decoding upstream info: %w", r.Addr, err)
+			continue
+		}
+		out[r.Addr] = m
+	}
+	return out, results, nil
+}
+
+func newUpstreamGet(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one upstream's config (from GET upstream info)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			infos, results, _ := g.info(cmd)
+			for i, r := range results {
+				if r.Err == nil && infos[r.Addr][name] == nil {
+					results[i].Err = cli.WithCode(cli.ExitError, fmt.Errorf("%s: upstream %s not found", r.Addr, name))
+				}
+			}
+			if g.Output == OutputJSON {
+				if !g.multi() {
+					if up := infos[g.Addrs[0]][name]; up != nil {
+						if err := printJSON(cmd.OutOrStdout(), up); err != nil {
+							return err
+						}
+					}
+				} else {
+					byAddr := map[string]*checkups.Upstream{}
+					for addr, m := range infos {
+						if m[name] != nil {
+							byAddr[addr] = m[name]
+						}
+					}
+					if err := printJSON(cmd.OutOrStdout(), byAddr); err != nil {
+						return err
+					}
+				}
+				return failure(results)
+			}
+			var rows [][]string
+			for _, addr := range g.Addrs {
+				up := infos[addr][name]
+				if up == nil {
+					continue
+				}
+				for li, l := range up.Cluster.Levels {
+					level := strconv.Itoa(li + 1)
+					if l.Name != "" {
+						level = l.Name
+					}
+					for _, s := range l.Servers {
+						rows = append(rows, g.row(addr, name, orDefault(up.Typ, "general"), orDefault(up.Mode, "rr"), level, s.Addr(),
+							strconv.Itoa(s.Weight), strconv.Itoa(s.MaxFails), fmtSeconds(s.FailTimeout)))
+					}
+				}
+			}
+			if len(rows) > 0 {
+				if err := printTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVEL", "SERVER", "WEIGHT", "MAX_FAILS", "FAIL_TIMEOUT"), rows); err != nil {
+					return err
+				}
+			}
+			return failure(results)
+		},
+	}
+}
+
+func newUpstreamList(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List upstreams (GET upstream info)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			infos, results, _ := g.info(cmd)
+			if g.Output == OutputJSON {
+				var v any = infos
+				if !g.multi() {
+					v = infos[g.Addrs[0]]
+				}
+				if err := printJSON(cmd.OutOrStdout(), v); err != nil {
+					return err
+				}
+				return failure(results)
+			}
+			var rows [][]string
+			for _, addr := range g.Addrs {
+				m := infos[addr]
+				for _, name := range slices.Sorted(maps.Keys(m)) {
+					up := m[name]
+					servers := 0
+					for _, l := range up.Cluster.Levels {
+						servers += len(l.Servers)
+					}
+					hb := "on"
+					if up.Enable != nil && !*up.Enable {
+						hb = "off"
+					}
+					rows = append(rows, g.row(addr, name, orDefault(up.Typ, "general"), orDefault(up.Mode, "rr"),
+						strconv.Itoa(len(up.Cluster.Levels)), strconv.Itoa(servers), hb))
+				}
+			}
+			if err := printTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVELS", "SERVERS", "HEARTBEAT"), rows); err != nil {
+				return err
+			}
+			return failure(results)
+		},
+	}
+}
+
+// header and row add the PROXY column when several proxies are addressed.
+func (g *Globals) header(cols ...string) []string {
+	if g.multi() {
+		return append([]string{"PROXY"}, cols...)
+	}
+	return cols
+}
+
+func (g *Globals) row(addr string, cols ...string) []string {
+	if g.multi() {
+		return append([]string{addr}, cols...)
+	}
+	return cols
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func fmtSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) + "s" }

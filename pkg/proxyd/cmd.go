@@ -1,0 +1,147 @@
+package proxyd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slardar-go/slardar/pkg/cli"
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/version"
+)
+
+// EnvAdminToken names the environment variable that may carry the admin token, so it need not
+// appear on a command line.
+const EnvAdminToken = "SLARDAR_ADMIN_TOKEN"
+
+// Options are slardar-proxy's flags; set flags override the config file.
+type Options struct {
+	ConfigPath  string
+	AdminListen string
+	AdminToken  string
+	Listens     []string
+	LogFormat   string
+	LogLevel    string
+}
+
+// NewCommand builds the slardar-proxy root command.
+func NewCommand() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "slardar-proxy",
+		Short: "L4 TCP balancer with checkups health checks, managed over the Slardar admin protocol",
+		Long: `slardar-proxy balances TCP connections over upstreams named, as in the original Slardar, by
+the port they are served on: a connection to port 3131 goes to upstream "3131". Upstreams use the
+lua-resty-checkups model (levels, weights, round robin or consistent hash, passive and active
+health checks) and are changed at run time over the admin protocol on 127.0.0.1:1895 with
+slardarctl, store-sync or plain nc, without a restart.
+
+Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.shutdown_grace,
+30s by default); SIGHUP re-reads the config file without dropping connections.`,
+		Example: `  slardar-proxy --config /etc/slardar/slardar.yaml
+  slardar-proxy --listen 127.0.0.1:3131
+  slardar-proxy --listen 3306=mysql --admin-listen 127.0.0.1:1895`,
+		Args:    cobra.NoArgs,
+		Version: version.Version,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.ConfigPath, "config", "c", "", "YAML config file (listeners, upstreams, checkups, admin, log)")
+	f.StringVar(&o.AdminListen, "admin-listen", DefaultAdminListen, "admin protocol address; beyond loopback it needs a token")
+	f.StringVar(&o.AdminToken, "admin-token", "", "shared admin token (also $"+EnvAdminToken+")")
+	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")
+	f.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default text)")
+	f.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info)")
+	return cmd
+}
+
+// loadFunc returns the function that reads the effective configuration: the file, if any, with
+// set flags on top.
+func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.File, error) {
+	return func() (*config.File, error) {
+		cfg := &config.File{}
+		if o.ConfigPath != "" {
+			var err error
+			if cfg, err = config.Load(o.ConfigPath); err != nil {
+				return nil, cli.WithCode(cli.ExitBadArgs, err)
+			}
+		}
+		fl := cmd.Flags()
+		if fl.Changed("admin-listen") || cfg.Admin.Listen == "" {
+			cfg.Admin.Listen = o.AdminListen
+		}
+		if tok := os.Getenv(EnvAdminToken); tok != "" && cfg.Admin.Token == "" {
+			cfg.Admin.Token = tok
+		}
+		if fl.Changed("admin-token") {
+			cfg.Admin.Token = o.AdminToken
+		}
+		if fl.Changed("log-format") {
+			cfg.Log.Format = o.LogFormat
+		}
+		if fl.Changed("log-level") {
+			cfg.Log.Level = o.LogLevel
+		}
+		seen := make(map[config.Listener]bool)
+		for _, l := range cfg.Listeners {
+			seen[l] = true
+		}
+		for _, s := range o.Listens {
+			l, err := config.ParseListener(s)
+			if err != nil {
+				return nil, cli.WithCode(cli.ExitBadArgs, fmt.Errorf("--listen: %w", err))
+			}
+			if !seen[l] {
+				seen[l] = true
+				cfg.Listeners = append(cfg.Listeners, l)
+			}
+		}
+		if err := cfg.Log.Validate(); err != nil {
+			return nil, cli.WithCode(cli.ExitBadArgs, err)
+		}
+		return cfg, nil
+	}
+}
+
+func (o *Options) run(cmd *cobra.Command) error {
+	load := o.loadFunc(cmd)
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := cfg.Log.NewLogger(cmd.ErrOrStderr())
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelServe()
+	d, err := Start(serveCtx, log, load)
+	if err != nil {
+		return err
+	}
+	log.Info("slardar-proxy started", "version", version.Version)
+	for {
+		select {
+		case <-hup:
+			if err := d.Reload(serveCtx); err != nil {
+				log.Error("config not reloaded", "err", err)
+			} else {
+				log.Info("config reloaded")
+			}
+		case <-ctx.Done():
+			log.Info("shutting down")
+			d.Shutdown(context.Background())
+			return nil
+		}
+	}
+}
