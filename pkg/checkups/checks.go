@@ -96,7 +96,7 @@ func parseStatusLine(line string) (string, bool) {
 		return "", false
 	}
 	rest = rest[n:]
-	trimmed := strings.TrimLeft(rest, " \t\r\n\v\f")
+	trimmed := strings.TrimLeft(rest, " \t\r\n\f") // \s as in RE2
 	if len(trimmed) == len(rest) {
 		return "", false
 	}

@@ -1,6 +1,17 @@
 package checkups
 
-import "sort"
+import (
+	"crypto/md5"
+	"encoding/binary"
+	"sort"
+	"strconv"
+)
+
+// Ring kinds.
+const (
+	RingCheckups = "checkups" // default: lua-resty-checkups' arithmetic, key→server mappings kept
+	RingKetama   = "ketama"   // md5 points, 160 per unit of weight: even, weight-proportional
+)
 
 // replicas is the checkups ring's points per unit of weight.
 const replicas = 20
@@ -33,22 +44,46 @@ func buildRing(servers []Server) []ringPoint {
 			ring = append(ring, ringPoint{point: base * uint32(c) * 13, index: i})
 		}
 	}
+	sortRing(ring)
+	return ring
+}
+
+// buildKetama places 160*weight points per server, four per md5("host:port-i") digest, as
+// libketama does; keys are hashed with md5 too, so neighbouring addresses spread out.
+func buildKetama(servers []Server) []ringPoint {
+	var ring []ringPoint
+	for i, s := range servers {
+		for d := 0; d < 40*max(s.Weight, 1); d++ {
+			sum := md5.Sum([]byte(s.Addr() + "-" + strconv.Itoa(d)))
+			for k := 0; k < 4; k++ {
+				ring = append(ring, ringPoint{point: binary.LittleEndian.Uint32(sum[k*4:]), index: i})
+			}
+		}
+	}
+	sortRing(ring)
+	return ring
+}
+
+func ketamaKey(key string) uint32 {
+	sum := md5.Sum([]byte(key))
+	return binary.LittleEndian.Uint32(sum[:4])
+}
+
+func sortRing(ring []ringPoint) {
 	sort.Slice(ring, func(a, b int) bool {
 		if ring[a].point != ring[b].point {
 			return ring[a].point < ring[b].point
 		}
 		return ring[a].index < ring[b].index
 	})
-	return ring
 }
 
-// ringLookup finds the first point >= hash(key), wrapping to the start, then walks the whole
+// ringLookup finds the first point >= h, wrapping to the start, then walks the whole
 // ring to the first server ok accepts. It returns -1 when none does.
-func ringLookup(ring []ringPoint, key string, ok func(index int) bool) int {
+func ringLookup(ring []ringPoint, h uint32, ok func(index int) bool) int {
 	if len(ring) == 0 {
 		return -1
 	}
-	h := hashString(key)
 	start := sort.Search(len(ring), func(i int) bool { return ring[i].point >= h })
 	if start == len(ring) {
 		start = 0

@@ -26,6 +26,7 @@ type Upstream struct {
 	Protected   *bool     `json:"protected,omitempty"`    // keep one server usable when all fail; default true
 	HTTPOpts    *HTTPOpts `json:"http_opts,omitempty"`
 	Mode        string    `json:"mode,omitempty"`        // ""|rr, hash, ip_hash, url_hash, header_hash, least_conn
+	HashRing    string    `json:"hash_ring,omitempty"`   // checkups (default) or ketama (extension)
 	Try         int       `json:"try,omitempty"`         // attempts per connection; default: number of servers
 	TryTimeout  float64   `json:"try_timeout,omitempty"` // seconds of cumulative dialing; 0 means no limit
 	Name        string    `json:"name,omitempty"`        // mysql heartbeat database
@@ -305,6 +306,11 @@ func (u *Upstream) validate() error {
 	case "", ModeRR, ModeHash, ModeIPHash, ModeURLHash, ModeHeaderHash, ModeLeastConn:
 	default:
 		return invalid("mode invalid: %q (want rr, hash, ip_hash, url_hash, header_hash or least_conn)", u.Mode)
+	}
+	switch u.HashRing {
+	case "", RingCheckups, RingKetama:
+	default:
+		return invalid("hash_ring invalid: %q (want checkups or ketama)", u.HashRing)
 	}
 	for _, f := range []struct {
 		name string

@@ -51,7 +51,10 @@ func newPool(name string, up *Upstream, old map[string]*peerState, heartbeatDefa
 	p := &pool{name: name, up: up, heartbeatDefault: heartbeatDefault}
 	for li, l := range up.Cluster.Levels {
 		ls := &levelState{wrr: newWRR(l.Servers)}
-		if up.hashed() {
+		switch {
+		case up.hashed() && up.HashRing == RingKetama:
+			ls.ring = buildKetama(l.Servers)
+		case up.hashed():
 			ls.ring = buildRing(l.Servers)
 		}
 		for si, s := range l.Servers {
@@ -130,7 +133,7 @@ func (p *pool) pick(ls *levelState, key string, tried map[*peer]bool, now time.T
 			i = 0
 		}
 	case p.up.hashed():
-		i = ringLookup(ls.ring, key, ok)
+		i = ringLookup(ls.ring, p.keyHash(key), ok)
 	case p.up.Mode == ModeLeastConn:
 		i = leastConn(ls, ok)
 	default:
@@ -140,6 +143,13 @@ func (p *pool) pick(ls *levelState, key string, tried map[*peer]bool, now time.T
 		return nil
 	}
 	return ls.servers[i]
+}
+
+func (p *pool) keyHash(key string) uint32 {
+	if p.up.HashRing == RingKetama {
+		return ketamaKey(key)
+	}
+	return hashString(key)
 }
 
 func leastConn(ls *levelState, ok func(int) bool) int {

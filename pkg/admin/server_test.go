@@ -1,0 +1,189 @@
+package admin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// echoMux answers PUT thing (with body) with the body as MESSAGE and GET thing with OK.
+func echoMux() *Mux {
+	m := &Mux{}
+	m.Handle("PUT", "thing", true, func(_ context.Context, name string, body []byte) Reply {
+		return Reply{Type: TypeMessage, Data: append([]byte(name+"="), body...)}
+	})
+	m.Handle("GET", "thing", false, func(context.Context, string, []byte) Reply { return OK() })
+	return m
+}
+
+func startServer(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// exchange writes raw bytes, half-closes, and reads every reply until the server closes.
+func exchange(t *testing.T, addr string, raw []byte) []Reply {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	var out []Reply
+	r := bufio.NewReader(c)
+	for {
+		rep, err := ReadReply(r, 1<<20)
+		if err != nil {
+			if err != io.EOF {
+				t.Fatalf("reading reply: %v", err)
+			}
+			return out
+		}
+		out = append(out, rep)
+	}
+}
+
+func body(s string) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(s))), s...)
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func replyStrings(rs []Reply) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, string(rune('0'+r.Type))+":"+string(r.Data))
+	}
+	return out
+}
+
+func TestServerSequences(t *testing.T) {
+	addr := startServer(t, &Server{Mux: echoMux(), MaxBody: 64, MaxLine: 64})
+	tests := []struct {
+		name string
+		raw  []byte
+		want []string
+	}{
+		{name: "pipelined", raw: cat([]byte("PUT thing a\n"), body("x"), []byte("get THING b\nPUT thing c\r\n"), body("yz")),
+			want: []string{"1:a=x", "0:OK", "1:c=yz"}},
+		{name: "error strings in order token count, topic, method",
+			raw:  []byte("GET thing\nGET nope x\nLOAD thing x\nGET thing x y\n"),
+			want: []string{"2:command invalid", "2:topic invalid", "2:method invalid", "2:command invalid"}},
+		{name: "body after a rejected line is skipped, not read as a command",
+			raw:  cat([]byte("PUT nope x\n"), body("GET thing y\n"), []byte("GET thing z\n")),
+			want: []string{"2:topic invalid", "0:OK"}},
+		{name: "zero length body", raw: cat([]byte("PUT thing a\n"), []byte{0, 0, 0, 0}, []byte("GET thing b\n")),
+			want: []string{"2:body invalid: length 0"}},
+		{name: "negative length body", raw: cat([]byte("PUT thing a\n"), []byte{0xff, 0xff, 0xff, 0xff}),
+			want: []string{"2:body invalid: length -1"}},
+		{name: "huge length body", raw: cat([]byte("PUT thing a\n"), []byte{0x7f, 0xff, 0xff, 0xff}),
+			want: []string{"2:body too large: 2147483647 bytes, limit 64"}},
+		{name: "short body", raw: cat([]byte("PUT thing a\n"), []byte{0, 0, 0, 9}, []byte("abc")),
+			want: []string{"2:body invalid: 3 of 9 bytes arrived"}},
+		{name: "line with no newline closes silently", raw: []byte("GET thing a"), want: nil},
+		{name: "overlong line", raw: []byte(strings.Repeat("A", 200) + "\nGET thing a\n"),
+			want: []string{"2:command line longer than 64 bytes"}},
+		{name: "binary garbage", raw: []byte("\x01\x02\xff\xfe garbage\n\x01 \xff \x00\nGET thing a\n"),
+			want: []string{"2:command invalid", "2:topic invalid", "0:OK"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := replyStrings(exchange(t, addr, tt.raw))
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("got %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestServerToken(t *testing.T) {
+	addr := startServer(t, &Server{Mux: echoMux(), Token: "s3cret"})
+	got := replyStrings(exchange(t, addr, []byte("GET thing a\n")))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "2:authentication required") {
+		t.Fatalf("unauthenticated: %q", got)
+	}
+	got = replyStrings(exchange(t, addr, []byte("AUTH token wrong\nGET thing a\n")))
+	if strings.Join(got, "|") != "2:authentication failed" {
+		t.Fatalf("wrong token: %q", got)
+	}
+	got = replyStrings(exchange(t, addr, []byte("AUTH token s3cret\nGET thing a\n")))
+	if strings.Join(got, "|") != "0:OK|0:OK" {
+		t.Fatalf("right token: %q", got)
+	}
+	c, err := Dial(context.Background(), addr, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do(context.Background(), "GET", "thing", "x", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A slow or idle client is cut off after the idle timeout while others are served.
+func TestServerSlowClient(t *testing.T) {
+	addr := startServer(t, &Server{Mux: echoMux(), IdleTimeout: 300 * time.Millisecond})
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.Write([]byte("GET th")) // never finishes the line
+	start := time.Now()
+	if got := replyStrings(exchange(t, addr, []byte("GET thing a\n"))); strings.Join(got, "|") != "0:OK" {
+		t.Fatalf("other client: %q", got)
+	}
+	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := slow.Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("slow client got %d bytes, %v; want close", n, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("slow client closed after %v", d)
+	}
+}
+
+// FuzzServer drives the request reader with arbitrary bytes, as serveConn does: every input
+// ends in replies and a close, never a panic, a hang or an over-limit allocation.
+func FuzzServer(f *testing.F) {
+	f.Add(cat([]byte("PUT thing a\n"), body("x"), []byte("GET thing b\n")))
+	f.Add([]byte("PUT nope x\n\x00\x00\x00\x01zGET thing y\n"))
+	f.Add([]byte("AUTH token t\nGET thing a\n"))
+	f.Add([]byte("\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := &Server{Mux: echoMux(), MaxBody: 128, MaxLine: 128, Token: "t"}
+		r := bufio.NewReaderSize(bytes.NewReader(raw), 4096)
+		authed := false
+		for i := 0; ; i++ {
+			if i > len(raw)+1 {
+				t.Fatalf("more requests than input bytes")
+			}
+			rep, err := s.readAndHandle(context.Background(), r, &authed)
+			if rep.Type > TypeError || len(rep.Data) > 1024 {
+				t.Fatalf("bad reply %d %q", rep.Type, rep.Data)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
