@@ -105,10 +105,14 @@ func mariadbdArgs(dir string, port int) []string {
 	return args
 }
 
-// Start (re)starts the server on its port and datadir and waits until it accepts logins.
+// Start (re)starts the server on its port and datadir and waits until it accepts logins. It
+// does nothing if the server is running.
 func (m *MariaDB) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.cmd != nil {
+		return nil
+	}
 	logf, err := os.OpenFile(filepath.Join(m.Dir, "mariadbd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
