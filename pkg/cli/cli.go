@@ -68,7 +68,7 @@ func Main(root *cobra.Command, args []string, stderr io.Writer) int {
 // isUsageError recognises cobra's own argument errors.
 func isUsageError(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "invalid argument", "unknown flag", "unknown shorthand"} {
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "invalid argument", "unknown flag", "unknown shorthand", "required flag"} {
 		if strings.Contains(msg, p) {
 			return true
 		}

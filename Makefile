@@ -1,0 +1,72 @@
+# Slardar in Go. `make demo` runs the talk's environment; `make test` runs every test.
+# Both install what they need (scripts/install-deps.sh) on a fresh Debian machine.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/slardar-go/slardar/pkg/version.Version=$(VERSION)
+BINARIES := slardar-proxy slardarctl
+
+prefix  ?= /usr/local
+bindir  ?= $(prefix)/bin
+mandir  ?= $(prefix)/share/man
+datadir ?= $(prefix)/share
+
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./pkg/admin:FuzzParseLine ./pkg/admin:FuzzReadReply ./pkg/admin:FuzzServer \
+	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP
+
+.PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(BINARIES))
+
+# MariaDB, etcd, sysbench from Debian; Consul built once from its Go module and cached.
+deps-all:
+	scripts/install-deps.sh
+
+deps:
+	scripts/install-deps.sh --no-consul
+
+test: deps-all build vet docs-check
+	$(GO) test -race -timeout 20m -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+
+docs:
+	$(GO) run ./internal/cmd/gen-docs
+
+# The committed man pages and completions must match the commands.
+docs-check: docs
+	@git diff --exit-code -- man completions || { echo 'man/ or completions/ is stale: run make docs and commit'; exit 1; }
+
+demo: deps build
+	$(GO) run ./internal/cmd/demo
+
+bench: build
+	scripts/install-deps.sh --no-consul --bench
+	bench/run.sh
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+install: build
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 \
+		$(DESTDIR)$(datadir)/bash-completion/completions $(DESTDIR)$(datadir)/zsh/site-functions \
+		$(DESTDIR)$(datadir)/fish/vendor_completions.d
+	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(bindir)/
+	install -m 0644 man/*.1 $(DESTDIR)$(mandir)/man1/
+	install -m 0644 completions/bash/* $(DESTDIR)$(datadir)/bash-completion/completions/
+	install -m 0644 completions/zsh/* $(DESTDIR)$(datadir)/zsh/site-functions/
+	install -m 0644 completions/fish/* $(DESTDIR)$(datadir)/fish/vendor_completions.d/
+
+clean:
+	rm -rf bin bench/out

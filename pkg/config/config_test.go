@@ -1,0 +1,92 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	f, err := Parse([]byte(`
+admin: {listen: "127.0.0.1:1895", idle_timeout: 30s}
+checkups: {interval: 2s}
+listeners:
+  - listen: "3131"
+  - listen: 127.0.0.1:3306
+    upstream: MySQL
+upstreams:
+  "3131":
+    typ: mysql
+    servers: [{host: 127.0.0.1, port: 3306}]
+  MySQL:
+    cluster: [{servers: [{host: db1, port: 3306, weight: 2}]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Admin.IdleTimeout != 30*time.Second || f.Checkups.Interval != 2*time.Second {
+		t.Fatalf("durations: %+v %+v", f.Admin, f.Checkups)
+	}
+	if f.Listeners[0] != (Listener{Listen: ":3131", Upstream: "3131"}) || f.Listeners[1].Upstream != "MySQL" {
+		t.Fatalf("listeners: %+v", f.Listeners)
+	}
+	if f.Upstreams["3131"].Typ != "mysql" || f.Upstreams["MySQL"].Cluster.Levels[0].Servers[0].Weight != 2 {
+		t.Fatalf("upstreams (names keep their case): %+v", f.Upstreams)
+	}
+	if f, err := Parse(nil); err != nil || len(f.Listeners) != 0 {
+		t.Fatalf("empty config: %v", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{name: "unknown key", yaml: "admin: {listne: x}", want: "field listne not found"},
+		{name: "bad duration", yaml: "checkups: {interval: soon}", want: "soon"},
+		{name: "bad listener", yaml: "listeners: [{listen: 'a:b:c'}]", want: "listeners[0]"},
+		{name: "bad port", yaml: "listeners: [{listen: '70000'}]", want: "port must be 1..65535"},
+		{name: "bad upstream", yaml: "upstreams: {x: {servers: []}}", want: `upstream "x": servers invalid`},
+		{name: "bad log format", yaml: "log: {format: xml}", want: "want text or json"},
+		{name: "bad log level", yaml: "log: {level: loud}", want: "want debug, info, warn or error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseListener(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Listener
+	}{
+		{in: "3131", want: Listener{Listen: ":3131", Upstream: "3131"}},
+		{in: "127.0.0.1:3131", want: Listener{Listen: "127.0.0.1:3131", Upstream: "3131"}},
+		{in: "127.0.0.1:3306=mysql", want: Listener{Listen: "127.0.0.1:3306", Upstream: "mysql"}},
+		{in: "[::1]:80=web", want: Listener{Listen: "[::1]:80", Upstream: "web"}},
+	}
+	for _, tt := range tests {
+		got, err := ParseListener(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseListener(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// The shipped example must stay valid.
+func TestExampleConfig(t *testing.T) {
+	f, err := Load("../../examples/slardar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Listeners) != 2 || f.Upstreams["3131"] == nil || len(f.Upstreams["3131"].Cluster.Levels) != 2 {
+		t.Fatalf("example: %+v", f)
+	}
+}

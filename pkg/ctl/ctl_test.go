@@ -1,0 +1,138 @@
+package ctl_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/slardar-go/slardar/pkg/cli"
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/ctl"
+	"github.com/slardar-go/slardar/pkg/proxyd"
+)
+
+func startProxy(t *testing.T, token string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := &config.File{Admin: config.Admin{Listen: "127.0.0.1:0", Token: token}}
+	d, err := proxyd.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func() (*config.File, error) { return cfg, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	return d.AdminAddr()
+}
+
+// run executes slardarctl in-process and returns its exit code, stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := ctl.NewCommand()
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	code := cli.Main(cmd, args, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const upstreamYAML = `
+typ: general
+mode: ip_hash
+cluster:
+  - servers:
+      - {host: 127.0.0.1, port: 1, max_fails: 3}
+      - {host: 127.0.0.1, port: 2, weight: 2}
+`
+
+func TestUpstreamLifecycle(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	if code, _, errOut := run(t, upstreamYAML, a, "upstream", "put", "3131", "-f", "-"); code != 0 || !strings.Contains(errOut, "upstream 3131 put on "+addr) {
+		t.Fatalf("put: %d %q", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "upstream", "list")
+	if code != 0 || !strings.Contains(out, "3131") || !strings.Contains(out, "ip_hash") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "upstream", "get", "3131")
+	var up struct {
+		Mode    string `json:"mode"`
+		Cluster []struct {
+			Servers []struct {
+				Port, Weight int
+			} `json:"servers"`
+		} `json:"cluster"`
+	}
+	if err := json.Unmarshal([]byte(out), &up); code != 0 || err != nil || up.Mode != "ip_hash" || up.Cluster[0].Servers[1].Weight != 2 {
+		t.Fatalf("get json: %d %v\n%s", code, err, out)
+	}
+	code, out, _ = run(t, "", a, "upstream", "get", "3131")
+	if code != 0 || !strings.Contains(out, "127.0.0.1:2") || !strings.Contains(out, "FAIL_TIMEOUT") {
+		t.Fatalf("get table: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "status")
+	if code != 0 || !strings.Contains(out, "STATUS") || !strings.Contains(out, "127.0.0.1:1") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "raw", "GET", "upstream", "info")
+	if code != 0 || !strings.HasPrefix(out, `{"3131":`) {
+		t.Fatalf("raw: %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", a, "upstream", "delete", "3131"); code != 0 || !strings.Contains(errOut, "deleted") {
+		t.Fatalf("delete: %d %s", code, errOut)
+	}
+}
+
+func TestErrorsAndExitCodes(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		msg   string
+	}{
+		{name: "proxy error reply", stdin: `{"servers":[]}`, args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cli.ExitReplyError, msg: "servers invalid"},
+		{name: "delete missing", args: []string{a, "upstream", "delete", "nope"}, code: cli.ExitReplyError, msg: "upstream nope not found"},
+		{name: "get missing", args: []string{a, "upstream", "get", "nope"}, code: cli.ExitError, msg: "upstream nope not found"},
+		{name: "bad input", stdin: "{not: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cli.ExitBadArgs, msg: "neither JSON nor YAML"},
+		{name: "missing file flag", args: []string{a, "upstream", "put", "x"}, code: cli.ExitBadArgs, msg: `"file" not set`},
+		{name: "unreachable", args: []string{"--addr=127.0.0.1:1", "status"}, code: cli.ExitUnreachable, msg: "connection refused"},
+		{name: "bad output", args: []string{a, "-o", "yaml", "status"}, code: cli.ExitBadArgs, msg: "want table or json"},
+		{name: "bad addr", args: []string{"--addr=nope", "status"}, code: cli.ExitBadArgs, msg: "want HOST:PORT"},
+		{name: "unknown command", args: []string{"frobnicate"}, code: cli.ExitBadArgs, msg: "unknown command"},
+		{name: "raw error", args: []string{a, "raw", "GET", "nope", "x"}, code: cli.ExitReplyError, msg: "topic invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := run(t, tt.stdin, tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.msg) {
+				t.Fatalf("exit %d, stderr %q; want %d with %q", code, errOut, tt.code, tt.msg)
+			}
+		})
+	}
+}
+
+// TestFleet: with several --addr a change goes to every proxy; status rows carry the proxy.
+func TestFleet(t *testing.T) {
+	a1, a2 := startProxy(t, ""), startProxy(t, "tok")
+	t.Setenv(ctl.EnvAddr, a1+","+a2)
+	t.Setenv(ctl.EnvToken, "tok")
+	// a1 has no token configured; AUTH is still accepted there.
+	if code, _, errOut := run(t, `{"servers":[{"host":"127.0.0.1","port":9}]}`, "upstream", "put", "u", "-f", "-"); code != 0 || strings.Count(errOut, "put on") != 2 {
+		t.Fatalf("fleet put: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", "status")
+	if code != 0 || !strings.Contains(out, "PROXY") || !strings.Contains(out, a1) || !strings.Contains(out, a2) {
+		t.Fatalf("fleet status: %d\n%s", code, out)
+	}
+	t.Setenv(ctl.EnvToken, "wrong")
+	if code, _, errOut := run(t, "", "upstream", "list"); code != cli.ExitReplyError || !strings.Contains(errOut, "authentication failed") {
+		t.Fatalf("wrong token: %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,118 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// pair returns two ends of a real loopback TCP connection.
+func pair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// TestSpliceHalfClose: the client finishes sending, the upstream still answers afterwards, and
+// both byte counts are reported.
+func TestSpliceHalfClose(t *testing.T) {
+	user, proxyFront := pair(t)
+	proxyBack, backend := pair(t)
+	type res struct {
+		in, out int64
+		err     error
+	}
+	done := make(chan res, 1)
+	go func() {
+		in, out, err := Splice(proxyFront, proxyBack, time.Minute)
+		done <- res{in, out, err}
+	}()
+	user.Write([]byte("request"))
+	user.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(backend)
+	if err != nil || string(got) != "request" {
+		t.Fatalf("backend read %q, %v", got, err)
+	}
+	backend.Write([]byte("late answer"))
+	backend.Close()
+	reply, err := io.ReadAll(user)
+	if err != nil || string(reply) != "late answer" {
+		t.Fatalf("user read %q, %v", reply, err)
+	}
+	r := <-done
+	if r.err != nil || r.in != 7 || r.out != 11 {
+		t.Fatalf("splice: in=%d out=%d err=%v", r.in, r.out, r.err)
+	}
+}
+
+// TestSpliceIdle: nothing moving either way for the idle timeout ends the connection; traffic
+// in one direction keeps it alive.
+func TestSpliceIdle(t *testing.T) {
+	user, proxyFront := pair(t)
+	proxyBack, backend := pair(t)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := Splice(proxyFront, proxyBack, 200*time.Millisecond)
+		done <- err
+	}()
+	// Backend streams to the user for 600ms: longer than the idle timeout, but never idle.
+	go func() {
+		for range 12 {
+			backend.Write([]byte("x"))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	buf := make([]byte, 16)
+	n := 0
+	for n < 12 {
+		k, err := user.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", n, err)
+		}
+		n += k
+	}
+	err := <-done
+	if !errors.Is(err, errIdle) {
+		t.Fatalf("got %v; want idle timeout", err)
+	}
+	if d := time.Since(start); d < 600*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("idle close after %v; want between 0.6s and 2s", d)
+	}
+}
+
+func TestTrackerShutdown(t *testing.T) {
+	var tr Tracker
+	a, _ := pair(t)
+	tr.Add(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if n := tr.Shutdown(ctx); n != 1 {
+		t.Fatalf("force-closed %d; want 1", n)
+	}
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Fatal("connection still open after forced shutdown")
+	}
+	tr.Remove(a)
+	if n := tr.Shutdown(context.Background()); n != 0 || tr.Len() != 0 {
+		t.Fatalf("empty tracker: %d %d", n, tr.Len())
+	}
+}
