@@ -31,6 +31,7 @@ func main() {
 
 type options struct {
 	proxyBin  string
+	ctlBin    string
 	adminPort int
 	dataPort  int
 	dbPorts   [2]int
@@ -40,6 +41,7 @@ type options struct {
 func run() error {
 	var o options
 	flag.StringVar(&o.proxyBin, "proxy", "bin/slardar-proxy", "slardar-proxy binary")
+	flag.StringVar(&o.ctlBin, "ctl", "bin/slardarctl", "slardarctl binary")
 	flag.IntVar(&o.adminPort, "admin-port", 1895, "admin port")
 	flag.IntVar(&o.dataPort, "port", 3131, "data port (upstream name)")
 	flag.IntVar(&o.dbPorts[0], "db1", 3306, "first MariaDB port (a free one if taken)")
@@ -183,7 +185,7 @@ func smoke(o options, dbs []*testserver.MariaDB) error {
 	if len(seen) != 2 {
 		return fmt.Errorf("round robin reached %v; want both servers", seen)
 	}
-	out, err := exec.Command("bin/slardarctl", "--addr", "127.0.0.1:"+strconv.Itoa(o.adminPort), "status").CombinedOutput()
+	out, err := exec.Command(o.ctlBin, "--addr", "127.0.0.1:"+strconv.Itoa(o.adminPort), "status").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("slardarctl status: %v: %s", err, out)
 	}
