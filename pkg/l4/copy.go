@@ -13,9 +13,15 @@ import (
 // errIdle ends a connection on which nothing moved in either direction for the idle timeout.
 var errIdle = errors.New("idle timeout")
 
-// idleWatch decides idleness across both directions. Each direction copies under a deadline of
-// one idle period (so the kernel can keep splicing whole runs of data); when its deadline expires
-// with nothing moved it marks itself idle, and the connection is idle only once both are.
+// copyBufSize is the buffer of the small-message phase; a read that fills it switches the
+// direction to splice.
+const copyBufSize = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// idleWatch decides idleness across both directions. Each direction reads under a deadline of
+// one idle period, re-armed only when it expires (not per read); when it expires with nothing
+// moved that direction marks itself idle, and the connection is idle once both are.
 type idleWatch struct {
 	mu   sync.Mutex
 	idle [2]bool
@@ -28,30 +34,119 @@ func (w *idleWatch) set(dir int, idle bool) (both bool) {
 	return w.idle[0] && w.idle[1]
 }
 
+// copier is one direction of a proxied connection.
+type copier struct {
+	dir      int
+	dst, src net.Conn
+	idle     time.Duration
+	w        *idleWatch
+	total    int64
+	moved    bool // bytes moved since the deadline was last armed
+}
+
+func (c *copier) arm() {
+	if c.idle > 0 {
+		dl := time.Now().Add(c.idle)
+		c.src.SetReadDeadline(dl)
+		c.dst.SetWriteDeadline(dl)
+	}
+	c.moved = false
+}
+
+// expired handles a deadline: it re-arms when bytes moved in the period, and reports errIdle
+// when neither direction moved anything.
+func (c *copier) expired() error {
+	if c.w.set(c.dir, !c.moved) {
+		return errIdle
+	}
+	c.arm()
+	return nil
+}
+
 // proxyCopy copies src to dst until EOF or an error, then half-closes dst. It is a named
-// function so goroutine dumps show it. With *net.TCPConn on both sides io.Copy splices in the
-// kernel. It returns the bytes copied.
+// function so goroutine dumps show it. Small reads are copied through a buffer (one read, one
+// write); once a read fills the buffer the flow is bulk and io.Copy takes over, which splices
+// in the kernel since both ends are *net.TCPConn. It returns the bytes copied.
 func proxyCopy(dir int, dst, src net.Conn, idle time.Duration, w *idleWatch) (int64, error) {
-	var total int64
+	c := &copier{dir: dir, dst: dst, src: src, idle: idle, w: w}
+	c.arm()
+	err := c.buffered()
+	if err == nil {
+		err = c.spliced()
+	}
+	w.set(dir, true) // a finished direction is idle from now on
+	if errors.Is(err, io.EOF) {
+		closeWrite(dst)
+		return c.total, nil
+	}
+	return c.total, err
+}
+
+// buffered copies until EOF (returned as io.EOF), an error, or a full read (nil: go bulk).
+func (c *copier) buffered() error {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
 	for {
-		if idle > 0 {
-			dl := time.Now().Add(idle)
-			src.SetReadDeadline(dl)
-			dst.SetWriteDeadline(dl)
+		n, err := c.src.Read(buf)
+		if n > 0 {
+			if werr := c.write(buf[:n]); werr != nil {
+				return werr
+			}
+			if n == len(buf) {
+				return nil
+			}
 		}
-		n, err := io.Copy(dst, src)
-		total += n
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := c.expired(); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// write writes all of p, re-arming the deadline while the peer makes progress.
+func (c *copier) write(p []byte) error {
+	for len(p) > 0 {
+		n, err := c.dst.Write(p)
+		p = p[n:]
+		c.total += int64(n)
+		if n > 0 {
+			c.moved = true
+		}
 		if err == nil {
-			w.set(dir, true) // a finished direction is idle from now on
-			closeWrite(dst)
-			return total, nil
+			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			w.set(dir, true)
-			return total, err
+			return err
 		}
-		if w.set(dir, n == 0) {
-			return total, errIdle
+		if err := c.expired(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spliced copies with io.Copy until EOF (returned as io.EOF) or an error.
+func (c *copier) spliced() error {
+	for {
+		n, err := io.Copy(c.dst, c.src)
+		c.total += n
+		if n > 0 {
+			c.moved = true
+		}
+		if err == nil {
+			return io.EOF
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if err := c.expired(); err != nil {
+			return err
 		}
 	}
 }
@@ -75,11 +170,9 @@ func isReset(err error) bool {
 // upstream→client and what ended the connection (nil for a clean end on both sides).
 func Splice(client, upstream net.Conn, idle time.Duration) (in, out int64, err error) {
 	var w idleWatch
-	var wg sync.WaitGroup
 	var errs [2]error
 	var counts [2]int64
 	copyDir := func(dir int, dst, src net.Conn) {
-		defer wg.Done()
 		counts[dir], errs[dir] = proxyCopy(dir, dst, src, idle, &w)
 		if errs[dir] != nil {
 			// Unblock the other direction.
@@ -87,10 +180,13 @@ func Splice(client, upstream net.Conn, idle time.Duration) (in, out int64, err e
 			upstream.Close()
 		}
 	}
-	wg.Add(2)
-	go copyDir(0, upstream, client)
-	go copyDir(1, client, upstream)
-	wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		copyDir(1, client, upstream)
+	}()
+	copyDir(0, upstream, client)
+	<-done
 	switch {
 	case errors.Is(errs[0], errIdle) || errors.Is(errs[1], errIdle):
 		err = errIdle

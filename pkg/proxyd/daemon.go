@@ -162,7 +162,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.File) error {
 		if d.listeners[l] != nil {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.Listen)
+		ln, err := l4.Listen(ctx, l.Listen)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listener %s: %w", l.Listen, err))
 			continue

@@ -1,0 +1,378 @@
+// Command l4bench measures slardar-proxy side by side with nginx stream and HAProxy (both from
+// Debian) and direct connections as the ceiling, in one run on this machine:
+//
+//   - bulk throughput: iperf3 through each path;
+//   - new-connection rate: short connections (connect, read one byte, close) per second;
+//   - sysbench oltp_point_select at 16 and 64 threads against one real MariaDB.
+//
+// Every proxy forwards to the same backends with 2 workers/threads (the machine's cores). It
+// prints a markdown table with ratios to direct and to the best peer. bench/run.sh runs it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/slardar-go/slardar/internal/testserver"
+)
+
+type options struct {
+	proxyBin  string
+	duration  time.Duration
+	sbTime    int
+	rounds    int
+	conns     int
+	accessLog bool
+	only      string
+	proxyEnv  string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.proxyBin, "proxy", "bin/slardar-proxy", "slardar-proxy binary")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each throughput and connection-rate run")
+	flag.IntVar(&o.sbTime, "sysbench-time", 10, "seconds of each sysbench run")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every measurement; the best is reported")
+	flag.IntVar(&o.conns, "conn-clients", 32, "concurrent clients in the connection-rate test")
+	flag.BoolVar(&o.accessLog, "access-log", true, "slardar-proxy writes its access log (to a file)")
+	flag.StringVar(&o.proxyEnv, "proxy-env", "", "extra environment for slardar-proxy, e.g. GOMAXPROCS=1")
+	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. sysbench, connections, throughput)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "l4bench:", err)
+		os.Exit(1)
+	}
+}
+
+// path is one way to reach the backends: direct or through a proxy, with a port per backend.
+type path struct {
+	name                 string
+	iperf, connrate, sql int
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "l4bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// Backends.
+	db, err := testserver.StartMariaDB(ctx, mkdir(dir, "db"), 0)
+	if err != nil {
+		return err
+	}
+	defer db.Stop()
+	iperfPort := port()
+	iperf := exec.Command("iperf3", "-s", "-p", strconv.Itoa(iperfPort), "-B", "127.0.0.1")
+	if err := start(iperf); err != nil {
+		return err
+	}
+	defer stop(iperf)
+	connPort, stopConn, err := oneByteServer()
+	if err != nil {
+		return err
+	}
+	defer stopConn()
+
+	direct := path{name: "direct", iperf: iperfPort, connrate: connPort, sql: db.Port}
+	paths := []path{direct}
+	for _, p := range []struct {
+		name  string
+		start func(dir string, in, out path) (*exec.Cmd, error)
+	}{{"slardar-proxy", o.startSlardar}, {"nginx stream", startNginx}, {"haproxy", startHAProxy}} {
+		in := path{name: p.name, iperf: port(), connrate: port(), sql: port()}
+		cmd, err := p.start(mkdir(dir, strings.ReplaceAll(p.name, " ", "-")), in, direct)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		defer stop(cmd)
+		for _, pt := range []int{in.iperf, in.connrate, in.sql} {
+			if err := waitPort(pt); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+		paths = append(paths, in)
+	}
+
+	sb := func(threads int, p path, cmd string) *exec.Cmd {
+		return exec.Command("sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1",
+			"--mysql-port="+strconv.Itoa(p.sql), "--mysql-user="+testserver.User, "--mysql-password="+testserver.Password,
+			"--mysql-db="+testserver.Database, "--tables=1", "--table-size=10000", "--threads="+strconv.Itoa(threads),
+			"--time="+strconv.Itoa(o.sbTime), "--report-interval=0", cmd)
+	}
+	if out, err := sb(4, direct, "prepare").CombinedOutput(); err != nil {
+		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
+	}
+
+	type row struct {
+		name, unit string
+		measure    func(p path) (float64, error)
+	}
+	rows := []row{
+		{"bulk throughput (iperf3, 1 stream)", "Gbit/s", func(p path) (float64, error) { return iperfGbps(p.iperf, o.duration) }},
+		{fmt.Sprintf("new connections (%d clients)", o.conns), "conn/s", func(p path) (float64, error) { return connRate(p.connrate, o.conns, o.duration) }},
+		{"sysbench oltp_point_select, 16 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(16, p, "run")) }},
+		{"sysbench oltp_point_select, 64 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(64, p, "run")) }},
+	}
+	fmt.Printf("| measurement | unit | %s | slardar/direct | slardar/nginx | slardar/haproxy |\n", joinNames(paths))
+	fmt.Printf("|---|---|%s---|---|---|\n", strings.Repeat("---|", len(paths)))
+	for _, r := range rows {
+		if o.only != "" && !strings.Contains(r.name, o.only) {
+			continue
+		}
+		best := make([]float64, len(paths))
+		for round := 0; round < o.rounds; round++ {
+			// Alternate the order so drift on a shared machine does not favour one path.
+			for k := range paths {
+				i := k
+				if round%2 == 1 {
+					i = len(paths) - 1 - k
+				}
+				v, err := r.measure(paths[i])
+				if err != nil {
+					return fmt.Errorf("%s via %s: %w", r.name, paths[i].name, err)
+				}
+				best[i] = max(best[i], v)
+				fmt.Fprintf(os.Stderr, "%s via %s: %.1f %s\n", r.name, paths[i].name, v, r.unit)
+			}
+		}
+		cells := make([]string, len(best))
+		for i, v := range best {
+			cells[i] = fmtNum(v)
+		}
+		fmt.Printf("| %s | %s | %s | %.2f | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "),
+			best[1]/best[0], best[1]/best[2], best[1]/best[3])
+	}
+	return nil
+}
+
+func joinNames(ps []path) string {
+	var n []string
+	for _, p := range ps {
+		n = append(n, p.name)
+	}
+	return strings.Join(n, " | ")
+}
+
+func fmtNum(v float64) string {
+	if v >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
+	cfg := "log: {level: info}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(port()) + "}\nlisteners:\n"
+	ups := "upstreams:\n"
+	for _, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+		cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
+		ups += fmt.Sprintf("  \"%d\": {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n", pair[0], pair[1])
+	}
+	path := filepath.Join(dir, "slardar.yaml")
+	if err := os.WriteFile(path, []byte(cfg+ups), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.proxyBin, "--config", path)
+	if o.proxyEnv != "" {
+		cmd.Env = append(os.Environ(), strings.Fields(o.proxyEnv)...)
+	}
+	if !o.accessLog {
+		cmd.Args = append(cmd.Args, "--log-level", "warn")
+	}
+	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+}
+
+func startNginx(dir string, in, out path) (*exec.Cmd, error) {
+	var servers strings.Builder
+	for _, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+		fmt.Fprintf(&servers, "  server { listen 127.0.0.1:%d; proxy_pass 127.0.0.1:%d; }\n", pair[0], pair[1])
+	}
+	conf := fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 2;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 16384; }
+stream {
+%[2]s}
+`, dir, servers.String())
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("nginx", "-c", path, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+}
+
+func startHAProxy(dir string, in, out path) (*exec.Cmd, error) {
+	var b strings.Builder
+	b.WriteString("global\n  maxconn 8000\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n")
+	for i, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+		fmt.Fprintf(&b, "listen l%d\n  bind 127.0.0.1:%d\n  server s1 127.0.0.1:%d\n", i, pair[0], pair[1])
+	}
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("haproxy", "-f", path, "-db")
+	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+}
+
+func iperfGbps(p int, d time.Duration) (float64, error) {
+	out, err := exec.Command("iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(p), "-t", strconv.Itoa(int(d.Seconds())), "-J").Output()
+	if err != nil {
+		return 0, fmt.Errorf("iperf3: %v: %s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, err
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+// oneByteServer accepts, writes one byte and closes after the client does.
+func oneByteServer() (int, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte("x"))
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				c.Read(make([]byte, 1))
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
+}
+
+// connRate runs clients that connect, read one byte and close, for d; it returns completed
+// connections per second and fails if more than 1% failed.
+func connRate(p, clients int, d time.Duration) (float64, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	var ok, failed atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1)
+			for time.Now().Before(deadline) {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(buf); err != nil {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT pile-up on the client side
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > ok.Load()/100 {
+		return 0, fmt.Errorf("%d of %d connections failed", f, f+ok.Load())
+	}
+	return float64(ok.Load()) / d.Seconds(), nil
+}
+
+var qpsRE = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
+
+func sysbenchQPS(cmd *exec.Cmd) (float64, error) {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("sysbench: %v\n%s", err, out)
+	}
+	m := qpsRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no qps in sysbench output:\n%s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func mkdir(parent, name string) string {
+	d := filepath.Join(parent, name)
+	os.MkdirAll(d, 0o755)
+	return d
+}
+
+func port() int {
+	p, err := testserver.FreePort()
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd.Start()
+}
+
+func startLogged(cmd *exec.Cmd, logPath string) error {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	return start(cmd)
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+	}
+}
+
+func waitPort(p int) error {
+	for i := 0; i < 100; i++ {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("port %d did not open", p)
+}
