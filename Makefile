@@ -14,7 +14,7 @@ datadir ?= $(prefix)/share
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./pkg/admin:FuzzParseLine ./pkg/admin:FuzzReadReply ./pkg/admin:FuzzServer \
-	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP
+	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON
 
 .PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
 

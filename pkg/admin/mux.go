@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"sort"
 )
 
 // HandlerFunc answers one command. body is nil for methods that carry none.
@@ -43,14 +42,4 @@ func (m *Mux) lookup(cmd Command) (route, string) {
 		return route{}, ErrMethodInvalid
 	}
 	return r, ""
-}
-
-// Topics lists the registered topics, sorted.
-func (m *Mux) Topics() []string {
-	out := make([]string, 0, len(m.topics))
-	for t := range m.topics {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,18 +135,6 @@ func (r *Registry) Get(name string) *Upstream {
 	return &cp
 }
 
-// Names lists the upstreams, sorted.
-func (r *Registry) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.pools))
-	for n := range r.pools {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Info is GET upstream info: every upstream's config by name.
 func (r *Registry) Info() map[string]*Upstream {
 	r.mu.RLock()
@@ -182,20 +169,4 @@ func (r *Registry) Timeout(name string) time.Duration {
 		return p.up.DialTimeout()
 	}
 	return 5 * time.Second
-}
-
-// Feedback reports a connection outcome for a server, as checkups' feedback_status.
-func (r *Registry) Feedback(name string, addr string, failed bool) error {
-	p := r.get(name)
-	if p == nil {
-		return &UnknownUpstreamError{Name: name}
-	}
-	for _, pe := range p.all {
-		if pe.srv.Addr() == addr {
-			now := r.now()
-			pe.state.recordPassive(pe.srv, failed, now, func() bool { return p.othersOK(pe, now) })
-			return nil
-		}
-	}
-	return invalid("unknown host:port%s", addr)
 }

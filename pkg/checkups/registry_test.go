@@ -289,3 +289,38 @@ func freeClosedPort(t *testing.T) int {
 	ln.Close()
 	return port
 }
+
+// FuzzPutJSON feeds arbitrary admin PUT bodies: every one is accepted or refused with a
+// ValidationError, and an accepted upstream survives a round trip through GET upstream info.
+func FuzzPutJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"servers":[{"host":"a","port":1}]}`,
+		`{"mode":"ip_hash","cluster":{"x":{"servers":[{"host":"a","port":1,"weight":3}]}}}`,
+		`{"cluster":[{"servers":[{"host":"a","port":1}]},{"servers":[{"host":"b","port":2}]}],"try":1}`,
+		`{"cluster":{}}`, `[]`, `{"servers":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := &Registry{DisableHeartbeatDefault: true}
+		err := r.PutJSON("u", body)
+		if err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("non-validation error %T: %v", err, err)
+			}
+			return
+		}
+		out, err := json.Marshal(r.Info()["u"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2 := &Registry{DisableHeartbeatDefault: true}
+		if err := r2.PutJSON("u", out); err != nil {
+			t.Fatalf("info of an accepted upstream is refused: %s: %v", out, err)
+		}
+		if _, _, err := r.Try(context.Background(), "u", "k", func(context.Context, Peer) error { return errors.New("x") }); err == nil {
+			t.Fatal("all tries failed but Try succeeded")
+		}
+	})
+}

@@ -34,6 +34,7 @@ type Daemon struct {
 	proxy   *l4.Proxy
 	grace   time.Duration
 	load    func() (*config.File, error) // reads the effective config (file + flags)
+	admin   config.Admin                 // the admin settings in force (a change needs a restart)
 
 	adminLn   net.Listener
 	adminDone chan error
@@ -65,6 +66,7 @@ func Start(ctx context.Context, log *slog.Logger, load func() (*config.File, err
 		reg:           &checkups.Registry{Logger: log.With("component", "checkups"), DisableHeartbeatDefault: cfg.Checkups.DisableHeartbeatDefault},
 		tracker:       &l4.Tracker{},
 		load:          load,
+		admin:         cfg.Admin,
 		listeners:     make(map[config.Listener]*listener),
 		fileUpstreams: make(map[string]bool),
 	}
@@ -199,11 +201,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.applyProxy(cfg)
 	d.mu.Unlock()
+	if cfg.Admin != d.admin {
+		d.log.Warn("admin settings changed in the config: they take effect at the next restart")
+	}
 	return d.apply(ctx, cfg)
 }
-
-// Registry is the daemon's upstream registry.
-func (d *Daemon) Registry() *checkups.Registry { return d.reg }
 
 // AdminAddr is the bound admin address.
 func (d *Daemon) AdminAddr() string { return d.adminLn.Addr().String() }
