@@ -124,6 +124,24 @@ func (s *Server) closeAll() {
 	}
 }
 
+// Bounds of the lingering close after a refused request.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingeringClose half-closes c and discards what the client is still sending (bounded in time
+// and bytes) before the caller closes it: closing with unread input makes the kernel send a
+// reset, which can destroy the error reply before the client reads it.
+func lingeringClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c, lingerBytes)
+}
+
 // errClose ends a connection after the reply that goes with it was written.
 var errClose = errors.New("closing admin connection")
 
@@ -154,6 +172,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 		if err != nil {
 			log.Info("admin connection closed after a bad request", "reason", string(reply.Data))
+			lingeringClose(c)
 			return
 		}
 	}
