@@ -37,7 +37,7 @@ type MariaDB struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan error
+	done <-chan error
 }
 
 // Addr is 127.0.0.1:port.
@@ -113,9 +113,25 @@ func (m *MariaDB) Start(ctx context.Context) error {
 	if m.cmd != nil {
 		return nil
 	}
-	logf, err := os.OpenFile(filepath.Join(m.Dir, "mariadbd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	done, err := m.spawn()
 	if err != nil {
 		return err
+	}
+	if err := waitLogin(ctx, m.DSN("root"), done); err != nil {
+		m.cmd.Process.Kill()
+		<-done
+		m.cmd = nil
+		return fmt.Errorf("mariadb on port %d did not come up (log: %s): %w", m.Port, filepath.Join(m.Dir, "mariadbd.log"), err)
+	}
+	return nil
+}
+
+// spawn starts mariadbd on the instance's datadir and port, logging to Dir/mariadbd.log (and
+// Log); the returned channel yields its exit. The caller holds m.mu.
+func (m *MariaDB) spawn() (<-chan error, error) {
+	logf, err := os.OpenFile(filepath.Join(m.Dir, "mariadbd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(mariadbd(), mariadbdArgs(m.Dir, m.Port)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -125,16 +141,12 @@ func (m *MariaDB) Start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("starting mariadbd: %w", err)
+		return nil, fmt.Errorf("starting mariadbd: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); logf.Close() }()
 	m.cmd, m.done = cmd, done
-	if err := waitLogin(ctx, m.DSN("root"), done); err != nil {
-		cmd.Process.Kill()
-		return fmt.Errorf("mariadb on port %d did not come up (log: %s): %w", m.Port, filepath.Join(m.Dir, "mariadbd.log"), err)
-	}
-	return nil
+	return done, nil
 }
 
 func waitLogin(ctx context.Context, dsn string, exited <-chan error) error {
@@ -265,20 +277,15 @@ func buildTemplate(ctx context.Context) (string, error) {
 	return filepath.Join(final, "data"), nil
 }
 
+// startProvisioning starts a freshly installed server (root without a password yet) and
+// creates the users and database every instance has.
 func (m *MariaDB) startProvisioning(ctx context.Context) error {
-	cmd := exec.Command(mariadbd(), mariadbdArgs(m.Dir, m.Port)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(m.Dir, "mariadbd.log"))
+	m.mu.Lock()
+	done, err := m.spawn()
+	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); logf.Close() }()
-	m.cmd, m.done = cmd, done
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Net, cfg.Addr, cfg.MultiStatements = "root", "tcp", m.Addr(), true
 	if err := waitLogin(ctx, cfg.FormatDSN(), done); err != nil {

@@ -56,3 +56,16 @@ func printJSON(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// printPerProxy writes byAddr as JSON: the one proxy's value when a single --addr was given
+// (so pipelines get the same shape as the admin reply), the map by address otherwise.
+func printPerProxy[T any](g *Globals, w io.Writer, byAddr map[string]T) error {
+	if !g.multi() {
+		v, ok := byAddr[g.Addrs[0]]
+		if !ok {
+			return nil // the failure is reported by the caller
+		}
+		return printJSON(w, v)
+	}
+	return printJSON(w, byAddr)
+}

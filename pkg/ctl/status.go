@@ -37,11 +37,7 @@ status last changed. With several --addr, each proxy's rows are marked with its 
 				statuses[r.Addr] = m
 			}
 			if g.Output == OutputJSON {
-				var v any = statuses
-				if !g.multi() {
-					v = statuses[g.Addrs[0]]
-				}
-				if err := printJSON(cmd.OutOrStdout(), v); err != nil {
+				if err := printPerProxy(g, cmd.OutOrStdout(), statuses); err != nil {
 					return err
 				}
 				return failure(results)

@@ -126,22 +126,14 @@ func newUpstreamGet(g *Globals) *cobra.Command {
 				}
 			}
 			if g.Output == OutputJSON {
-				if !g.multi() {
-					if up := infos[g.Addrs[0]][name]; up != nil {
-						if err := printJSON(cmd.OutOrStdout(), up); err != nil {
-							return err
-						}
+				byAddr := map[string]*checkups.Upstream{}
+				for addr, m := range infos {
+					if m[name] != nil {
+						byAddr[addr] = m[name]
 					}
-				} else {
-					byAddr := map[string]*checkups.Upstream{}
-					for addr, m := range infos {
-						if m[name] != nil {
-							byAddr[addr] = m[name]
-						}
-					}
-					if err := printJSON(cmd.OutOrStdout(), byAddr); err != nil {
-						return err
-					}
+				}
+				if err := printPerProxy(g, cmd.OutOrStdout(), byAddr); err != nil {
+					return err
 				}
 				return failure(results)
 			}
@@ -181,11 +173,7 @@ func newUpstreamList(g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			infos, results, _ := g.info(cmd)
 			if g.Output == OutputJSON {
-				var v any = infos
-				if !g.multi() {
-					v = infos[g.Addrs[0]]
-				}
-				if err := printJSON(cmd.OutOrStdout(), v); err != nil {
+				if err := printPerProxy(g, cmd.OutOrStdout(), infos); err != nil {
 					return err
 				}
 				return failure(results)
