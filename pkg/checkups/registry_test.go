@@ -324,3 +324,29 @@ func FuzzPutJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestLeastConn(t *testing.T) {
+	r := &Registry{DisableHeartbeatDefault: true}
+	mustPut(t, r, "u", `{"mode":"least_conn","cluster":[{"servers":[{"host":"a","port":1},{"host":"b","port":2,"weight":2}]}]}`)
+	ok := func(context.Context, Peer) error { return nil }
+	var releases []func()
+	counts := map[string]int{}
+	for range 6 {
+		p, _, err := r.Try(context.Background(), "u", "", ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[p.Server.Host]++
+		releases = append(releases, p.Acquire())
+	}
+	// Open connections per unit of weight stay level: b (weight 2) holds twice a's.
+	if counts["a"] != 2 || counts["b"] != 4 {
+		t.Fatalf("least_conn spread %v; want a:2 b:4", counts)
+	}
+	for _, rel := range releases {
+		rel()
+	}
+	if st := r.Status("")["cls:u"].([][]ServerStatus)[0]; st[0].ActiveConns != 0 || st[1].ActiveConns != 0 {
+		t.Fatalf("connections not released: %+v", st)
+	}
+}

@@ -94,8 +94,8 @@ func TestSpliceIdle(t *testing.T) {
 	if !errors.Is(err, errIdle) {
 		t.Fatalf("got %v; want idle timeout", err)
 	}
-	if d := time.Since(start); d < 600*time.Millisecond || d > 2*time.Second {
-		t.Fatalf("idle close after %v; want between 0.6s and 2s", d)
+	if d := time.Since(start); d < 600*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("idle close after %v; want after the 0.6s of traffic and well before 10s", d)
 	}
 }
 
