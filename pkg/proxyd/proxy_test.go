@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,23 +64,57 @@ func TestFailoverAndHeartbeat(t *testing.T) {
 		return st[0].Status == checkups.StatusOK && st[1].Status == checkups.StatusOK
 	})
 
+	// Clients open a new connection for every query, continuously, across the kill.
+	db := openDB(t, proxy)
+	db.SetMaxIdleConns(0)
+	var mu sync.Mutex
+	var killed time.Time
+	var afterKill, failedAfterKill int
+	var lastErr error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				started := time.Now()
+				var port int
+				err := db.QueryRow("select @@port").Scan(&port)
+				mu.Lock()
+				if !killed.IsZero() && started.After(killed) {
+					afterKill++
+					if err != nil || port != dbB.Port {
+						failedAfterKill++
+						lastErr = fmt.Errorf("port %d, err %v", port, err)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
 	if err := dbA.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
+	mu.Lock()
+	killed = time.Now()
+	mu.Unlock()
 	t.Cleanup(func() { dbA.Start(context.Background()) })
-	b := strconv.Itoa(dbB.Port)
-	for i := range 10 {
-		p, err := mysqlPort(t, proxy)
-		if err != nil {
-			t.Fatalf("connection %d after the kill failed: %v", i, err)
-		}
-		if p != b {
-			t.Fatalf("connection %d answered by %s; want %s", i, p, b)
-		}
+	flip := waitFor(t, "killed server err", 3*time.Second, func() bool { return status(t, d)[0].Status == checkups.StatusErr })
+	t.Logf("status err %v after the kill (heartbeat interval 200ms)", flip)
+	time.Sleep(time.Second - flip)
+	close(stop)
+	wg.Wait()
+	if afterKill < 20 || failedAfterKill != 0 {
+		t.Fatalf("%d of %d connections opened after the kill failed or missed the live server (last: %v)", failedAfterKill, afterKill, lastErr)
 	}
-	waitFor(t, "killed server err", 3*time.Second, func() bool { return status(t, d)[0].Status == checkups.StatusErr })
-	t.Logf("err in status %v after the kill (interval 200ms)", time.Since(killed))
+	t.Logf("%d connections opened in the second after the kill, all served by the live server", afterKill)
 	st := status(t, d)[0]
 	if st.Msg == nil || *st.Msg == "" {
 		t.Fatalf("err status without message: %+v", st)
