@@ -124,6 +124,21 @@ func (s *Server) closeAll() {
 	}
 }
 
+// flushingReader flushes pending replies before each read from the connection.
+type flushingReader struct {
+	r io.Reader
+	w *bufio.Writer
+}
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	if f.w.Buffered() > 0 {
+		if err := f.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return f.r.Read(p)
+}
+
 // Bounds of the lingering close after a refused request.
 const (
 	lingerTime  = time.Second
@@ -147,8 +162,10 @@ var errClose = errors.New("closing admin connection")
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	log := s.logger().With("remote", c.RemoteAddr().String())
-	r := bufio.NewReaderSize(c, 4096)
 	w := bufio.NewWriter(c)
+	// Replies to pipelined commands go out together, but always before the server waits for
+	// more input: the reader flushes the writer whenever it must read from the socket.
+	r := bufio.NewReaderSize(flushingReader{c, w}, 4096)
 	authed := s.Token == ""
 	for {
 		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
@@ -163,8 +180,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 		c.SetWriteDeadline(time.Now().Add(s.idleTimeout()))
 		w.Write(AppendReply(nil, reply))
-		// Flush only when no further pipelined command is already buffered.
-		if r.Buffered() == 0 || err != nil {
+		if err != nil {
 			if ferr := w.Flush(); ferr != nil {
 				log.Debug("writing admin reply", "err", ferr)
 				return

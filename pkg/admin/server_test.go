@@ -187,3 +187,20 @@ func FuzzServer(f *testing.F) {
 		}
 	})
 }
+
+// TestReplyNotHeldBehindPartialCommand: a reply must go out even when the bytes that follow it
+// are only the start of the next command (here, a body one byte short of its length).
+func TestReplyNotHeldBehindPartialCommand(t *testing.T) {
+	addr := startServer(t, &Server{Mux: echoMux(), IdleTimeout: 5 * time.Second})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("PUT thing a\n\x00\x00\x00\x02xy)"))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	rep, err := ReadReply(bufio.NewReader(c), 1024)
+	if err != nil || string(rep.Data) != "a=xy" {
+		t.Fatalf("reply %q, %v; want it without waiting for the next command", rep.Data, err)
+	}
+}
