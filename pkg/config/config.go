@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/script"
 )
 
 // Admin configures the admin protocol server.
@@ -46,6 +47,13 @@ type Checkups struct {
 	DisableHeartbeatDefault bool          `yaml:"disable_heartbeat_default"` // default_heartbeat_enable = false
 }
 
+// Scripts configures the Lua hooks.
+type Scripts struct {
+	Dir     string        `yaml:"dir"`      // *.lua files loaded at start and on reload; the file name less .lua is the module name
+	Timeout time.Duration `yaml:"timeout"`  // Lua running time per hook call (sleeps and socket waits excluded), default 1s
+	MaxHeap string        `yaml:"max_heap"` // process heap size at which running scripts are stopped, e.g. 1g; default none
+}
+
 // Listener is one data port and the upstream it serves.
 type Listener struct {
 	Listen   string `yaml:"listen"`   // "3131" (all interfaces) or "127.0.0.1:3131"
@@ -54,12 +62,15 @@ type Listener struct {
 
 // File is the whole configuration file of slardar-proxy.
 type File struct {
-	Admin     Admin                         `yaml:"admin"`
-	Log       Log                           `yaml:"log"`
-	Proxy     Proxy                         `yaml:"proxy"`
-	Checkups  Checkups                      `yaml:"checkups"`
-	Listeners []Listener                    `yaml:"listeners"`
-	Upstreams map[string]*checkups.Upstream `yaml:"-"`
+	Admin    Admin    `yaml:"admin"`
+	Log      Log      `yaml:"log"`
+	Proxy    Proxy    `yaml:"proxy"`
+	Checkups Checkups `yaml:"checkups"`
+	Scripts  Scripts  `yaml:"scripts"`
+	// SharedDicts declares ngx.shared dictionaries: name → size ("10m", "64k", bytes).
+	SharedDicts map[string]string             `yaml:"shared_dicts"`
+	Listeners   []Listener                    `yaml:"listeners"`
+	Upstreams   map[string]*checkups.Upstream `yaml:"-"`
 	// RawUpstreams is the upstreams section; each value is checkups upstream JSON in YAML form.
 	RawUpstreams map[string]any `yaml:"upstreams"`
 }
@@ -110,6 +121,9 @@ func Parse(data []byte) (*File, error) {
 	if err := f.Log.Validate(); err != nil {
 		return nil, err
 	}
+	if err := f.validateScripts(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -132,4 +146,31 @@ func ParseListener(s string) (Listener, error) {
 		upstream = port
 	}
 	return Listener{Listen: addr, Upstream: upstream}, nil
+}
+
+// validateScripts checks shared dict sizes and the heap limit.
+func (f *File) validateScripts() error {
+	for name, size := range f.SharedDicts {
+		if _, err := script.ParseSize(size); err != nil {
+			return fmt.Errorf("shared_dicts.%s: %w", name, err)
+		}
+	}
+	if f.Scripts.MaxHeap != "" {
+		if _, err := script.ParseSize(f.Scripts.MaxHeap); err != nil {
+			return fmt.Errorf("scripts.max_heap: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParseSharedDict reads "NAME=SIZE" (the --shared-dict flag).
+func ParseSharedDict(s string) (name, size string, err error) {
+	name, size, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return "", "", fmt.Errorf("shared dict %q: want NAME=SIZE, e.g. stream_limit_req_store=10m", s)
+	}
+	if _, err := script.ParseSize(size); err != nil {
+		return "", "", fmt.Errorf("shared dict %q: %w", s, err)
+	}
+	return name, size, nil
 }

@@ -136,3 +136,37 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("wrong token: %d %s", code, errOut)
 	}
 }
+
+func TestCodeCommands(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	if code, _, errOut := run(t, `ngx.say("Hello, Lua!")`, a, "code", "load", "script.content3351", "-f", "-"); code != 0 || !strings.Contains(errOut, "code script.content3351 loaded on") {
+		t.Fatalf("load: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `ngx.say("Hello, Lua!")`, a, "code", "load", "script.content3351", "-f", "-"); code != cli.ExitReplyError || !strings.Contains(errOut, "code already in shdict") {
+		t.Fatalf("load twice: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `x = = 1`, a, "code", "post", "m", "-f", "-"); code != cli.ExitReplyError || !strings.Contains(errOut, "compiling m") {
+		t.Fatalf("post bad code: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `return {}`, a, "code", "post", "m", "-f", "-"); code != 0 {
+		t.Fatalf("post: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", a, "code", "install", "m"); code != 0 || !strings.Contains(errOut, "installed") {
+		t.Fatalf("install: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "code", "info")
+	if code != 0 || !strings.Contains(out, "script.content3351") || !strings.Contains(out, "VERSION") {
+		t.Fatalf("info: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "code", "get", "m")
+	if code != 0 || !strings.Contains(out, `"version": "`) {
+		t.Fatalf("get: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "", a, "code", "delete", "m"); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, errOut := run(t, "", a, "code", "get", "m"); code != cli.ExitError || !strings.Contains(errOut, "not installed") {
+		t.Fatalf("get deleted: %d %s", code, errOut)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ not be reached, 4 a proxy answered with an error.`,
 	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{OutputTable, OutputJSON}, cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newRawCommand(g))
+	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRawCommand(g))
 	return cmd
 }
 
@@ -146,8 +147,11 @@ func failure(results []result) error {
 		} else if errors.As(r.Err, &re) {
 			code = max(code, cli.ExitReplyError)
 			errs = append(errs, fmt.Errorf("%s: %s", r.Addr, re.Msg))
-		} else {
+		} else if unreachable(r.Err) {
 			code = max(code, cli.ExitUnreachable)
+			errs = append(errs, r.Err)
+		} else {
+			code = max(code, cli.ExitError)
 			errs = append(errs, r.Err)
 		}
 	}
@@ -159,3 +163,10 @@ func failure(results []result) error {
 
 // multi reports whether output needs a PROXY column.
 func (g *Globals) multi() bool { return len(g.Addrs) > 1 }
+
+// unreachable reports a failure to reach or talk to a proxy (as opposed to a reply it sent).
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}

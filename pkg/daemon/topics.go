@@ -8,6 +8,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/script"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
@@ -38,17 +39,33 @@ func RegisterUpstream(mux *admin.Mux, reg *checkups.Registry) {
 	})
 }
 
-// RegisterCodeUnavailable answers the code topic, with each method's original body rule so the
-// connection stays in step, by saying scripts are not part of this build.
-func RegisterCodeUnavailable(mux *admin.Mux) {
-	for _, m := range []struct {
-		method string
-		body   bool
-	}{{"POST", true}, {"PUT", false}, {"LOAD", true}, {"DELETE", false}, {"GET", false}} {
-		mux.Handle(m.method, "code", m.body, func(context.Context, string, []byte) admin.Reply {
-			return admin.Errorf("code topic unavailable: this slardar-proxy has no Lua script support yet")
-		})
-	}
+// RegisterCode serves the code topic from a code registry, as the original's lua-resty-load:
+//
+//	POST code <name> + source     stage (refused if it does not compile, or is already staged)
+//	PUT code <name>               install the staged version
+//	LOAD code <name> + source     stage and install
+//	DELETE code <name>            uninstall (always OK)
+//	GET code info | <name>        all installed modules | one ({} when not installed)
+func RegisterCode(mux *admin.Mux, code *script.Code) {
+	mux.Handle("POST", "code", true, func(_ context.Context, name string, body []byte) admin.Reply {
+		return replyErr(code.Stage(name, body))
+	})
+	mux.Handle("PUT", "code", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		return replyErr(code.Install(name))
+	})
+	mux.Handle("LOAD", "code", true, func(_ context.Context, name string, body []byte) admin.Reply {
+		return replyErr(code.Load(name, body))
+	})
+	mux.Handle("DELETE", "code", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		code.Delete(name)
+		return admin.OK()
+	})
+	mux.Handle("GET", "code", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		if name == "info" {
+			return admin.Message(code.Info())
+		}
+		return admin.Message(code.Get(name))
+	})
 }
 
 func replyErr(err error) admin.Reply {
@@ -58,6 +75,10 @@ func replyErr(err error) admin.Reply {
 	var ve *checkups.ValidationError
 	if errors.As(err, &ve) {
 		return admin.Errorf("%s", ve.Msg)
+	}
+	var ce *script.CodeError
+	if errors.As(err, &ce) {
+		return admin.Errorf("%s", ce.Msg)
 	}
 	return admin.Errorf("%s", err)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
@@ -22,18 +23,25 @@ type Proxy struct {
 	Registry    *checkups.Registry
 	AccessLog   *slog.Logger  // one line per connection; default: discard
 	Logger      *slog.Logger  // errors of the listener itself; default: discard
-	IdleTimeout time.Duration // default DefaultIdleTimeout; negative: none
 	Tracker     *Tracker      // open connections, for graceful shutdown; required
+	Hooks       Hooks         // per-connection hooks; nil: none
+
+	idle atomic.Int64 // see SetIdleTimeout
 }
 
+// SetIdleTimeout sets how long a connection may carry nothing either way (0: the default,
+// DefaultIdleTimeout; negative: no limit). Safe while serving; new connections use it.
+func (p *Proxy) SetIdleTimeout(d time.Duration) { p.idle.Store(int64(d)) }
+
 func (p *Proxy) idleTimeout() time.Duration {
+	d := time.Duration(p.idle.Load())
 	switch {
-	case p.IdleTimeout < 0:
+	case d < 0:
 		return 0
-	case p.IdleTimeout == 0:
+	case d == 0:
 		return DefaultIdleTimeout
 	}
-	return p.IdleTimeout
+	return d
 }
 
 func discard(l *slog.Logger) *slog.Logger {
@@ -77,9 +85,12 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream string) err
 
 // outcome names how a connection ended, for the access log.
 func outcome(err error) string {
+	var ue *checkups.UnknownUpstreamError
 	switch {
 	case err == nil:
 		return "ok"
+	case errors.As(err, &ue), errors.Is(err, checkups.ErrNoServers), errors.Is(err, checkups.ErrTryTimeout):
+		return "no_upstream"
 	case errors.Is(err, errIdle):
 		return "idle_timeout"
 	case isReset(err):
@@ -88,17 +99,63 @@ func outcome(err error) string {
 	return "error"
 }
 
+// Status values for the access log and log hooks, as nginx stream's $status.
+const (
+	StatusOK          = 200
+	StatusBadGateway  = 502
+	StatusInternalErr = 500
+)
+
 func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
 	defer p.Tracker.Remove(c)
 	defer c.Close()
-	start := time.Now()
-	clientIP := c.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(clientIP); err == nil {
-		clientIP = host
+	cx := &Conn{Client: c, Upstream: upstream, Start: time.Now(), Status: StatusOK}
+	cx.HashKey = c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(cx.HashKey); err == nil {
+		cx.HashKey = host
+	}
+	if _, port, err := net.SplitHostPort(c.LocalAddr().String()); err == nil {
+		cx.Port = port
+	}
+	attempts := p.serve(ctx, cx)
+	if p.Hooks != nil {
+		p.Hooks.Log(cx)
+	}
+	attrs := []any{
+		"listener", c.LocalAddr().String(),
+		"upstream", cx.Upstream,
+		"client", c.RemoteAddr().String(),
+		"attempts", attempts,
+		"server", cx.Server, "bytes_in", cx.BytesIn, "bytes_out", cx.BytesOut,
+		"duration_ms", time.Since(cx.Start).Milliseconds(),
+		"status", cx.Status, "outcome", outcome(cx.Err),
+	}
+	if cx.Err != nil && !isReset(cx.Err) && !errors.Is(cx.Err, errIdle) {
+		attrs = append(attrs, "err", cx.Err.Error())
+	}
+	discard(p.AccessLog).Info("conn", attrs...)
+}
+
+// serve runs the hooks and proxies the connection, recording what happened in cx. It returns
+// the number of dial attempts.
+func (p *Proxy) serve(ctx context.Context, cx *Conn) int {
+	if p.Hooks != nil {
+		if err := p.Hooks.Preread(ctx, cx); err != nil {
+			cx.Err = err
+			if cx.Status == StatusOK {
+				cx.Status = StatusInternalErr
+			}
+			return 0
+		}
+		served, err := p.Hooks.Content(ctx, cx)
+		if served || err != nil {
+			cx.Err = err
+			return 0
+		}
 	}
 	var up net.Conn
-	peer, attempts, err := p.Registry.Try(ctx, upstream, clientIP, func(ctx context.Context, pe checkups.Peer) error {
-		d := net.Dialer{Timeout: p.Registry.Timeout(upstream), KeepAlive: -1}
+	peer, attempts, err := p.Registry.Try(ctx, cx.Upstream, cx.HashKey, func(ctx context.Context, pe checkups.Peer) error {
+		d := net.Dialer{Timeout: p.Registry.Timeout(cx.Upstream), KeepAlive: -1}
 		conn, err := d.DialContext(ctx, "tcp", pe.Addr())
 		if err != nil {
 			return fmt.Errorf("dialing upstream %s: %w", pe.Addr(), err)
@@ -106,29 +163,27 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
 		up = conn
 		return nil
 	})
-	attrs := []any{
-		"listener", c.LocalAddr().String(),
-		"upstream", upstream,
-		"client", c.RemoteAddr().String(),
-		"attempts", attempts,
-	}
 	if err != nil {
-		discard(p.AccessLog).Info("conn", append(attrs,
-			"server", "", "bytes_in", 0, "bytes_out", 0,
-			"duration_ms", time.Since(start).Milliseconds(),
-			"status", "no_upstream", "err", err.Error())...)
-		return
+		cx.Status, cx.Err = StatusBadGateway, err
+		return attempts
 	}
 	release := peer.Acquire()
 	defer release()
 	defer up.Close()
-	in, out, err := Splice(c, up, p.idleTimeout())
-	attrs = append(attrs,
-		"server", peer.Addr(), "bytes_in", in, "bytes_out", out,
-		"duration_ms", time.Since(start).Milliseconds(),
-		"status", outcome(err))
-	if err != nil && !isReset(err) && !errors.Is(err, errIdle) {
-		attrs = append(attrs, "err", err.Error())
+	cx.Server = peer.Addr()
+	// Bytes a hook peeked at are the start of the stream.
+	if cx.Reader != nil && cx.Reader.Buffered() > 0 {
+		peeked, _ := cx.Reader.Peek(cx.Reader.Buffered())
+		n, err := up.Write(peeked)
+		cx.BytesIn += int64(n)
+		if err != nil {
+			cx.Status, cx.Err = StatusBadGateway, fmt.Errorf("writing peeked bytes upstream: %w", err)
+			return attempts
+		}
 	}
-	discard(p.AccessLog).Info("conn", attrs...)
+	in, out, err := Splice(cx.Client, up, p.idleTimeout())
+	cx.BytesIn += in
+	cx.BytesOut = out
+	cx.Err = err
+	return attempts
 }

@@ -36,12 +36,12 @@ func TestTalkExamplesWithNetcat(t *testing.T) {
 	if len(out) < 8 || !bytes.Equal(out[4:8], []byte{0, 0, 0, 1}) || !bytes.Contains(out, []byte(`"3131":{"cluster":[{"servers":[{"host":"127.0.0.1","port":3306,"weight":1,"max_fails":0,"fail_timeout":10}]}]}`)) {
 		t.Fatalf("get upstream info → %q", out)
 	}
-	// LOAD code before scripts exist: a clear error, and the connection stays in step.
-	out = nc("LOAD code script.preread3151\n\x00\x00\x00\x0bngx.exit(1)GET upstream status\n")
+	// The talk's LOAD code example, with a command pipelined after its body.
+	out = nc("LOAD code script.preread3151\n\x00\x00\x00\x0bngx.exit(1)GET code info\n")
 	r := bytes.NewReader(out)
 	first, err1 := admin.ReadReply(r, 1<<20)
 	second, err2 := admin.ReadReply(r, 1<<20)
-	if err1 != nil || err2 != nil || first.Type != admin.TypeError || second.Type != admin.TypeMessage {
+	if err1 != nil || err2 != nil || first.Type != admin.TypeOK || !bytes.Contains(second.Data, []byte(`"name":"script.preread3151","version":"50e9bb007a4a0b3dbd22712f5453a5f1"`)) {
 		t.Fatalf("LOAD code then GET: %+v %v / %+v %v", first, err1, second, err2)
 	}
 }

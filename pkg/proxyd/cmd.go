@@ -26,6 +26,8 @@ type Options struct {
 	Listens     []string
 	LogFormat   string
 	LogLevel    string
+	SharedDicts []string
+	ScriptsDir  string
 }
 
 // NewCommand builds the slardar-proxy root command.
@@ -56,6 +58,8 @@ Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.sh
 	f.StringVar(&o.AdminListen, "admin-listen", DefaultAdminListen, "admin protocol address; beyond loopback it needs a token")
 	f.StringVar(&o.AdminToken, "admin-token", "", "shared admin token (also $"+EnvAdminToken+")")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")
+	f.StringArrayVar(&o.SharedDicts, "shared-dict", nil, "declare an ngx.shared dictionary NAME=SIZE (e.g. stream_limit_req_store=10m); repeatable")
+	f.StringVar(&o.ScriptsDir, "scripts-dir", "", "directory of *.lua scripts and modules loaded at start and on SIGHUP")
 	f.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default text)")
 	f.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info)")
 	return cmd
@@ -101,6 +105,19 @@ func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.File, error) {
 				seen[l] = true
 				cfg.Listeners = append(cfg.Listeners, l)
 			}
+		}
+		for _, sd := range o.SharedDicts {
+			name, size, err := config.ParseSharedDict(sd)
+			if err != nil {
+				return nil, cli.WithCode(cli.ExitBadArgs, fmt.Errorf("--shared-dict: %w", err))
+			}
+			if cfg.SharedDicts == nil {
+				cfg.SharedDicts = make(map[string]string)
+			}
+			cfg.SharedDicts[name] = size
+		}
+		if fl.Changed("scripts-dir") {
+			cfg.Scripts.Dir = o.ScriptsDir
 		}
 		if err := cfg.Log.Validate(); err != nil {
 			return nil, cli.WithCode(cli.ExitBadArgs, err)

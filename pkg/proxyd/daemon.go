@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
 	"github.com/slardar-go/slardar/pkg/l4"
+	"github.com/slardar-go/slardar/pkg/script"
 )
 
 // Defaults of slardar-proxy.
@@ -30,6 +34,8 @@ const (
 type Daemon struct {
 	log     *slog.Logger
 	reg     *checkups.Registry
+	code    *script.Code
+	scripts *script.Runtime
 	tracker *l4.Tracker
 	proxy   *l4.Proxy
 	grace   time.Duration
@@ -42,6 +48,7 @@ type Daemon struct {
 	mu            sync.Mutex
 	listeners     map[config.Listener]*listener
 	fileUpstreams map[string]bool
+	dirScripts    map[string]bool
 	hbCancel      context.CancelFunc
 	hbDone        chan struct{}
 	hbInterval    time.Duration
@@ -70,7 +77,9 @@ func Start(ctx context.Context, log *slog.Logger, load func() (*config.File, err
 		listeners:     make(map[config.Listener]*listener),
 		fileUpstreams: make(map[string]bool),
 	}
-	d.proxy = &l4.Proxy{Registry: d.reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: d.tracker}
+	d.code = &script.Code{}
+	d.scripts = &script.Runtime{Code: d.code, Dicts: &script.Dicts{}, Logger: log.With("component", "script")}
+	d.proxy = &l4.Proxy{Registry: d.reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: d.tracker, Hooks: d.scripts}
 	d.applyProxy(cfg)
 
 	adminAddr := cmp(cfg.Admin.Listen, DefaultAdminListen)
@@ -80,7 +89,7 @@ func Start(ctx context.Context, log *slog.Logger, load func() (*config.File, err
 	}
 	mux := &admin.Mux{}
 	daemon.RegisterUpstream(mux, d.reg)
-	daemon.RegisterCodeUnavailable(mux)
+	daemon.RegisterCode(mux, d.code)
 	srv := &admin.Server{Mux: mux, Logger: log.With("component", "admin"), MaxBody: cfg.Admin.MaxBody,
 		MaxLine: cfg.Admin.MaxLine, IdleTimeout: cfg.Admin.IdleTimeout, Token: cfg.Admin.Token}
 	d.adminDone = make(chan error, 1)
@@ -105,11 +114,67 @@ func cmp(v, def string) string {
 }
 
 func (d *Daemon) applyProxy(cfg *config.File) {
-	d.proxy.IdleTimeout = cfg.Proxy.IdleTimeout
+	d.proxy.SetIdleTimeout(cfg.Proxy.IdleTimeout)
 	d.grace = cfg.Proxy.ShutdownGrace
 	if d.grace <= 0 {
 		d.grace = DefaultShutdownGrace
 	}
+	limits := script.Limits{Timeout: cfg.Scripts.Timeout}
+	if n, err := script.ParseSize(cfg.Scripts.MaxHeap); err == nil { // validated with the config
+		limits.MaxHeap = uint64(n)
+	}
+	d.scripts.SetLimits(limits)
+	for name, size := range cfg.SharedDicts {
+		n, _ := script.ParseSize(size) // validated with the config
+		d.scripts.Dicts.Define(name, n)
+	}
+}
+
+// loadScriptDir loads every *.lua file of dir (module name: the file name less .lua), then
+// uninstalls scripts an earlier load of the directory installed and whose file is gone. A file
+// that does not compile fails the whole load and nothing of it is installed.
+func (d *Daemon) loadScriptDir(dir string) error {
+	found := make(map[string][]byte)
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("scripts.dir: %w", err)
+		}
+		for _, e := range entries {
+			name, ok := strings.CutSuffix(e.Name(), ".lua")
+			if !ok || e.IsDir() {
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return fmt.Errorf("scripts.dir: %w", err)
+			}
+			if _, err := script.Compile(name, src); err != nil {
+				return fmt.Errorf("scripts.dir %s: %w", e.Name(), err)
+			}
+			found[name] = src
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(found)) {
+		if m := d.code.Lookup(name); m != nil && m.Version == script.Version(found[name]) {
+			continue
+		}
+		if err := d.code.Load(name, found[name]); err != nil {
+			return fmt.Errorf("scripts.dir %s.lua: %w", name, err)
+		}
+		d.log.Info("script loaded", "name", name, "dir", dir)
+	}
+	for name := range d.dirScripts {
+		if _, ok := found[name]; !ok {
+			d.code.Delete(name)
+			d.log.Info("script removed with its file", "name", name)
+		}
+	}
+	d.dirScripts = make(map[string]bool, len(found))
+	for name := range found {
+		d.dirScripts[name] = true
+	}
+	return nil
 }
 
 // apply makes upstreams, heartbeats and listeners match cfg. Upstreams that came from an earlier
@@ -117,6 +182,9 @@ func (d *Daemon) applyProxy(cfg *config.File) {
 func (d *Daemon) apply(ctx context.Context, cfg *config.File) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.loadScriptDir(cfg.Scripts.Dir); err != nil {
+		return err
+	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		if err := d.reg.Set(name, cfg.Upstreams[name]); err != nil {
 			return fmt.Errorf("upstream %q: %w", name, err)

@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/slardar-go/slardar/internal/testserver"
 	"github.com/slardar-go/slardar/pkg/admin"
@@ -27,6 +31,8 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// Connections the tests kill on purpose make the driver log; keep the output readable.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
 	dir, err := os.MkdirTemp("", "slardar-proxyd-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -58,17 +64,29 @@ func startDaemon(t *testing.T, mutate func(*config.File)) *Daemon {
 	if mutate != nil {
 		mutate(cfg)
 	}
+	return startDaemonConfig(t, func() (*config.File, error) { return cfg, nil })
+}
+
+// startDaemonConfig runs slardar-proxy in-process with the given config loader.
+func startDaemonConfig(t *testing.T, load func() (*config.File, error)) *Daemon {
+	t.Helper()
 	var w io.Writer = io.Discard
 	if testing.Verbose() {
 		w = os.Stderr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := Start(ctx, slog.New(slog.NewTextHandler(w, nil)), func() (*config.File, error) { return cfg, nil })
+	d, err := Start(ctx, slog.New(slog.NewTextHandler(w, nil)), load)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
 	return d
+}
+
+func freePort() (string, error) {
+	p, err := testserver.FreePort()
+	return strconv.Itoa(p), err
 }
 
 // adminDo sends one admin command and returns the raw reply frame bytes.

@@ -1,0 +1,145 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slardar-go/slardar/pkg/cli"
+	"github.com/slardar-go/slardar/pkg/script"
+)
+
+func newCodeCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "code",
+		Short: "Load, stage, install, delete and list Lua scripts and modules",
+		Long: `Lua code on the proxies, as the original's code topic. script.preread<port>,
+script.content<port> and script.log<port> are hooks of the listener on <port>; other names are
+modules that scripts require. A new version applies to the next connection.`,
+	}
+	body := func(use, short, method string) *cobra.Command {
+		var file string
+		c := &cobra.Command{
+			Use:   use + " NAME -f FILE|-",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				src, err := readInput(file, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				return g.report(cmd, g.do(cmd.Context(), method, "code", args[0], src), "code "+args[0]+" "+use+"ed")
+			},
+		}
+		c.Flags().StringVarP(&file, "file", "f", "", "Lua source file, - for stdin")
+		c.MarkFlagRequired("file")
+		return c
+	}
+	noBody := func(use, short, method, done string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return g.report(cmd, g.do(cmd.Context(), method, "code", args[0], nil), "code "+args[0]+" "+done)
+			},
+		}
+	}
+	load := body("load", "Stage and install a script or module (LOAD code NAME)", "LOAD")
+	load.Example = `  slardarctl code load script.content3351 -f - <<< 'ngx.say("Hello, Lua!")'
+  slardarctl code load script.preread3151 -f limit.lua`
+	cmd.AddCommand(load,
+		body("post", "Stage a version without running it (POST code NAME)", "POST"),
+		noBody("install", "Install the staged version (PUT code NAME)", "PUT", "installed"),
+		noBody("delete", "Uninstall (DELETE code NAME)", "DELETE", "deleted"),
+		newCodeGet(g), newCodeInfo(g))
+	return cmd
+}
+
+func newCodeGet(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one installed module's version and time (GET code NAME)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			results := g.do(cmd.Context(), "GET", "code", args[0], nil)
+			byAddr := map[string]script.ModuleInfo{}
+			for i, r := range results {
+				if r.Err != nil {
+					continue
+				}
+				var m script.ModuleInfo
+				if err := json.Unmarshal(r.Reply.Data, &m); err != nil {
+					results[i].Err = fmt.Errorf("%s: decoding code info: %w", r.Addr, err)
+					continue
+				}
+				if m.Name == "" {
+					results[i].Err = cli.WithCode(cli.ExitError, fmt.Errorf("%s: code %s is not installed", r.Addr, args[0]))
+					continue
+				}
+				byAddr[r.Addr] = m
+			}
+			if g.Output == OutputJSON {
+				if err := printPerProxy(g, cmd.OutOrStdout(), byAddr); err != nil {
+					return err
+				}
+				return failure(results)
+			}
+			var rows [][]string
+			for _, addr := range g.Addrs {
+				if m, ok := byAddr[addr]; ok {
+					rows = append(rows, g.row(addr, m.Name, m.Version, m.Time))
+				}
+			}
+			if len(rows) > 0 {
+				if err := printTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
+					return err
+				}
+			}
+			return failure(results)
+		},
+	}
+}
+
+func newCodeInfo(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "info",
+		Aliases: []string{"list", "ls"},
+		Short:   "List installed scripts and modules (GET code info)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results := g.do(cmd.Context(), "GET", "code", "info", nil)
+			byAddr := map[string]script.Info{}
+			for i, r := range results {
+				if r.Err != nil {
+					continue
+				}
+				var info script.Info
+				if err := json.Unmarshal(r.Reply.Data, &info); err != nil {
+					results[i].Err = fmt.Errorf("%s: decoding code info: %w", r.Addr, err)
+					continue
+				}
+				byAddr[r.Addr] = info
+			}
+			if g.Output == OutputJSON {
+				if err := printPerProxy(g, cmd.OutOrStdout(), byAddr); err != nil {
+					return err
+				}
+				return failure(results)
+			}
+			var rows [][]string
+			for _, addr := range slices.Sorted(maps.Keys(byAddr)) {
+				for _, m := range byAddr[addr].Modules {
+					rows = append(rows, g.row(addr, m.Name, m.Version, m.Time))
+				}
+			}
+			if err := printTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
+				return err
+			}
+			return failure(results)
+		},
+	}
+}

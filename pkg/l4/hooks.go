@@ -1,0 +1,50 @@
+package l4
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"time"
+)
+
+// Hooks run around the data path of each connection (Lua scripts, in slardar-proxy). A nil
+// Hooks on the Proxy means none.
+type Hooks interface {
+	// Preread runs before a peer is chosen. It may read from the client through cx.Reader
+	// (peeked bytes are forwarded to the upstream), change cx.Upstream and cx.HashKey, or
+	// return an error to end the connection unproxied.
+	Preread(ctx context.Context, cx *Conn) error
+	// Content may serve the connection itself instead of proxying; it reports whether it did.
+	Content(ctx context.Context, cx *Conn) (served bool, err error)
+	// Log runs after the connection ended, with its facts filled in.
+	Log(cx *Conn)
+}
+
+// Conn is one client connection as hooks see it.
+type Conn struct {
+	Client   net.Conn
+	Port     string // the listener's port, which names the hooks
+	Upstream string // upstream to balance over; a preread hook may change it
+	HashKey  string // key for hash modes: the client address unless a hook changes it
+	Start    time.Time
+
+	// Reader buffers what hooks read or peek from the client; nil until a hook needs it.
+	Reader *bufio.Reader
+	// State belongs to the Hooks implementation (per-connection script state).
+	State any
+
+	// Facts for the log hook.
+	Server   string // the upstream server that was used, "" if none
+	BytesIn  int64  // client → upstream
+	BytesOut int64  // upstream → client
+	Status   int    // stream-style status: 200 ok, 502 no upstream, a hook's exit code, ...
+	Err      error
+}
+
+// ClientReader returns the buffered reader over the client, creating it on first use.
+func (cx *Conn) ClientReader() *bufio.Reader {
+	if cx.Reader == nil {
+		cx.Reader = bufio.NewReaderSize(cx.Client, 4096)
+	}
+	return cx.Reader
+}
