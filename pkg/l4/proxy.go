@@ -20,11 +20,11 @@ const DefaultIdleTimeout = 10 * time.Minute
 
 // Proxy balances TCP connections over checkups upstreams.
 type Proxy struct {
-	Registry    *checkups.Registry
-	AccessLog   *slog.Logger  // one line per connection; default: discard
-	Logger      *slog.Logger  // errors of the listener itself; default: discard
-	Tracker     *Tracker      // open connections, for graceful shutdown; required
-	Hooks       Hooks         // per-connection hooks; nil: none
+	Registry  *checkups.Registry
+	AccessLog *slog.Logger // one line per connection; default: discard
+	Logger    *slog.Logger // errors of the listener itself; default: discard
+	Tracker   *Tracker     // open connections, for graceful shutdown; required
+	Hooks     Hooks        // per-connection hooks; nil: none
 
 	idle atomic.Int64 // see SetIdleTimeout
 }
