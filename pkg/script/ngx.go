@@ -67,6 +67,24 @@ func (v *vm) newNgx() *lua.LTable {
 	sock := L.NewTable()
 	sock.RawSetString("tcp", L.NewFunction(v.tcpSocket))
 	ngx.RawSetString("socket", sock)
+	// ngx.ctx is the connection's table, made when a script first touches it.
+	meta := L.NewTable()
+	meta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		if L.CheckString(2) == "ctx" {
+			L.Push(v.cur.sess.ctxTable(L))
+			return 1
+		}
+		L.Push(lua.LNil)
+		return 1
+	}))
+	meta.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		if L.CheckString(2) != "ctx" {
+			L.RaiseError("ngx.%s cannot be set", L.CheckString(2))
+		}
+		v.cur.sess.ctx = L.CheckTable(3)
+		return 0
+	}))
+	L.SetMetatable(ngx, meta)
 	return ngx
 }
 

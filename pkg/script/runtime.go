@@ -72,10 +72,11 @@ type vm struct {
 	rt      *Runtime
 	L       *lua.LState
 	ngx     *lua.LTable
-	version int64           // code version its package.loaded reflects
-	builtin map[string]bool // package.loaded entries that are not user modules
-	fns     map[*Module]*lua.LFunction
-	cur     *invocation // the invocation running on this state
+	version int64                      // code version its package.loaded reflects
+	builtin map[string]bool            // package.loaded entries that are not user modules
+	fns     map[*Module]*lua.LFunction // modules' functions
+	hooks   map[*Module]*lua.LFunction // hook functions, each with its own globals table
+	cur     *invocation                // the invocation running on this state
 }
 
 func (rt *Runtime) get() *vm {
@@ -93,7 +94,7 @@ func (rt *Runtime) put(v *vm) {
 // newVM builds a sandboxed state: base (without dofile, loadfile), package (require of installed
 // modules and preloads only), table, string (bounded rep), math, coroutine; no os, io, debug.
 func (rt *Runtime) newVM() *vm {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize, RegistryMaxSize: registryMaxSize, MinimizeStackMemory: true})
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize, RegistryMaxSize: registryMaxSize})
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
@@ -108,7 +109,7 @@ func (rt *Runtime) newVM() *vm {
 	for _, name := range []string{"dofile", "loadfile", "collectgarbage"} {
 		L.SetGlobal(name, lua.LNil)
 	}
-	v := &vm{rt: rt, L: L, fns: make(map[*Module]*lua.LFunction)}
+	v := &vm{rt: rt, L: L, fns: make(map[*Module]*lua.LFunction), hooks: make(map[*Module]*lua.LFunction)}
 	rt.boundStrings(L)
 
 	pkg := L.GetGlobal("package").(*lua.LTable)
@@ -174,6 +175,27 @@ func (v *vm) function(m *Module) *lua.LFunction {
 	}
 	fn := v.L.NewFunctionFromProto(m.proto)
 	v.fns[m] = fn
+	return fn
+}
+
+// hook returns the state's function for a hook script version. Like an OpenResty chunk, it
+// runs with its own globals table (reads fall through to the shared globals), created once per
+// state and version, so a script's globals never leak into another script.
+func (v *vm) hook(m *Module) *lua.LFunction {
+	if fn, ok := v.hooks[m]; ok {
+		return fn
+	}
+	if len(v.hooks) > 256 {
+		clear(v.hooks)
+	}
+	L := v.L
+	env := L.NewTable()
+	meta := L.NewTable()
+	meta.RawSetString("__index", L.Get(lua.GlobalsIndex))
+	L.SetMetatable(env, meta)
+	fn := L.NewFunctionFromProto(m.proto)
+	fn.Env = env
+	v.hooks[m] = fn
 	return fn
 }
 
@@ -253,16 +275,7 @@ func (rt *Runtime) run(ctx context.Context, sess *session, m *Module) (err error
 	L := v.L
 	L.SetContext(ictx)
 	defer L.RemoveContext()
-	v.ngx.RawSetString("ctx", sess.ctxTable(L))
-
-	env := L.NewTable()
-	meta := L.NewTable()
-	meta.RawSetString("__index", L.Get(lua.GlobalsIndex))
-	L.SetMetatable(env, meta)
-	call := L.NewFunctionFromProto(m.proto)
-	call.Env = env
-
-	err = L.CallByParam(lua.P{Fn: call, NRet: 0, Protect: true})
+	err = L.CallByParam(lua.P{Fn: v.hook(m), NRet: 0, Protect: true})
 	if inv.exit != nil {
 		return inv.exit
 	}

@@ -38,6 +38,7 @@ type options struct {
 	accessLog bool
 	only      string
 	proxyEnv  string
+	scripts   bool
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every measurement; the best is reported")
 	flag.IntVar(&o.conns, "conn-clients", 32, "concurrent clients in the connection-rate test")
 	flag.BoolVar(&o.accessLog, "access-log", true, "slardar-proxy writes its access log (to a file)")
+	flag.BoolVar(&o.scripts, "scripts", false, "compare slardar-proxy ports with no script, a trivial preread and a limit_req preread instead of the peers")
 	flag.StringVar(&o.proxyEnv, "proxy-env", "", "extra environment for slardar-proxy, e.g. GOMAXPROCS=1")
 	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. sysbench, connections, throughput)")
 	flag.Parse()
@@ -91,10 +93,21 @@ func run(o options) error {
 
 	direct := path{name: "direct", iperf: iperfPort, connrate: connPort, sql: db.Port}
 	paths := []path{direct}
+	if o.scripts {
+		sp, cmd, err := o.startScripted(mkdir(dir, "scripted"), direct)
+		if err != nil {
+			return err
+		}
+		defer stop(cmd)
+		paths = sp
+	}
 	for _, p := range []struct {
 		name  string
 		start func(dir string, in, out path) (*exec.Cmd, error)
 	}{{"slardar-proxy", o.startSlardar}, {"nginx stream", startNginx}, {"haproxy", startHAProxy}} {
+		if o.scripts {
+			break
+		}
 		in := path{name: p.name, iperf: port(), connrate: port(), sql: port()}
 		cmd, err := p.start(mkdir(dir, strings.ReplaceAll(p.name, " ", "-")), in, direct)
 		if err != nil {
@@ -129,8 +142,12 @@ func run(o options) error {
 		{"sysbench oltp_point_select, 16 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(16, p, "run")) }},
 		{"sysbench oltp_point_select, 64 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(64, p, "run")) }},
 	}
-	fmt.Printf("| measurement | unit | %s | slardar/direct | slardar/nginx | slardar/haproxy |\n", joinNames(paths))
-	fmt.Printf("|---|---|%s---|---|---|\n", strings.Repeat("---|", len(paths)))
+	ratios := "slardar/direct | slardar/nginx | slardar/haproxy"
+	if o.scripts {
+		ratios = "trivial/none | limit_req/none"
+	}
+	fmt.Printf("| measurement | unit | %s | %s |\n", joinNames(paths), ratios)
+	fmt.Printf("|---|---|%s%s\n", strings.Repeat("---|", len(paths)), strings.Repeat("---|", strings.Count(ratios, "|")+1))
 	for _, r := range rows {
 		if o.only != "" && !strings.Contains(r.name, o.only) {
 			continue
@@ -154,6 +171,10 @@ func run(o options) error {
 		cells := make([]string, len(best))
 		for i, v := range best {
 			cells[i] = fmtNum(v)
+		}
+		if o.scripts {
+			fmt.Printf("| %s | %s | %s | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "), best[1]/best[0], best[2]/best[0])
+			continue
 		}
 		fmt.Printf("| %s | %s | %s | %.2f | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "),
 			best[1]/best[0], best[1]/best[2], best[1]/best[3])
@@ -195,6 +216,62 @@ func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
 		cmd.Args = append(cmd.Args, "--log-level", "warn")
 	}
 	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+}
+
+// startScripted runs one slardar-proxy with three sets of ports in front of the backends: no
+// script, a trivial preread script, and the talk's limit_req preread with a rate that never
+// limits (so the cost of the limiter, not its delays, is measured).
+func (o options) startScripted(dir string, out path) ([]path, *exec.Cmd, error) {
+	sets := []path{{name: "no script"}, {name: "trivial preread"}, {name: "limit_req preread"}}
+	cfg := "log: {level: warn}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(port()) + "}\n" +
+		"shared_dicts: {stream_limit_req_store: 10m}\nscripts: {dir: " + dir + "/lua}\nlisteners:\n"
+	ups := "upstreams:\n"
+	os.MkdirAll(filepath.Join(dir, "lua"), 0o755)
+	for i := range sets {
+		sets[i].iperf, sets[i].connrate, sets[i].sql = port(), port(), port()
+		for _, pair := range [][2]int{{sets[i].iperf, out.iperf}, {sets[i].connrate, out.connrate}, {sets[i].sql, out.sql}} {
+			cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
+			ups += fmt.Sprintf("  \"%d\": {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n", pair[0], pair[1])
+			src := ""
+			switch i {
+			case 1:
+				src = "local addr = ngx.var.remote_addr\n"
+			case 2:
+				src = `local limit_req = require "resty.limit.req"
+local lim = limit_req.new("stream_limit_req_store", 1000000, 1000000)
+local delay, err = lim:incoming(ngx.var.remote_addr, true)
+if not delay then
+    return ngx.exit(1)
+end
+if delay >= 0.001 then
+    ngx.sleep(delay)
+end
+`
+			}
+			if src != "" {
+				name := fmt.Sprintf("script.preread%d.lua", pair[0])
+				if err := os.WriteFile(filepath.Join(dir, "lua", name), []byte(src), 0o644); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	path := filepath.Join(dir, "slardar.yaml")
+	if err := os.WriteFile(path, []byte(cfg+ups), 0o644); err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(o.proxyBin, "--config", path)
+	if err := startLogged(cmd, filepath.Join(dir, "log")); err != nil {
+		return nil, nil, err
+	}
+	for _, p := range sets {
+		for _, pt := range []int{p.iperf, p.connrate, p.sql} {
+			if err := waitPort(pt); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return sets, cmd, nil
 }
 
 func startNginx(dir string, in, out path) (*exec.Cmd, error) {
