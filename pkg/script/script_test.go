@@ -377,3 +377,29 @@ func FuzzStage(f *testing.F) {
 		}
 	})
 }
+
+// TestLimitReqConcurrent: concurrent connections from one address are admitted exactly as the
+// bucket allows, whatever the interleaving (the update is atomic).
+func TestLimitReqConcurrent(t *testing.T) {
+	rt := newRuntime(t)
+	load(t, rt, "script.preread7000", `local lim = require("resty.limit.req").new("store", 1, 3)
+if not lim:incoming("same-key", true) then ngx.exit(1) end`)
+	var conns []*l4.Conn
+	for range 20 {
+		cx, _ := conn(t)
+		conns = append(conns, cx)
+	}
+	results := make(chan error, len(conns))
+	for _, cx := range conns {
+		go func() { results <- rt.Preread(context.Background(), cx) }()
+	}
+	admitted := 0
+	for range conns {
+		if <-results == nil {
+			admitted++
+		}
+	}
+	if admitted != 4 {
+		t.Fatalf("admitted %d of 20; want 4 (burst 3 + 1)", admitted)
+	}
+}

@@ -3,6 +3,7 @@ package script
 import (
 	"container/list"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -177,6 +178,9 @@ func (v *vm) newShared() *lua.LTable {
 		"incr":      dictIncr,
 		"delete":    dictDelete,
 		"flush_all": dictFlushAll,
+		// resty.limit.req's bucket update, atomic under the dict's lock (goroutines run truly
+		// in parallel, unlike an nginx worker).
+		"slardar_leaky": dictLeaky,
 	}))
 	shared := L.NewTable()
 	meta := L.NewTable()
@@ -332,4 +336,44 @@ func dictFlushAll(L *lua.LState) int {
 	d.used = 0
 	d.mu.Unlock()
 	return 0
+}
+
+// dictLeaky is dict:slardar_leaky(key, rate, burst, commit): the leaky bucket of
+// lua-resty-limit-traffic's req.lua (rate and burst already multiplied by 1000), read, updated
+// and (with commit) stored as "excess:last_ms" in one step. It returns the excess, or nil and
+// "rejected".
+func dictLeaky(L *lua.LState) int {
+	d := checkDict(L)
+	key := L.CheckString(2)
+	rate := float64(L.CheckNumber(3))
+	burst := float64(L.CheckNumber(4))
+	commit := L.ToBool(5)
+	now := time.Now()
+	nowMS := float64(now.UnixMilli())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	excess := 0.0
+	if it := d.lookup(key, now); it != nil {
+		prev, last, ok := strings.Cut(it.value.String(), ":")
+		e, err1 := strconv.ParseFloat(prev, 64)
+		l, err2 := strconv.ParseFloat(last, 64)
+		if ok && err1 == nil && err2 == nil {
+			excess = max(e-rate*math.Abs(nowMS-l)/1000+1000, 0)
+			if excess > burst {
+				L.Push(lua.LNil)
+				L.Push(lua.LString("rejected"))
+				return 2
+			}
+		}
+	}
+	if commit {
+		value := lua.LString(strconv.FormatFloat(excess, 'f', -1, 64) + ":" + strconv.FormatFloat(nowMS, 'f', -1, 64))
+		if ok, _ := d.store(&dictItem{key: key, value: value}, true, now); !ok {
+			L.Push(lua.LNil)
+			L.Push(lua.LString("no memory"))
+			return 2
+		}
+	}
+	L.Push(lua.LNumber(excess))
+	return 1
 }

@@ -1,7 +1,7 @@
 -- resty.limit.req: leaky bucket, after openresty/lua-resty-limit-traffic (rate and burst are
 -- kept multiplied by 1000; state is "excess:last_ms" in an ngx.shared dict).
-local ngx_shared, ngx_now = ngx.shared, ngx.now
-local math_abs, math_max, tonumber, setmetatable = math.abs, math.max, tonumber, setmetatable
+local ngx_shared = ngx.shared
+local math_max, tonumber, setmetatable = math.max, tonumber, setmetatable
 
 local _M = { _VERSION = "0.08" }
 local mt = { __index = _M }
@@ -12,20 +12,13 @@ local function decode(v)
 end
 
 function _M.incoming(self, key, commit)
-    local dict, rate, now = self.dict, self.rate, ngx_now() * 1000
-    local excess = 0
-    local v = dict:get(key)
-    if v then
-        local e, last = decode(v)
-        excess = math_max(e - rate * math_abs(now - last) / 1000 + 1000, 0)
-        if excess > self.burst then
-            return nil, "rejected"
-        end
+    -- excess = max(prev_excess - rate * |elapsed_ms| / 1000 + 1000, 0), over burst rejected;
+    -- computed and stored atomically by the dict.
+    local excess, err = self.dict:slardar_leaky(key, self.rate, self.burst, commit)
+    if not excess then
+        return nil, err
     end
-    if commit then
-        dict:set(key, excess .. ":" .. now)
-    end
-    return excess / rate, excess / 1000
+    return excess / self.rate, excess / 1000
 end
 
 function _M.uncommit(self, key)
