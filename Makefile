@@ -14,7 +14,8 @@ datadir ?= $(prefix)/share
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./pkg/admin:FuzzParseLine ./pkg/admin:FuzzReadReply ./pkg/admin:FuzzServer \
-	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON
+	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON \
+	./pkg/script:FuzzReceive ./pkg/script:FuzzStage
 
 .PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,9 @@ func Load(path string) (*File, error) {
 	f, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if f.Scripts.Dir != "" && !filepath.IsAbs(f.Scripts.Dir) {
+		f.Scripts.Dir = filepath.Join(filepath.Dir(path), f.Scripts.Dir)
 	}
 	return f, nil
 }

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slardar-go/slardar/pkg/script"
 )
 
 func TestParse(t *testing.T) {
@@ -86,7 +90,23 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Listeners) != 2 || f.Upstreams["3131"] == nil || len(f.Upstreams["3131"].Cluster.Levels) != 2 {
+	if len(f.Listeners) != 3 || f.Upstreams["3131"] == nil || len(f.Upstreams["3131"].Cluster.Levels) != 2 {
 		t.Fatalf("example: %+v", f)
+	}
+	if f.Scripts.Dir != "../../examples/lua" {
+		t.Fatalf("scripts.dir is not relative to the config file: %q", f.Scripts.Dir)
+	}
+	entries, err := os.ReadDir(f.Scripts.Dir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("example scripts: %v", err)
+	}
+	for _, e := range entries {
+		src, err := os.ReadFile(filepath.Join(f.Scripts.Dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := script.Compile(e.Name(), src); err != nil {
+			t.Errorf("example script: %v", err)
+		}
 	}
 }

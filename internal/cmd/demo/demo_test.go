@@ -21,13 +21,14 @@ func TestDemoSmoke(t *testing.T) {
 	}
 	admin, _ := testserver.FreePort()
 	data, _ := testserver.FreePort()
+	luaPort, _ := testserver.FreePort()
 	out, err := exec.Command("go", "run", ".", "--smoke",
 		"-proxy", filepath.Join(bin, "slardar-proxy"), "-ctl", filepath.Join(bin, "slardarctl"),
-		"-admin-port", strconv.Itoa(admin), "-port", strconv.Itoa(data), "-db1", "0", "-db2", "0").CombinedOutput()
+		"-admin-port", strconv.Itoa(admin), "-port", strconv.Itoa(data), "-lua-port", strconv.Itoa(luaPort), "-db1", "0", "-db2", "0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo --smoke: %v\n%s", err, out)
 	}
-	for _, want := range []string{"smoke: round robin reached ports", "Ctrl-C stops everything", "STATUS"} {
+	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}

@@ -34,6 +34,7 @@ type options struct {
 	ctlBin    string
 	adminPort int
 	dataPort  int
+	luaPort   int
 	dbPorts   [2]int
 	smoke     bool
 }
@@ -44,6 +45,7 @@ func run() error {
 	flag.StringVar(&o.ctlBin, "ctl", "bin/slardarctl", "slardarctl binary")
 	flag.IntVar(&o.adminPort, "admin-port", 1895, "admin port")
 	flag.IntVar(&o.dataPort, "port", 3131, "data port (upstream name)")
+	flag.IntVar(&o.luaPort, "lua-port", 3351, "port for the talk's content script example")
 	flag.IntVar(&o.dbPorts[0], "db1", 3306, "first MariaDB port (a free one if taken)")
 	flag.IntVar(&o.dbPorts[1], "db2", 3307, "second MariaDB port (a free one if taken)")
 	flag.BoolVar(&o.smoke, "smoke", false, "run the checks and exit instead of waiting for Ctrl-C")
@@ -51,7 +53,7 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	for _, p := range []int{o.adminPort, o.dataPort} {
+	for _, p := range []int{o.adminPort, o.dataPort, o.luaPort} {
 		if !free(p) {
 			return fmt.Errorf("port %d is in use (another demo or slardar-proxy running?); pick others with -admin-port/-port", p)
 		}
@@ -88,8 +90,11 @@ admin:
   listen: 127.0.0.1:%[1]d
 checkups:
   interval: 2s
+shared_dicts:
+  stream_limit_req_store: 1m
 listeners:
   - listen: 127.0.0.1:%[2]d        # upstream "%[2]d", named by its port as in the original
+  - listen: 127.0.0.1:%[8]d        # served by script.content%[8]d once it is loaded
 upstreams:
   "%[2]d":
     typ: mysql                  # heartbeat: a real MySQL login
@@ -101,7 +106,7 @@ upstreams:
       - servers:
           - {host: 127.0.0.1, port: %[6]d, max_fails: 3, fail_timeout: 10}
           - {host: 127.0.0.1, port: %[7]d}
-`, o.adminPort, o.dataPort, testserver.User, testserver.Password, testserver.Database, dbs[0].Port, dbs[1].Port)
+`, o.adminPort, o.dataPort, testserver.User, testserver.Password, testserver.Database, dbs[0].Port, dbs[1].Port, o.luaPort)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -151,12 +156,20 @@ The raw admin protocol, as in the talk:
   printf 'PUT upstream %[7]d\n\x00\x00\x00\x%02[12]x%[13]s' | nc -q1 127.0.0.1 %[8]d | xxd
   printf 'GET upstream status\n' | nc -q1 127.0.0.1 %[8]d | xxd | head
 
+Lua without a restart (the talk's examples):
+  printf 'LOAD code script.content%[14]d\n\x00\x00\x00\x16ngx.say("Hello, Lua!")' | nc -q1 127.0.0.1 %[8]d | xxd
+  nc -q1 127.0.0.1 %[14]d </dev/null
+  printf 'LOAD code script.preread%[7]d\n\x00\x00\x00\x0bngx.exit(1)' | nc -q1 127.0.0.1 %[8]d | xxd
+  mysql -h 127.0.0.1 -P %[7]d -u%[4]s -p%[5]s %[6]s      # ERROR 2013: Lost connection
+  bin/slardarctl --addr 127.0.0.1:%[8]d code delete script.preread%[7]d
+  bin/slardarctl --addr 127.0.0.1:%[8]d code info
+
 Kill a backend (new connections keep working, status turns err within one interval):
   kill %[11]d
 
 Ctrl-C stops everything the demo started.
 `, dbs[0].Port, dbs[1].Port, testserver.RootPassword, testserver.User, testserver.Password, testserver.Database,
-		o.dataPort, o.adminPort, cfgPath, logPath, pidOf(dbs[0]), len(rawBody), rawBody)
+		o.dataPort, o.adminPort, cfgPath, logPath, pidOf(dbs[0]), len(rawBody), rawBody, o.luaPort)
 	fmt.Print(try)
 	if o.smoke {
 		return smoke(o, dbs)
@@ -185,6 +198,16 @@ func smoke(o options, dbs []*testserver.MariaDB) error {
 	if len(seen) != 2 {
 		return fmt.Errorf("round robin reached %v; want both servers", seen)
 	}
+	load := exec.Command(o.ctlBin, "--addr", "127.0.0.1:"+strconv.Itoa(o.adminPort), "code", "load", "script.content"+strconv.Itoa(o.luaPort), "-f", "-")
+	load.Stdin = strings.NewReader(`ngx.say("Hello, Lua!")`)
+	if out, err := load.CombinedOutput(); err != nil {
+		return fmt.Errorf("slardarctl code load: %v: %s", err, out)
+	}
+	hello, err := exec.Command("nc", "-q1", "127.0.0.1", strconv.Itoa(o.luaPort)).Output()
+	if err != nil || string(hello) != "Hello, Lua!\n" {
+		return fmt.Errorf("nc to the content script: %q, %v", hello, err)
+	}
+	fmt.Printf("\nsmoke: %s", hello)
 	out, err := exec.Command(o.ctlBin, "--addr", "127.0.0.1:"+strconv.Itoa(o.adminPort), "status").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("slardarctl status: %v: %s", err, out)
