@@ -403,3 +403,47 @@ if not lim:incoming("same-key", true) then ngx.exit(1) end`)
 		t.Fatalf("admitted %d of 20; want 4 (burst 3 + 1)", admitted)
 	}
 }
+
+// TestCosocket: ngx.socket.tcp talks to a real server: connect, send, receive by line and by
+// count, settimeout, close; a refused connect returns nil and the error.
+func TestCosocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("+" + strings.ToUpper(line) + "12345"))
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
+	closed.Close()
+	rt := newRuntime(t)
+	out, err := content(t, rt, `
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+assert(sock:connect("127.0.0.1", `+port+`))
+sock:send("ping\n")
+local line = sock:receive("*l")
+local five = sock:receive(5)
+local rest, err = sock:receive(1)
+ngx.say(line, " ", five, " ", tostring(rest), " ", err)
+sock:close()
+local bad = ngx.socket.tcp()
+local ok, err = bad:connect("127.0.0.1", `+closedPort+`)
+ngx.say(tostring(ok), " ", err)
+`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "+PING 12345 nil closed\nnil connection refused\n"; out != want {
+		t.Fatalf("got %q; want %q", out, want)
+	}
+}

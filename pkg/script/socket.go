@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -105,6 +106,10 @@ func socketError(err error) string {
 		return "closed"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error() // "connection refused", as lua-nginx says it
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
