@@ -50,6 +50,7 @@ func (b *budget) stop() {
 type heapGuard struct {
 	mu      sync.Mutex
 	running map[*invocation]struct{}
+	limit   uint64 // the newest invocation's limit (a reload may change it)
 	ticking bool
 }
 
@@ -60,9 +61,10 @@ func (g *heapGuard) watch(limit uint64, inv *invocation) func() {
 		g.running = make(map[*invocation]struct{})
 	}
 	g.running[inv] = struct{}{}
+	g.limit = limit
 	if !g.ticking {
 		g.ticking = true
-		go g.loop(limit)
+		go g.loop()
 	}
 	g.mu.Unlock()
 	return func() {
@@ -72,7 +74,7 @@ func (g *heapGuard) watch(limit uint64, inv *invocation) func() {
 	}
 }
 
-func (g *heapGuard) loop(limit uint64) {
+func (g *heapGuard) loop() {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -84,7 +86,7 @@ func (g *heapGuard) loop(limit uint64) {
 			return
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > limit {
+		if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > g.limit {
 			for inv := range g.running {
 				inv.cancel(ErrMemory)
 			}
