@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,21 +65,12 @@ func newCodeGet(g *Globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			results := g.do(cmd.Context(), "GET", "code", args[0], nil)
-			byAddr := map[string]script.ModuleInfo{}
+			byAddr := decodeEach[script.ModuleInfo](results, "code info")
 			for i, r := range results {
-				if r.Err != nil {
-					continue
-				}
-				var m script.ModuleInfo
-				if err := json.Unmarshal(r.Reply.Data, &m); err != nil {
-					results[i].Err = fmt.Errorf("%s: decoding code info: %w", r.Addr, err)
-					continue
-				}
-				if m.Name == "" {
+				if m, ok := byAddr[r.Addr]; ok && m.Name == "" {
 					results[i].Err = cli.WithCode(cli.ExitError, fmt.Errorf("%s: code %s is not installed", r.Addr, args[0]))
-					continue
+					delete(byAddr, r.Addr)
 				}
-				byAddr[r.Addr] = m
 			}
 			if g.Output == OutputJSON {
 				if err := printPerProxy(g, cmd.OutOrStdout(), byAddr); err != nil {
@@ -112,18 +102,7 @@ func newCodeInfo(g *Globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			results := g.do(cmd.Context(), "GET", "code", "info", nil)
-			byAddr := map[string]script.Info{}
-			for i, r := range results {
-				if r.Err != nil {
-					continue
-				}
-				var info script.Info
-				if err := json.Unmarshal(r.Reply.Data, &info); err != nil {
-					results[i].Err = fmt.Errorf("%s: decoding code info: %w", r.Addr, err)
-					continue
-				}
-				byAddr[r.Addr] = info
-			}
+			byAddr := decodeEach[script.Info](results, "code info")
 			if g.Output == OutputJSON {
 				if err := printPerProxy(g, cmd.OutOrStdout(), byAddr); err != nil {
 					return err

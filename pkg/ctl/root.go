@@ -4,6 +4,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,6 +160,24 @@ func failure(results []result) error {
 		return nil
 	}
 	return cli.WithCode(code, errors.Join(errs...))
+}
+
+// decodeEach decodes every successful reply's JSON into a T, by proxy address; a reply that
+// does not decode becomes that proxy's error.
+func decodeEach[T any](results []result, what string) map[string]T {
+	out := make(map[string]T, len(results))
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(r.Reply.Data, &v); err != nil {
+			results[i].Err = fmt.Errorf("%s: decoding %s: %w", r.Addr, what, err)
+			continue
+		}
+		out[r.Addr] = v
+	}
+	return out
 }
 
 // multi reports whether output needs a PROXY column.

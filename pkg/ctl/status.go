@@ -24,18 +24,7 @@ status last changed. With several --addr, each proxy's rows are marked with its 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			results := g.do(cmd.Context(), "GET", "upstream", "status", nil)
-			statuses := make(map[string]map[string]json.RawMessage)
-			for i, r := range results {
-				if r.Err != nil {
-					continue
-				}
-				var m map[string]json.RawMessage
-				if err := json.Unmarshal(r.Reply.Data, &m); err != nil {
-					results[i].Err = fmt.Errorf("%s: decoding status: %w", r.Addr, err)
-					continue
-				}
-				statuses[r.Addr] = m
-			}
+			statuses := decodeEach[map[string]json.RawMessage](results, "status")
 			if g.Output == OutputJSON {
 				if err := printPerProxy(g, cmd.OutOrStdout(), statuses); err != nil {
 					return err

@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -97,19 +96,7 @@ func (g *Globals) report(cmd *cobra.Command, results []result, what string) erro
 // info fetches GET upstream info from every proxy.
 func (g *Globals) info(cmd *cobra.Command) (map[string]map[string]*checkups.Upstream, []result, error) {
 	results := g.do(cmd.Context(), "GET", "upstream", "info", nil)
-	out := make(map[string]map[string]*checkups.Upstream, len(results))
-	for i, r := range results {
-		if r.Err != nil {
-			continue
-		}
-		var m map[string]*checkups.Upstream
-		if err := json.Unmarshal(r.Reply.Data, &m); err != nil {
-			results[i].Err = fmt.Errorf("%s: decoding upstream info: %w", r.Addr, err)
-			continue
-		}
-		out[r.Addr] = m
-	}
-	return out, results, nil
+	return decodeEach[map[string]*checkups.Upstream](results, "upstream info"), results, nil
 }
 
 func newUpstreamGet(g *Globals) *cobra.Command {

@@ -71,23 +71,19 @@ func TestPrereadRejectsThenDeleteRestores(t *testing.T) {
 	}
 }
 
-// TestTalkLimitReq: the talk's limit_req preread (rate 1/s, burst 3, keyed by remote address).
+// TestTalkLimitReq: the talk's limit_req preread as shipped in examples/lua (rate 1/s, burst 3,
+// keyed by remote address).
 // Five connections at once: four reach MariaDB after 0, 1, 2 and 3 seconds, the fifth is
 // dropped.
 func TestTalkLimitReq(t *testing.T) {
 	d := startDaemon(t, func(c *config.File) { c.SharedDicts = map[string]string{"stream_limit_req_store": "1m"} })
 	proxy := d.ListenerAddr("3131")
 	putUpstream(t, d, twoServers(""))
-	loadCode(t, d, "script.preread"+portOf(proxy), `local limit_req = require "resty.limit.req"
-local lim = limit_req.new("stream_limit_req_store", 1, 3)
-local key = ngx.var.remote_addr
-local delay, err = lim.incoming(key, true)
-if not delay then
-    return ngx.exit(1)
-end
-if delay >= 0.001 then
-    ngx.sleep(delay)
-end`)
+	talk, err := os.ReadFile("../../examples/lua/script.preread3131.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadCode(t, d, "script.preread"+portOf(proxy), string(talk))
 	type result struct {
 		greeted bool
 		after   time.Duration
