@@ -119,6 +119,7 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
 	}
 	attempts := p.serve(ctx, cx)
 	if p.Hooks != nil {
+		c.Close() // the client does not wait for the log hook
 		p.Hooks.Log(cx)
 	}
 	attrs := []any{
