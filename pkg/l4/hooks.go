@@ -28,6 +28,15 @@ type Conn struct {
 	HashKey  string // key for hash modes: the client address unless a hook changes it
 	Start    time.Time
 
+	// Target, when a hook sets it, is a host:port dialled directly instead of balancing over
+	// Upstream (no checkups: one attempt, DefaultDialTimeout).
+	Target string
+	// ProxyProtocol, when 1 or 2, makes the proxy send a PROXY protocol header of that version
+	// to the backend before any client byte.
+	ProxyProtocol int
+	// LogAttrs are added to the connection's access-log line (e.g. the server name and route).
+	LogAttrs []any
+
 	// Reader buffers what hooks read or peek from the client; nil until a hook needs it.
 	Reader *bufio.Reader
 	// State belongs to the Hooks implementation (per-connection script state).

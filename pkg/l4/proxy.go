@@ -99,6 +99,39 @@ func outcome(err error) string {
 	return "error"
 }
 
+// DefaultDialTimeout bounds dialling a hook's direct Target.
+const DefaultDialTimeout = 5 * time.Second
+
+// dial connects to the connection's backend: its direct Target, or a peer of its Upstream
+// chosen by checkups with retry. It records the server in cx and returns the connection, the
+// number of attempts and the function that ends the peer's connection count.
+func (p *Proxy) dial(ctx context.Context, cx *Conn) (net.Conn, int, func(), error) {
+	if cx.Target != "" {
+		d := net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: -1}
+		conn, err := d.DialContext(ctx, "tcp", cx.Target)
+		if err != nil {
+			return nil, 1, nil, fmt.Errorf("dialing target %s: %w", cx.Target, err)
+		}
+		cx.Server = cx.Target
+		return conn, 1, func() {}, nil
+	}
+	var up net.Conn
+	peer, attempts, err := p.Registry.Try(ctx, cx.Upstream, cx.HashKey, func(ctx context.Context, pe checkups.Peer) error {
+		d := net.Dialer{Timeout: p.Registry.Timeout(cx.Upstream), KeepAlive: -1}
+		conn, err := d.DialContext(ctx, "tcp", pe.Addr())
+		if err != nil {
+			return fmt.Errorf("dialing upstream %s: %w", pe.Addr(), err)
+		}
+		up = conn
+		return nil
+	})
+	if err != nil {
+		return nil, attempts, nil, err
+	}
+	cx.Server = peer.Addr()
+	return up, attempts, peer.Acquire(), nil
+}
+
 // Status values for the access log and log hooks, as nginx stream's $status.
 const (
 	StatusOK          = 200
@@ -131,6 +164,7 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
 		"duration_ms", time.Since(cx.Start).Milliseconds(),
 		"status", cx.Status, "outcome", outcome(cx.Err),
 	}
+	attrs = append(attrs, cx.LogAttrs...)
 	if cx.Err != nil && !isReset(cx.Err) && !errors.Is(cx.Err, errIdle) {
 		attrs = append(attrs, "err", cx.Err.Error())
 	}
@@ -154,24 +188,23 @@ func (p *Proxy) serve(ctx context.Context, cx *Conn) int {
 			return 0
 		}
 	}
-	var up net.Conn
-	peer, attempts, err := p.Registry.Try(ctx, cx.Upstream, cx.HashKey, func(ctx context.Context, pe checkups.Peer) error {
-		d := net.Dialer{Timeout: p.Registry.Timeout(cx.Upstream), KeepAlive: -1}
-		conn, err := d.DialContext(ctx, "tcp", pe.Addr())
-		if err != nil {
-			return fmt.Errorf("dialing upstream %s: %w", pe.Addr(), err)
-		}
-		up = conn
-		return nil
-	})
+	up, attempts, release, err := p.dial(ctx, cx)
 	if err != nil {
 		cx.Status, cx.Err = StatusBadGateway, err
 		return attempts
 	}
-	release := peer.Acquire()
 	defer release()
 	defer up.Close()
-	cx.Server = peer.Addr()
+	if cx.ProxyProtocol != 0 {
+		hdr, err := ProxyHeader(cx.ProxyProtocol, cx.Client.RemoteAddr(), cx.Client.LocalAddr())
+		if err == nil {
+			_, err = up.Write(hdr)
+		}
+		if err != nil {
+			cx.Status, cx.Err = StatusBadGateway, fmt.Errorf("writing PROXY protocol header: %w", err)
+			return attempts
+		}
+	}
 	// Bytes a hook peeked at are the start of the stream.
 	if cx.Reader != nil && cx.Reader.Buffered() > 0 {
 		peeked, _ := cx.Reader.Peek(cx.Reader.Buffered())
