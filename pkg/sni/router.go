@@ -1,0 +1,109 @@
+package sni
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/slardar-go/slardar/pkg/l4"
+)
+
+// DefaultHelloTimeout bounds the wait for a ClientHello.
+const DefaultHelloTimeout = 5 * time.Second
+
+// Router is the l4.Hooks of sni-router: its preread peeks the ClientHello and routes.
+type Router struct {
+	Routes *Table
+	Logger *slog.Logger // bad hellos and refused targets; default: discard
+
+	limits atomic.Pointer[Limits]
+}
+
+// Limits of the hello read.
+type Limits struct {
+	MaxHello     int           // default DefaultMaxHello
+	HelloTimeout time.Duration // default DefaultHelloTimeout
+}
+
+// SetLimits changes the limits for new connections (safe while serving).
+func (rt *Router) SetLimits(l Limits) { rt.limits.Store(&l) }
+
+func (rt *Router) currentLimits() Limits {
+	var l Limits
+	if p := rt.limits.Load(); p != nil {
+		l = *p
+	}
+	if l.MaxHello <= 0 {
+		l.MaxHello = DefaultMaxHello
+	}
+	if l.HelloTimeout <= 0 {
+		l.HelloTimeout = DefaultHelloTimeout
+	}
+	return l
+}
+
+func (rt *Router) logger() *slog.Logger {
+	if rt.Logger != nil {
+		return rt.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+var _ l4.Hooks = (*Router)(nil)
+
+// unrecognizedName is a fatal TLS alert unrecognized_name(112), sent when no route matches.
+var unrecognizedName = []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70}
+
+// ErrNoRoute is a server name no route matches (the client got an unrecognized_name alert).
+var ErrNoRoute = errors.New("no route")
+
+// Preread reads the ClientHello under a deadline without consuming it and routes the
+// connection. A hello that cannot be read goes to the default route if there is one; otherwise
+// the connection is closed. An unmatched name gets an unrecognized_name alert.
+func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
+	lim := rt.currentLimits()
+	c := cx.Client
+	cx.Reader = bufio.NewReaderSize(c, BufferSize(lim.MaxHello))
+	c.SetReadDeadline(time.Now().Add(lim.HelloTimeout))
+	h, herr := ReadHello(cx.Reader, lim.MaxHello)
+	c.SetReadDeadline(time.Time{})
+	if herr != nil {
+		h = Hello{}
+	}
+	m, ok := rt.Routes.Lookup(h, cx.Port)
+	cx.LogAttrs = append(cx.LogAttrs, "sni", h.ServerName)
+	if herr != nil && (!ok || m.Pattern != DefaultPattern) {
+		rt.logger().Info("no ClientHello", "client", c.RemoteAddr().String(), "err", herr)
+		cx.Status = 400
+		return fmt.Errorf("reading ClientHello: %w", herr)
+	}
+	if !ok {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(unrecognizedName)
+		cx.Status = 421
+		return fmt.Errorf("%w for %q", ErrNoRoute, h.ServerName)
+	}
+	cx.LogAttrs = append(cx.LogAttrs, "route", m.Pattern)
+	if m.Target != "" {
+		if rt.Routes.AllowTarget == nil || !rt.Routes.AllowTarget(m.Target) {
+			rt.logger().Warn("target not in the allow-list", "target", m.Target, "sni", h.ServerName, "route", m.Pattern)
+			cx.Status = 403
+			return fmt.Errorf("target %s not in the allow-list", m.Target)
+		}
+		cx.Target = m.Target
+	} else {
+		cx.Upstream = m.Route.Upstream
+	}
+	cx.ProxyProtocol = m.Route.ProxyProtocol
+	return nil
+}
+
+// Content never serves: the router only routes.
+func (rt *Router) Content(context.Context, *l4.Conn) (bool, error) { return false, nil }
+
+// Log has nothing to do: the access log carries the name and route.
+func (rt *Router) Log(*l4.Conn) {}
