@@ -61,19 +61,24 @@ type Listener struct {
 	Upstream string `yaml:"upstream"` // default: the port, as in the original
 }
 
-// File is the whole configuration file of slardar-proxy.
-type File struct {
-	Admin    Admin    `yaml:"admin"`
-	Log      Log      `yaml:"log"`
-	Proxy    Proxy    `yaml:"proxy"`
-	Checkups Checkups `yaml:"checkups"`
-	Scripts  Scripts  `yaml:"scripts"`
-	// SharedDicts declares ngx.shared dictionaries: name → size ("10m", "64k", bytes).
-	SharedDicts map[string]string             `yaml:"shared_dicts"`
-	Listeners   []Listener                    `yaml:"listeners"`
-	Upstreams   map[string]*checkups.Upstream `yaml:"-"`
+// Common is the part of the configuration every proxy daemon has.
+type Common struct {
+	Admin     Admin                         `yaml:"admin"`
+	Log       Log                           `yaml:"log"`
+	Proxy     Proxy                         `yaml:"proxy"`
+	Checkups  Checkups                      `yaml:"checkups"`
+	Upstreams map[string]*checkups.Upstream `yaml:"-"`
 	// RawUpstreams is the upstreams section; each value is checkups upstream JSON in YAML form.
 	RawUpstreams map[string]any `yaml:"upstreams"`
+}
+
+// File is the whole configuration file of slardar-proxy.
+type File struct {
+	Common  `yaml:",inline"`
+	Scripts Scripts `yaml:"scripts"`
+	// SharedDicts declares ngx.shared dictionaries: name → size ("10m", "64k", bytes).
+	SharedDicts map[string]string `yaml:"shared_dicts"`
+	Listeners   []Listener        `yaml:"listeners"`
 }
 
 // Load reads and validates a configuration file.
@@ -95,22 +100,11 @@ func Load(path string) (*File, error) {
 // Parse decodes and validates configuration bytes.
 func Parse(data []byte) (*File, error) {
 	f := &File{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+	if err := decodeStrict(data, f); err != nil {
 		return nil, err
 	}
-	f.Upstreams = make(map[string]*checkups.Upstream, len(f.RawUpstreams))
-	for name, raw := range f.RawUpstreams {
-		js, err := json.Marshal(raw)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", name, err)
-		}
-		up, err := checkups.ParseUpstream(js)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", name, err)
-		}
-		f.Upstreams[name] = up
+	if err := f.Common.parse(); err != nil {
+		return nil, err
 	}
 	for i := range f.Listeners {
 		l, err := ParseListener(f.Listeners[i].Listen)
@@ -122,13 +116,37 @@ func Parse(data []byte) (*File, error) {
 		}
 		f.Listeners[i].Listen = l.Listen
 	}
-	if err := f.Log.Validate(); err != nil {
-		return nil, err
-	}
 	if err := f.validateScripts(); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// parse turns the upstreams section into checkups upstreams and checks the log settings.
+func (c *Common) parse() error {
+	c.Upstreams = make(map[string]*checkups.Upstream, len(c.RawUpstreams))
+	for name, raw := range c.RawUpstreams {
+		js, err := json.Marshal(raw)
+		if err != nil {
+			return fmt.Errorf("upstream %q: %w", name, err)
+		}
+		up, err := checkups.ParseUpstream(js)
+		if err != nil {
+			return fmt.Errorf("upstream %q: %w", name, err)
+		}
+		c.Upstreams[name] = up
+	}
+	return c.Log.Validate()
+}
+
+// decodeStrict decodes YAML into v, refusing unknown keys; empty input is fine.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // ParseListener reads "PORT", "HOST:PORT" or either with "=UPSTREAM" appended. The upstream

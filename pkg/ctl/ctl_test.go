@@ -18,7 +18,7 @@ import (
 func startProxy(t *testing.T, token string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := &config.File{Admin: config.Admin{Listen: "127.0.0.1:0", Token: token}}
+	cfg := &config.File{Common: config.Common{Admin: config.Admin{Listen: "127.0.0.1:0", Token: token}}}
 	d, err := proxyd.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func() (*config.File, error) { return cfg, nil })
 	if err != nil {
 		t.Fatal(err)

@@ -56,10 +56,12 @@ func runMain(m *testing.M) int {
 func startDaemon(t *testing.T, mutate func(*config.File)) *Daemon {
 	t.Helper()
 	cfg := &config.File{
-		Admin:     config.Admin{Listen: "127.0.0.1:0"},
+		Common: config.Common{
+			Admin:    config.Admin{Listen: "127.0.0.1:0"},
+			Checkups: config.Checkups{Interval: 200 * time.Millisecond},
+			Proxy:    config.Proxy{ShutdownGrace: 2 * time.Second},
+		},
 		Listeners: []config.Listener{{Listen: "127.0.0.1:0", Upstream: "3131"}},
-		Checkups:  config.Checkups{Interval: 200 * time.Millisecond},
-		Proxy:     config.Proxy{ShutdownGrace: 2 * time.Second},
 	}
 	if mutate != nil {
 		mutate(cfg)

@@ -213,7 +213,7 @@ func TestScriptsDir(t *testing.T) {
 	}
 	write("script.content"+dataPort+".lua", `ngx.say(require("greeting").text)`)
 	write("greeting.lua", `return {text = "hello from the dir"}`)
-	cfg := &config.File{Admin: config.Admin{Listen: "127.0.0.1:0"}, Scripts: config.Scripts{Dir: dir},
+	cfg := &config.File{Common: config.Common{Admin: config.Admin{Listen: "127.0.0.1:0"}}, Scripts: config.Scripts{Dir: dir},
 		Listeners: []config.Listener{{Listen: addr, Upstream: "x"}}}
 	d := startDaemonConfig(t, func() (*config.File, error) { return cfg, nil })
 	say := func() string {
