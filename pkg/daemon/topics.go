@@ -9,6 +9,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/script"
+	"github.com/slardar-go/slardar/pkg/sni"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
@@ -81,4 +82,30 @@ func replyErr(err error) admin.Reply {
 		return admin.Errorf("%s", ce.Msg)
 	}
 	return admin.Errorf("%s", err)
+}
+
+// RegisterRoute serves sni-router's route topic (an extension of the protocol):
+//
+//	PUT route <pattern> + JSON   {"upstream":"<name>"} or {"target":"<host:port template>"},
+//	                             optional "alpn" and "proxy_protocol":1|2; pattern default names
+//	                             the default route
+//	DELETE route <pattern>       "route <pattern> not found" if absent
+//	GET route info               all routes by pattern; other names: "not allowed"
+func RegisterRoute(mux *admin.Mux, table *sni.Table) {
+	mux.Handle("PUT", "route", true, func(_ context.Context, pattern string, body []byte) admin.Reply {
+		r, err := sni.ParseRoute(body)
+		if err == nil {
+			err = table.Put(pattern, r)
+		}
+		return replyErr(err)
+	})
+	mux.Handle("DELETE", "route", false, func(_ context.Context, pattern string, _ []byte) admin.Reply {
+		return replyErr(table.Delete(pattern))
+	})
+	mux.Handle("GET", "route", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		if name != "info" {
+			return admin.Errorf(admin.ErrNotAllowed)
+		}
+		return admin.Message(table.Info())
+	})
 }

@@ -3,29 +3,20 @@ package proxyd
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cli"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/daemon"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
-// EnvAdminToken names the environment variable that may carry the admin token, so it need not
-// appear on a command line.
-const EnvAdminToken = "SLARDAR_ADMIN_TOKEN"
-
 // Options are slardar-proxy's flags; set flags override the config file.
 type Options struct {
+	daemon.CommonFlags
 	ConfigPath  string
-	AdminListen string
-	AdminToken  string
 	Listens     []string
-	LogFormat   string
-	LogLevel    string
 	SharedDicts []string
 	ScriptsDir  string
 }
@@ -55,13 +46,10 @@ Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.sh
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigPath, "config", "c", "", "YAML config file (listeners, upstreams, checkups, admin, log)")
-	f.StringVar(&o.AdminListen, "admin-listen", DefaultAdminListen, "admin protocol address; beyond loopback it needs a token")
-	f.StringVar(&o.AdminToken, "admin-token", "", "shared admin token (also $"+EnvAdminToken+")")
+	o.CommonFlags.Register(f, DefaultAdminListen)
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")
 	f.StringArrayVar(&o.SharedDicts, "shared-dict", nil, "declare an ngx.shared dictionary NAME=SIZE (e.g. stream_limit_req_store=10m); repeatable")
 	f.StringVar(&o.ScriptsDir, "scripts-dir", "", "directory of *.lua scripts and modules loaded at start and on SIGHUP")
-	f.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default text)")
-	f.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info)")
 	return cmd
 }
 
@@ -77,20 +65,8 @@ func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.File, error) {
 			}
 		}
 		fl := cmd.Flags()
-		if fl.Changed("admin-listen") || cfg.Admin.Listen == "" {
-			cfg.Admin.Listen = o.AdminListen
-		}
-		if tok := os.Getenv(EnvAdminToken); tok != "" && cfg.Admin.Token == "" {
-			cfg.Admin.Token = tok
-		}
-		if fl.Changed("admin-token") {
-			cfg.Admin.Token = o.AdminToken
-		}
-		if fl.Changed("log-format") {
-			cfg.Log.Format = o.LogFormat
-		}
-		if fl.Changed("log-level") {
-			cfg.Log.Level = o.LogLevel
+		if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+			return nil, cli.WithCode(cli.ExitBadArgs, err)
 		}
 		seen := make(map[config.Listener]bool)
 		for _, l := range cfg.Listeners {
@@ -119,9 +95,6 @@ func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.File, error) {
 		if fl.Changed("scripts-dir") {
 			cfg.Scripts.Dir = o.ScriptsDir
 		}
-		if err := cfg.Log.Validate(); err != nil {
-			return nil, cli.WithCode(cli.ExitBadArgs, err)
-		}
 		return cfg, nil
 	}
 }
@@ -133,32 +106,11 @@ func (o *Options) run(cmd *cobra.Command) error {
 		return err
 	}
 	log := cfg.Log.NewLogger(cmd.ErrOrStderr())
-
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	serveCtx, cancelServe := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelServe()
-	d, err := Start(serveCtx, log, load)
-	if err != nil {
-		return err
-	}
-	log.Info("slardar-proxy started", "version", version.Version)
-	for {
-		select {
-		case <-hup:
-			if err := d.Reload(serveCtx); err != nil {
-				log.Error("config not reloaded", "err", err)
-			} else {
-				log.Info("config reloaded")
-			}
-		case <-ctx.Done():
-			log.Info("shutting down")
-			d.Shutdown(context.Background())
-			return nil
+	return daemon.Serve(cmd.Context(), log, func(ctx context.Context) (daemon.Runner, error) {
+		d, err := Start(ctx, log, load)
+		if err == nil {
+			log.Info("slardar-proxy started", "version", version.Version)
 		}
-	}
+		return d, err
+	})
 }

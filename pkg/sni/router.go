@@ -89,7 +89,7 @@ func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
 	}
 	cx.LogAttrs = append(cx.LogAttrs, "route", m.Pattern)
 	if m.Target != "" {
-		if rt.Routes.AllowTarget == nil || !rt.Routes.AllowTarget(m.Target) {
+		if !rt.Routes.Allows(m.Target) {
 			rt.logger().Warn("target not in the allow-list", "target", m.Target, "sni", h.ServerName, "route", m.Pattern)
 			cx.Status = 403
 			return fmt.Errorf("target %s not in the allow-list", m.Target)

@@ -111,11 +111,21 @@ type Table struct {
 	wild    map[string]*pattern
 	regexps []*pattern // sorted by pattern text
 	def     *pattern
-	// AllowTarget decides whether a target route may exist and an expanded target be dialled;
-	// nil allows none, so the router is never an open proxy by default.
-	AllowTarget func(hostport string) bool
-	// AllowConfigured reports whether an allow-list exists (for the PUT error message).
-	AllowConfigured bool
+	allow   *AllowList // targets that may be dialled; none by default (never an open proxy)
+}
+
+// SetAllow replaces the target allow-list.
+func (t *Table) SetAllow(a *AllowList) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.allow = a
+}
+
+// Allows reports whether an expanded target may be dialled.
+func (t *Table) Allows(hostport string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.allow != nil && t.allow.Allows(hostport)
 }
 
 // Put adds or replaces the route of a pattern.
@@ -127,12 +137,12 @@ func (t *Table) Put(text string, r Route) error {
 	if err != nil {
 		return err
 	}
-	if r.Target != "" && !t.AllowConfigured {
-		return fmt.Errorf("target routes need an allow-list (sni.allow in the config): the router is never an open proxy")
-	}
 	p.route = r
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if r.Target != "" && (t.allow == nil || t.allow.Len() == 0) {
+		return fmt.Errorf("target routes need an allow-list (sni.allow in the config): the router is never an open proxy")
+	}
 	t.remove(text)
 	switch p.kind {
 	case 'd':

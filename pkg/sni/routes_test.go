@@ -10,7 +10,8 @@ func TestLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab := &Table{AllowTarget: allow.Allows, AllowConfigured: true}
+	tab := &Table{}
+	tab.SetAllow(allow)
 	for pattern, body := range map[string]string{
 		"www.example.com":     `{"upstream":"web"}`,
 		"*.example.com":       `{"upstream":"wild","proxy_protocol":2}`,
