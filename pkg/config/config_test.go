@@ -110,3 +110,16 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleSNIConfig(t *testing.T) {
+	f, err := LoadSNI("../../examples/sni-router.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Routes) != 4 || f.Upstreams["web"] == nil || f.AllowList.Len() != 2 || f.Listen[0] != "127.0.0.1:8443" {
+		t.Fatalf("example: %+v", f)
+	}
+	if _, err := ParseSNI([]byte("routes: {x: {target: \"$sni:443\"}}")); err == nil || !strings.Contains(err.Error(), "allow-list") {
+		t.Fatalf("target route without an allow-list: %v", err)
+	}
+}

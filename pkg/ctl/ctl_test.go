@@ -13,6 +13,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/ctl"
 	"github.com/slardar-go/slardar/pkg/proxyd"
+	"github.com/slardar-go/slardar/pkg/snid"
 )
 
 func startProxy(t *testing.T, token string) string {
@@ -168,5 +169,46 @@ func TestCodeCommands(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "", a, "code", "get", "m"); code != cli.ExitError || !strings.Contains(errOut, "not installed") {
 		t.Fatalf("get deleted: %d %s", code, errOut)
+	}
+}
+
+func TestRouteCommands(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := config.ParseSNI([]byte("admin: {listen: 127.0.0.1:0}\nsni: {allow: ['*.internal:8443']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"127.0.0.1:0"}
+	d, err := snid.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func() (*config.SNIFile, error) { return cfg, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	a := "--addr=" + d.AdminAddr()
+	if code, _, errOut := run(t, `{"upstream":"web","alpn":"h2"}`, a, "route", "put", "www.example.com", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "target: '${1}.internal:8443'\nproxy_protocol: 1\n", a, "route", "put", `~(.+)\.svc`, "-f", "-"); code != 0 {
+		t.Fatalf("put yaml: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `{"target":"$sni:443"}`, "--addr="+d.AdminAddr(), "route", "put", "x", "-f", "-"); code != 0 {
+		t.Fatalf("put target: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "route", "list")
+	if code != 0 || !strings.Contains(out, "upstream web") || !strings.Contains(out, "target ${1}.internal:8443") || !strings.Contains(out, "v1") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "route", "get", "www.example.com")
+	if code != 0 || !strings.Contains(out, `"alpn": [`) {
+		t.Fatalf("get: %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", a, "route", "get", "nope"); code != cli.ExitError || !strings.Contains(errOut, "route nope not found") {
+		t.Fatalf("get missing: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `{"upstream":"x","proxy_protocol":3}`, a, "route", "put", "y", "-f", "-"); code != cli.ExitReplyError || !strings.Contains(errOut, "proxy_protocol 3") {
+		t.Fatalf("bad route: %d %s", code, errOut)
+	}
+	if code, _, _ := run(t, "", a, "route", "delete", "www.example.com"); code != 0 {
+		t.Fatalf("delete: %d", code)
 	}
 }

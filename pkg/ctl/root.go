@@ -73,7 +73,7 @@ not be reached, 4 a proxy answered with an error.`,
 	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{OutputTable, OutputJSON}, cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRawCommand(g))
+	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newRawCommand(g))
 	return cmd
 }
 
@@ -178,6 +178,11 @@ func decodeEach[T any](results []result, what string) map[string]T {
 		out[r.Addr] = v
 	}
 	return out
+}
+
+// notFound is the error for a name a proxy does not have (exit code 1).
+func notFound(what, name, addr string) error {
+	return cli.WithCode(cli.ExitError, fmt.Errorf("%s: %s %s not found", addr, what, name))
 }
 
 // multi reports whether output needs a PROXY column.

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
-	"github.com/slardar-go/slardar/pkg/cli"
 )
 
 func newUpstreamCommand(g *Globals) *cobra.Command {
@@ -109,7 +108,7 @@ func newUpstreamGet(g *Globals) *cobra.Command {
 			infos, results, _ := g.info(cmd)
 			for i, r := range results {
 				if r.Err == nil && infos[r.Addr][name] == nil {
-					results[i].Err = cli.WithCode(cli.ExitError, fmt.Errorf("%s: upstream %s not found", r.Addr, name))
+					results[i].Err = notFound("upstream", name, r.Addr)
 				}
 			}
 			if g.Output == OutputJSON {

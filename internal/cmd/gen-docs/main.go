@@ -12,6 +12,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/ctl"
 	"github.com/slardar-go/slardar/pkg/proxyd"
+	"github.com/slardar-go/slardar/pkg/snid"
 )
 
 func main() {
@@ -27,7 +28,7 @@ func run() error {
 			return err
 		}
 	}
-	for _, root := range []*cobra.Command{proxyd.NewCommand(), ctl.NewCommand()} {
+	for _, root := range []*cobra.Command{proxyd.NewCommand(), ctl.NewCommand(), snid.NewCommand()} {
 		root.DisableAutoGenTag = true
 		header := &doc.GenManHeader{Title: root.Name(), Section: "1", Source: "slardar", Manual: "Slardar Manual"}
 		if err := doc.GenManTree(root, header, "man"); err != nil {
