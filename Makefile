@@ -51,6 +51,8 @@ demo: deps build
 bench: build
 	scripts/install-deps.sh --no-consul --bench
 	bench/run.sh
+	bench/run.sh -scripts
+	bench/run.sh -tls
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Runs the L4 benchmark side by side (direct, slardar-proxy, nginx stream, HAProxy) and writes
-# bench/out/l4-<date>.md. Record the table in bench/RESULTS.md with this command.
+# bench/out/l4-<date>.md; with -scripts, slardar-proxy ports with and without Lua hooks; with
+# -tls (first argument), the TLS SNI benchmark (bench/out/tls-<date>.md). Record the tables in
+# bench/RESULTS.md with the command that made them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
+if [ "${1:-}" = "-tls" ]; then
+  # sni-router vs sniproxy vs nginx ssl_preread vs HAProxy req.ssl_sni
+  shift
+  out=bench/out/tls-$(date +%Y%m%d-%H%M%S).md
+  go run ./bench/cmd/tlsbench -router bin/sni-router "$@" | tee "$out"
+  echo "written to $out" >&2
+  exit 0
+fi
 out=bench/out/l4-$(date +%Y%m%d-%H%M%S).md
 go run ./bench/cmd/l4bench -proxy bin/slardar-proxy "$@" | tee "$out"
 echo "written to $out" >&2

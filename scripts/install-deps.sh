@@ -24,7 +24,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client sysbench netcat-openbsd xxd)
-[ "$want_bench" = 1 ] && pkgs+=(haproxy nginx libnginx-mod-stream iperf3)
+[ "$want_bench" = 1 ] && pkgs+=(haproxy nginx libnginx-mod-stream iperf3 sniproxy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_ env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts packaged daemons on install where it can; the tests never use them.
-for svc in mariadb etcd haproxy nginx; do
+for svc in mariadb etcd haproxy nginx sniproxy; do
   if command -v service >/dev/null 2>&1; then sudo_ service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,7 @@ type Router struct {
 	Logger *slog.Logger // bad hellos and refused targets; default: discard
 
 	limits atomic.Pointer[Limits]
+	bufs   sync.Pool // *bufio.Reader of BufferSize(MaxHello), reused across connections
 }
 
 // Limits of the hello read.
@@ -67,7 +70,7 @@ var ErrNoRoute = errors.New("no route")
 func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
 	lim := rt.currentLimits()
 	c := cx.Client
-	cx.Reader = bufio.NewReaderSize(c, BufferSize(lim.MaxHello))
+	cx.Reader = rt.reader(c, BufferSize(lim.MaxHello))
 	c.SetReadDeadline(time.Now().Add(lim.HelloTimeout))
 	h, herr := ReadHello(cx.Reader, lim.MaxHello)
 	c.SetReadDeadline(time.Time{})
@@ -105,5 +108,21 @@ func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
 // Content never serves: the router only routes.
 func (rt *Router) Content(context.Context, *l4.Conn) (bool, error) { return false, nil }
 
-// Log has nothing to do: the access log carries the name and route.
-func (rt *Router) Log(*l4.Conn) {}
+// Log returns the connection's hello buffer to the pool (the access log carries the name and
+// route); the connection is over, so nothing reads the buffer any more.
+func (rt *Router) Log(cx *l4.Conn) {
+	if cx.Reader != nil {
+		cx.Reader.Reset(nil)
+		rt.bufs.Put(cx.Reader)
+		cx.Reader = nil
+	}
+}
+
+// reader returns a pooled reader of the given size over c.
+func (rt *Router) reader(c io.Reader, size int) *bufio.Reader {
+	if r, ok := rt.bufs.Get().(*bufio.Reader); ok && r.Size() == size {
+		r.Reset(c)
+		return r
+	}
+	return bufio.NewReaderSize(c, size)
+}

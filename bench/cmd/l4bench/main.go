@@ -23,9 +23,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/slardar-go/slardar/bench/internal/proc"
 	"github.com/slardar-go/slardar/internal/testserver"
 )
 
@@ -79,12 +79,12 @@ func run(o options) error {
 		return err
 	}
 	defer db.Stop()
-	iperfPort := port()
+	iperfPort := proc.Port()
 	iperf := exec.Command("iperf3", "-s", "-p", strconv.Itoa(iperfPort), "-B", "127.0.0.1")
-	if err := start(iperf); err != nil {
+	if err := proc.Start(iperf); err != nil {
 		return err
 	}
-	defer stop(iperf)
+	defer proc.Stop(iperf)
 	connPort, stopConn, err := oneByteServer()
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		defer stop(cmd)
+		defer proc.Stop(cmd)
 		paths = sp
 	}
 	for _, p := range []struct {
@@ -108,14 +108,14 @@ func run(o options) error {
 		if o.scripts {
 			break
 		}
-		in := path{name: p.name, iperf: port(), connrate: port(), sql: port()}
+		in := path{name: p.name, iperf: proc.Port(), connrate: proc.Port(), sql: proc.Port()}
 		cmd, err := p.start(mkdir(dir, strings.ReplaceAll(p.name, " ", "-")), in, direct)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		defer stop(cmd)
+		defer proc.Stop(cmd)
 		for _, pt := range []int{in.iperf, in.connrate, in.sql} {
-			if err := waitPort(pt); err != nil {
+			if err := proc.WaitPort(pt); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 		}
@@ -198,7 +198,7 @@ func fmtNum(v float64) string {
 }
 
 func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
-	cfg := "log: {level: info}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(port()) + "}\nlisteners:\n"
+	cfg := "log: {level: info}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\nlisteners:\n"
 	ups := "upstreams:\n"
 	for _, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
 		cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
@@ -215,7 +215,7 @@ func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
 	if !o.accessLog {
 		cmd.Args = append(cmd.Args, "--log-level", "warn")
 	}
-	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+	return cmd, proc.StartLogged(cmd, filepath.Join(dir, "log"))
 }
 
 // startScripted runs one slardar-proxy with three sets of ports in front of the backends: no
@@ -223,12 +223,12 @@ func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
 // limits (so the cost of the limiter, not its delays, is measured).
 func (o options) startScripted(dir string, out path) ([]path, *exec.Cmd, error) {
 	sets := []path{{name: "no script"}, {name: "trivial preread"}, {name: "limit_req preread"}}
-	cfg := "log: {level: warn}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(port()) + "}\n" +
+	cfg := "log: {level: warn}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\n" +
 		"shared_dicts: {stream_limit_req_store: 10m}\nscripts: {dir: " + dir + "/lua}\nlisteners:\n"
 	ups := "upstreams:\n"
 	os.MkdirAll(filepath.Join(dir, "lua"), 0o755)
 	for i := range sets {
-		sets[i].iperf, sets[i].connrate, sets[i].sql = port(), port(), port()
+		sets[i].iperf, sets[i].connrate, sets[i].sql = proc.Port(), proc.Port(), proc.Port()
 		for _, pair := range [][2]int{{sets[i].iperf, out.iperf}, {sets[i].connrate, out.connrate}, {sets[i].sql, out.sql}} {
 			cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
 			ups += fmt.Sprintf("  \"%d\": {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n", pair[0], pair[1])
@@ -261,12 +261,12 @@ end
 		return nil, nil, err
 	}
 	cmd := exec.Command(o.proxyBin, "--config", path)
-	if err := startLogged(cmd, filepath.Join(dir, "log")); err != nil {
+	if err := proc.StartLogged(cmd, filepath.Join(dir, "log")); err != nil {
 		return nil, nil, err
 	}
 	for _, p := range sets {
 		for _, pt := range []int{p.iperf, p.connrate, p.sql} {
-			if err := waitPort(pt); err != nil {
+			if err := proc.WaitPort(pt); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -293,7 +293,7 @@ stream {
 		return nil, err
 	}
 	cmd := exec.Command("nginx", "-c", path, "-p", dir, "-e", filepath.Join(dir, "error.log"))
-	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+	return cmd, proc.StartLogged(cmd, filepath.Join(dir, "log"))
 }
 
 func startHAProxy(dir string, in, out path) (*exec.Cmd, error) {
@@ -307,7 +307,7 @@ func startHAProxy(dir string, in, out path) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command("haproxy", "-f", path, "-db")
-	return cmd, startLogged(cmd, filepath.Join(dir, "log"))
+	return cmd, proc.StartLogged(cmd, filepath.Join(dir, "log"))
 }
 
 func iperfGbps(p int, d time.Duration) (float64, error) {
@@ -405,51 +405,4 @@ func mkdir(parent, name string) string {
 	d := filepath.Join(parent, name)
 	os.MkdirAll(d, 0o755)
 	return d
-}
-
-func port() int {
-	p, err := testserver.FreePort()
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
-func start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return cmd.Start()
-}
-
-func startLogged(cmd *exec.Cmd, logPath string) error {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	return start(cmd)
-}
-
-func stop(cmd *exec.Cmd) {
-	if cmd.Process != nil {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-		}
-	}
-}
-
-func waitPort(p int) error {
-	for i := 0; i < 100; i++ {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("port %d did not open", p)
 }

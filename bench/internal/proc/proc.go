@@ -1,0 +1,68 @@
+// Package proc starts and stops the processes a benchmark compares (proxies, backends) and
+// waits for their ports.
+package proc
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/slardar-go/slardar/internal/testserver"
+)
+
+// Port returns a free loopback port.
+func Port() int {
+	p, err := testserver.FreePort()
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Start starts cmd, killed if the benchmark dies.
+func Start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd.Start()
+}
+
+// StartLogged starts cmd with its output in logPath.
+func StartLogged(cmd *exec.Cmd, logPath string) error {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	return Start(cmd)
+}
+
+// Stop sends SIGTERM and kills after 5 s.
+func Stop(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+	}
+}
+
+// WaitPort waits up to 5 s for a loopback port to accept.
+func WaitPort(p int) error {
+	for range 100 {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("port %d did not open", p)
+}
