@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -360,4 +361,58 @@ func (d *Daemon) listenPort(t *testing.T) int {
 	_, p, _ := net.SplitHostPort(d.ListenerAddr(""))
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestReloadAndAccessLog: a reload replaces the file's routes (admin-set ones stay) and each
+// connection's access-log line names the server name and the route.
+func TestReloadAndAccessLog(t *testing.T) {
+	yaml := baseYAML(false)
+	var logs syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	load := func() (*config.SNIFile, error) {
+		cfg, err := config.ParseSNI([]byte(yaml))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Admin.Listen, cfg.Listen = "127.0.0.1:0", []string{"127.0.0.1:0"}
+		return cfg, nil
+	}
+	d, err := Start(ctx, slog.New(slog.NewTextHandler(&logs, nil)), load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	c, err := admin.Dial(ctx, d.AdminAddr(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do(ctx, "PUT", "route", "admin.example.org", []byte(`{"upstream":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	addr := d.ListenerAddr("")
+	if got := sClient(t, addr, "a.example.com"); got != "CN = a.example.com" {
+		t.Fatalf("before reload: %q", got)
+	}
+	yaml = strings.Replace(yaml, "a.example.com: {upstream: a}", "a.example.com: {upstream: b}", 1)
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sClient(t, addr, "a.example.com"); got != "CN = b.example.com" {
+		t.Fatalf("after reload: %q", got)
+	}
+	if got := sClient(t, addr, "admin.example.org"); got != "CN = a.example.com" {
+		t.Fatalf("admin-set route after reload: %q", got)
+	}
+	if !strings.Contains(logs.String(), "sni=a.example.com route=a.example.com") {
+		t.Fatalf("access log lacks sni and route:\n%s", logs.String())
+	}
 }
