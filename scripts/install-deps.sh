@@ -23,7 +23,7 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(mariadb-server mariadb-client etcd-server etcd-client sysbench netcat-openbsd xxd)
+pkgs=(mariadb-server mariadb-client etcd-server etcd-client sysbench netcat-openbsd xxd openssl curl)
 [ "$want_bench" = 1 ] && pkgs+=(haproxy nginx libnginx-mod-stream iperf3 sniproxy)
 missing=()
 for p in "${pkgs[@]}"; do
