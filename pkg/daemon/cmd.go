@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/version"
 )
 
 // EnvAdminToken names the environment variable that may carry the admin token, so it need not
@@ -87,4 +89,23 @@ func Serve(ctx context.Context, log *slog.Logger, start func(ctx context.Context
 			return nil
 		}
 	}
+}
+
+// Run is a daemon command's body: load the configuration, build the logger from it, and serve
+// what start makes until a stop signal (see Serve).
+func Run[C any, R Runner](ctx context.Context, stderr io.Writer, name string, load func() (C, error),
+	common func(C) *config.Common, start func(context.Context, *slog.Logger, func() (C, error)) (R, error)) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	log := common(cfg).Log.NewLogger(stderr)
+	return Serve(ctx, log, func(ctx context.Context) (Runner, error) {
+		d, err := start(ctx, log, load)
+		if err != nil {
+			return nil, err
+		}
+		log.Info(name+" started", "version", version.Version)
+		return d, nil
+	})
 }

@@ -1,7 +1,6 @@
 package proxyd
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -100,17 +99,6 @@ func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.File, error) {
 }
 
 func (o *Options) run(cmd *cobra.Command) error {
-	load := o.loadFunc(cmd)
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	log := cfg.Log.NewLogger(cmd.ErrOrStderr())
-	return daemon.Serve(cmd.Context(), log, func(ctx context.Context) (daemon.Runner, error) {
-		d, err := Start(ctx, log, load)
-		if err == nil {
-			log.Info("slardar-proxy started", "version", version.Version)
-		}
-		return d, err
-	})
+	return daemon.Run(cmd.Context(), cmd.ErrOrStderr(), "slardar-proxy", o.loadFunc(cmd),
+		func(c *config.File) *config.Common { return &c.Common }, Start)
 }

@@ -1,7 +1,6 @@
 package snid
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -79,17 +78,6 @@ func (o *Options) loadFunc(cmd *cobra.Command) func() (*config.SNIFile, error) {
 }
 
 func (o *Options) run(cmd *cobra.Command) error {
-	load := o.loadFunc(cmd)
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	log := cfg.Log.NewLogger(cmd.ErrOrStderr())
-	return daemon.Serve(cmd.Context(), log, func(ctx context.Context) (daemon.Runner, error) {
-		d, err := Start(ctx, log, load)
-		if err == nil {
-			log.Info("sni-router started", "version", version.Version)
-		}
-		return d, err
-	})
+	return daemon.Run(cmd.Context(), cmd.ErrOrStderr(), "sni-router", o.loadFunc(cmd),
+		func(c *config.SNIFile) *config.Common { return &c.Common }, Start)
 }
