@@ -19,27 +19,10 @@ func newRouteCommand(g *Globals) *cobra.Command {
 name, *.domain (one label), ~regexp or default; a route is {"upstream":NAME} or
 {"target":"$sni:443"}, with optional "alpn" and "proxy_protocol":1|2.`,
 	}
-	var file string
-	put := &cobra.Command{
-		Use:   "put PATTERN -f FILE|-",
-		Short: "Create or replace the route of a pattern (PUT route PATTERN)",
-		Example: `  echo '{"upstream":"web"}' | slardarctl --addr 127.0.0.1:1897 route put 'www.example.com' -f -
-  echo '{"target":"${1}.internal:8443"}' | slardarctl --addr 127.0.0.1:1897 route put '~(.+)\.svc\.example\.com' -f -`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readInput(file, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			body, err := toJSON(data, file)
-			if err != nil {
-				return err
-			}
-			return g.report(cmd, g.do(cmd.Context(), "PUT", "route", args[0], body), "route "+args[0]+" put")
-		},
-	}
-	put.Flags().StringVarP(&file, "file", "f", "", "route JSON or YAML, - for stdin")
-	put.MarkFlagRequired("file")
+	put := newPutCommand(g, "route", "PATTERN")
+	put.Short = "Create or replace the route of a pattern (PUT route PATTERN)"
+	put.Example = `  echo '{"upstream":"web"}' | slardarctl --addr 127.0.0.1:1897 route put 'www.example.com' -f -
+  echo '{"target":"${1}.internal:8443"}' | slardarctl --addr 127.0.0.1:1897 route put '~(.+)\.svc\.example\.com' -f -`
 	del := &cobra.Command{
 		Use:   "delete PATTERN",
 		Short: "Delete the route of a pattern (DELETE route PATTERN)",

@@ -22,18 +22,25 @@ func newUpstreamCommand(g *Globals) *cobra.Command {
 }
 
 func newUpstreamPut(g *Globals) *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:   "put NAME -f FILE|-",
-		Short: "Create or replace an upstream (PUT upstream NAME)",
-		Long: `Sends the upstream in FILE (JSON or YAML; - for stdin) as PUT upstream NAME.
+	cmd := newPutCommand(g, "upstream", "NAME")
+	cmd.Short = "Create or replace an upstream (PUT upstream NAME)"
+	cmd.Long = `Sends the upstream in FILE (JSON or YAML; - for stdin) as PUT upstream NAME.
 
 A body with "cluster" replaces the whole upstream; a body with only "servers" replaces the
-servers of its first level and keeps everything else (the original's rule).`,
-		Example: `  slardarctl upstream put 3131 -f - <<'EOF'
+servers of its first level and keeps everything else (the original's rule).`
+	cmd.Example = `  slardarctl upstream put 3131 -f - <<'EOF'
   {"typ":"mysql","user":"runner","pass":"runner123456","name":"upyun",
    "cluster":[{"servers":[{"host":"127.0.0.1","port":3306},{"host":"127.0.0.1","port":3307}]}]}
-  EOF`,
+  EOF`
+	return cmd
+}
+
+// newPutCommand is "put ARG -f FILE|-": the file's JSON or YAML sent as PUT <topic> ARG to
+// every proxy.
+func newPutCommand(g *Globals, topic, arg string) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:  "put " + arg + " -f FILE|-",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput(file, cmd.InOrStdin())
@@ -44,10 +51,10 @@ servers of its first level and keeps everything else (the original's rule).`,
 			if err != nil {
 				return err
 			}
-			return g.report(cmd, g.do(cmd.Context(), "PUT", "upstream", args[0], body), "upstream "+args[0]+" put")
+			return g.report(cmd, g.do(cmd.Context(), "PUT", topic, args[0], body), topic+" "+args[0]+" put")
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "upstream JSON or YAML file, - for stdin")
+	cmd.Flags().StringVarP(&file, "file", "f", "", topic+" JSON or YAML file, - for stdin")
 	cmd.MarkFlagRequired("file")
 	return cmd
 }
