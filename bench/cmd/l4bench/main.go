@@ -152,21 +152,13 @@ func run(o options) error {
 		if o.only != "" && !strings.Contains(r.name, o.only) {
 			continue
 		}
-		best := make([]float64, len(paths))
-		for round := 0; round < o.rounds; round++ {
-			// Alternate the order so drift on a shared machine does not favour one path.
-			for k := range paths {
-				i := k
-				if round%2 == 1 {
-					i = len(paths) - 1 - k
-				}
-				v, err := r.measure(paths[i])
-				if err != nil {
-					return fmt.Errorf("%s via %s: %w", r.name, paths[i].name, err)
-				}
-				best[i] = max(best[i], v)
-				fmt.Fprintf(os.Stderr, "%s via %s: %.1f %s\n", r.name, paths[i].name, v, r.unit)
-			}
+		var names []string
+		for _, p := range paths {
+			names = append(names, p.name)
+		}
+		best, err := proc.Best(r.name, r.unit, names, o.rounds, func(i int) (float64, error) { return r.measure(paths[i]) })
+		if err != nil {
+			return err
 		}
 		cells := make([]string, len(best))
 		for i, v := range best {

@@ -97,20 +97,9 @@ func run(bin string, d time.Duration, rounds, clients int) error {
 	fmt.Printf("| measurement | unit | %s | router/direct | router/sniproxy | router/nginx | router/haproxy |\n", strings.Join(names, " | "))
 	fmt.Printf("|---|---|%s---|---|---|---|\n", strings.Repeat("---|", len(paths)))
 	for _, r := range rows {
-		best := make([]float64, len(paths))
-		for round := 0; round < rounds; round++ {
-			for k := range paths {
-				i := k
-				if round%2 == 1 {
-					i = len(paths) - 1 - k
-				}
-				v, err := r.measure(paths[i].port)
-				if err != nil {
-					return fmt.Errorf("%s via %s: %w", r.name, paths[i].name, err)
-				}
-				best[i] = max(best[i], v)
-				fmt.Fprintf(os.Stderr, "%s via %s: %.2f %s\n", r.name, paths[i].name, v, r.unit)
-			}
+		best, err := proc.Best(r.name, r.unit, names, rounds, func(i int) (float64, error) { return r.measure(paths[i].port) })
+		if err != nil {
+			return err
 		}
 		var cells []string
 		for _, v := range best {

@@ -66,3 +66,25 @@ func WaitPort(p int) error {
 	}
 	return fmt.Errorf("port %d did not open", p)
 }
+
+// Best measures every path rounds times and keeps each path's best value. The order of the
+// paths alternates between rounds so drift on a shared machine does not favour one of them;
+// each value is reported on stderr as it comes.
+func Best(row, unit string, names []string, rounds int, measure func(i int) (float64, error)) ([]float64, error) {
+	best := make([]float64, len(names))
+	for round := 0; round < rounds; round++ {
+		for k := range names {
+			i := k
+			if round%2 == 1 {
+				i = len(names) - 1 - k
+			}
+			v, err := measure(i)
+			if err != nil {
+				return nil, fmt.Errorf("%s via %s: %w", row, names[i], err)
+			}
+			best[i] = max(best[i], v)
+			fmt.Fprintf(os.Stderr, "%s via %s: %.2f %s\n", row, names[i], v, unit)
+		}
+	}
+	return best, nil
+}
