@@ -100,7 +100,7 @@ func Load(path string) (*File, error) {
 // Parse decodes and validates configuration bytes.
 func Parse(data []byte) (*File, error) {
 	f := &File{}
-	if err := decodeStrict(data, f); err != nil {
+	if err := DecodeStrict(data, f); err != nil {
 		return nil, err
 	}
 	if err := f.Common.parse(); err != nil {
@@ -139,8 +139,8 @@ func (c *Common) parse() error {
 	return c.Log.Validate()
 }
 
-// decodeStrict decodes YAML into v, refusing unknown keys; empty input is fine.
-func decodeStrict(data []byte, v any) error {
+// DecodeStrict decodes YAML into v, refusing unknown keys; empty input is fine.
+func DecodeStrict(data []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {

@@ -46,7 +46,7 @@ func LoadSNI(path string) (*SNIFile, error) {
 // ParseSNI decodes and validates sni-router configuration bytes.
 func ParseSNI(data []byte) (*SNIFile, error) {
 	f := &SNIFile{}
-	if err := decodeStrict(data, f); err != nil {
+	if err := DecodeStrict(data, f); err != nil {
 		return nil, err
 	}
 	if err := f.Common.parse(); err != nil {

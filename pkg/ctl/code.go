@@ -85,7 +85,7 @@ func newCodeGet(g *Globals) *cobra.Command {
 				}
 			}
 			if len(rows) > 0 {
-				if err := printTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
+				if err := cli.PrintTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
 					return err
 				}
 			}
@@ -115,7 +115,7 @@ func newCodeInfo(g *Globals) *cobra.Command {
 					rows = append(rows, g.row(addr, m.Name, m.Version, m.Time))
 				}
 			}
-			if err := printTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
+			if err := cli.PrintTable(cmd.OutOrStdout(), g.header("NAME", "VERSION", "TIME"), rows); err != nil {
 				return err
 			}
 			return failure(results)

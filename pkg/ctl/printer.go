@@ -1,13 +1,9 @@
 package ctl
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
+	"github.com/slardar-go/slardar/pkg/cli"
 )
 
 // Output formats.
@@ -15,47 +11,6 @@ const (
 	OutputTable = "table"
 	OutputJSON  = "json"
 )
-
-// printTable writes a borderless, left-aligned table for people.
-func printTable(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders:  tw.BorderNone,
-			Symbols:  tw.NewSymbols(tw.StyleNone),
-			Settings: tw.Settings{Separators: tw.Separators{BetweenColumns: tw.On}, Lines: tw.LinesNone},
-		})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-	)
-	t.Header(toAny(header)...)
-	for _, r := range rows {
-		if err := t.Append(toAny(r)...); err != nil {
-			return err
-		}
-	}
-	return t.Render()
-}
-
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}
-
-// printJSON writes v indented, for pipelines.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("writing JSON: %w", err)
-	}
-	return nil
-}
 
 // printPerProxy writes byAddr as JSON: the one proxy's value when a single --addr was given
 // (so pipelines get the same shape as the admin reply), the map by address otherwise.
@@ -65,7 +20,7 @@ func printPerProxy[T any](g *Globals, w io.Writer, byAddr map[string]T) error {
 		if !ok {
 			return nil // the failure is reported by the caller
 		}
-		return printJSON(w, v)
+		return cli.PrintJSON(w, v)
 	}
-	return printJSON(w, byAddr)
+	return cli.PrintJSON(w, byAddr)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slardar-go/slardar/pkg/cli"
+
 	"github.com/slardar-go/slardar/pkg/sni"
 )
 
@@ -93,7 +95,7 @@ func (g *Globals) printRoutes(cmd *cobra.Command, pattern string) error {
 		}
 	}
 	if len(rows) > 0 || pattern == "" {
-		if err := printTable(cmd.OutOrStdout(), g.header("PATTERN", "TO", "ALPN", "PROXY_PROTOCOL"), rows); err != nil {
+		if err := cli.PrintTable(cmd.OutOrStdout(), g.header("PATTERN", "TO", "ALPN", "PROXY_PROTOCOL"), rows); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slardar-go/slardar/pkg/cli"
+
 	"github.com/slardar-go/slardar/pkg/checkups"
 )
 
@@ -59,7 +61,7 @@ status last changed. With several --addr, each proxy's rows are marked with its 
 					}
 				}
 			}
-			if err := printTable(cmd.OutOrStdout(), g.header("UPSTREAM", "LEVEL", "SERVER", "STATUS", "PASSIVE", "FAIL_NUM", "CONNS", "LAST_CHANGE", "MSG"), rows); err != nil {
+			if err := cli.PrintTable(cmd.OutOrStdout(), g.header("UPSTREAM", "LEVEL", "SERVER", "STATUS", "PASSIVE", "FAIL_NUM", "CONNS", "LAST_CHANGE", "MSG"), rows); err != nil {
 				return err
 			}
 			return failure(results)

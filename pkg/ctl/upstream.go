@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slardar-go/slardar/pkg/cli"
+
 	"github.com/slardar-go/slardar/pkg/checkups"
 )
 
@@ -86,7 +88,7 @@ func (g *Globals) report(cmd *cobra.Command, results []result, what string) erro
 				rows[i].Error = r.Err.Error()
 			}
 		}
-		if err := printJSON(cmd.OutOrStdout(), rows); err != nil {
+		if err := cli.PrintJSON(cmd.OutOrStdout(), rows); err != nil {
 			return err
 		}
 	} else {
@@ -148,7 +150,7 @@ func newUpstreamGet(g *Globals) *cobra.Command {
 				}
 			}
 			if len(rows) > 0 {
-				if err := printTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVEL", "SERVER", "WEIGHT", "MAX_FAILS", "FAIL_TIMEOUT"), rows); err != nil {
+				if err := cli.PrintTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVEL", "SERVER", "WEIGHT", "MAX_FAILS", "FAIL_TIMEOUT"), rows); err != nil {
 					return err
 				}
 			}
@@ -188,7 +190,7 @@ func newUpstreamList(g *Globals) *cobra.Command {
 						strconv.Itoa(len(up.Cluster.Levels)), strconv.Itoa(servers), hb))
 				}
 			}
-			if err := printTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVELS", "SERVERS", "HEARTBEAT"), rows); err != nil {
+			if err := cli.PrintTable(cmd.OutOrStdout(), g.header("UPSTREAM", "TYP", "MODE", "LEVELS", "SERVERS", "HEARTBEAT"), rows); err != nil {
 				return err
 			}
 			return failure(results)

@@ -1,0 +1,190 @@
+// Package mirror makes proxies match a store: desired state (the store's keys) against actual
+// state read back from each proxy over the admin protocol, applying only the difference.
+package mirror
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/script"
+	"github.com/slardar-go/slardar/pkg/sni"
+	"github.com/slardar-go/slardar/pkg/store"
+)
+
+// Kinds of things mirrored, each an admin topic.
+const (
+	KindUpstream = "upstream"
+	KindCode     = "code"
+	KindRoute    = "route"
+)
+
+// Problem is a store value that cannot be applied; it is reported and skipped.
+type Problem struct {
+	Key string `json:"key"`
+	Err string `json:"error"`
+}
+
+// Desired is what the store says the proxies should have.
+type Desired struct {
+	Upstreams map[string][]byte // normalized upstream JSON ({"cluster":...} form)
+	Code      map[string][]byte // Lua source
+	Routes    map[string][]byte // normalized route JSON
+	Problems  []Problem
+}
+
+// ParseSnapshot reads the layout out of a store snapshot. Invalid values (bad JSON, a script
+// that does not compile) become Problems; the valid ones are kept.
+func ParseSnapshot(prefix string, kv map[string][]byte) Desired {
+	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		rest, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
+		}
+		kind, name, _ := strings.Cut(rest, "/")
+		if name == "" || strings.Contains(name, "/") {
+			continue // not part of the layout (lazy config keys, nested folders)
+		}
+		val := kv[key]
+		var err error
+		switch kind + "/" {
+		case store.Upstreams:
+			var b []byte
+			if b, err = NormalizeUpstream(val); err == nil {
+				d.Upstreams[name] = b
+			}
+		case store.Code:
+			if name == "version" {
+				continue
+			}
+			if _, err = script.Compile(name, val); err == nil {
+				d.Code[name] = val
+			}
+		case store.Routes:
+			var b []byte
+			if b, err = NormalizeRoute(val); err == nil {
+				d.Routes[name] = b
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			d.Problems = append(d.Problems, Problem{Key: key, Err: err.Error()})
+		}
+	}
+	return d
+}
+
+// NormalizeUpstream parses an upstream (either the store's {"servers":...} short form or the
+// full form) and writes it back in the full form the proxies echo in GET upstream info, so the
+// two compare byte for byte.
+func NormalizeUpstream(b []byte) ([]byte, error) {
+	up, err := checkups.ParseUpstream(b)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(up)
+}
+
+// NormalizeRoute parses and re-marshals a route.
+func NormalizeRoute(b []byte) ([]byte, error) {
+	r, err := sni.ParseRoute(b)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(r)
+}
+
+// Actual is what a proxy has, as far as the mirror can see.
+type Actual struct {
+	Upstreams map[string][]byte // normalized
+	Code      map[string]string // md5 versions; nil when the proxy has no code topic
+	Routes    map[string][]byte // normalized; nil when the proxy has no route topic
+}
+
+// Change is one admin command of a plan.
+type Change struct {
+	Kind   string `json:"kind"` // upstream, code, route
+	Name   string `json:"name"`
+	Action string `json:"action"` // put, load, delete
+}
+
+func (c Change) String() string { return fmt.Sprintf("%s %s %s", c.Action, c.Kind, c.Name) }
+
+// Owned says which names the mirror may delete: names it has seen in the store. Without prune,
+// what the proxy has from elsewhere (its config file, an operator) is left alone.
+type Owned map[string]map[string]bool
+
+func (o Owned) add(d Desired) {
+	for kind, m := range map[string]map[string][]byte{KindUpstream: d.Upstreams, KindCode: d.Code, KindRoute: d.Routes} {
+		if o[kind] == nil {
+			o[kind] = map[string]bool{}
+		}
+		for name := range m {
+			o[kind][name] = true
+		}
+	}
+}
+
+// Plan lists the changes that make actual equal desired: put what differs, delete what the
+// store no longer has (only names it had, unless prune).
+func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
+	var out []Change
+	diff := func(kind, put string, want map[string][]byte, have map[string][]byte, same func(name string) bool) {
+		for _, name := range sortedKeys(want) {
+			if _, ok := have[name]; !ok || !same(name) {
+				out = append(out, Change{Kind: kind, Name: name, Action: put})
+			}
+		}
+		for _, name := range sortedKeys(have) {
+			if _, ok := want[name]; !ok && (prune || owned[kind][name]) {
+				out = append(out, Change{Kind: kind, Name: name, Action: "delete"})
+			}
+		}
+	}
+	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool { return bytes.Equal(d.Upstreams[n], a.Upstreams[n]) })
+	if a.Code != nil {
+		have := make(map[string][]byte, len(a.Code))
+		for n, v := range a.Code {
+			have[n] = []byte(v)
+		}
+		diff(KindCode, "load", d.Code, have, func(n string) bool { return script.Version(d.Code[n]) == a.Code[n] })
+	}
+	if a.Routes != nil {
+		diff(KindRoute, "put", d.Routes, a.Routes, func(n string) bool { return bytes.Equal(d.Routes[n], a.Routes[n]) })
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Add records the names of a desired state as owned.
+func (o Owned) Add(d Desired) { o.add(d) }
+
+// Clone copies the ownership sets.
+func (o Owned) Clone() Owned {
+	out := make(Owned, len(o))
+	for kind, names := range o {
+		out[kind] = make(map[string]bool, len(names))
+		for n := range names {
+			out[kind][n] = true
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/script"
+)
+
+// ReadActual reads a proxy's upstreams, installed code and routes. A topic the proxy does not
+// serve (no code on sni-router, no routes on slardar-proxy) is left nil.
+func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
+	var a Actual
+	r, err := c.Do(ctx, "GET", "upstream", "info", nil)
+	if err != nil {
+		return a, err
+	}
+	var ups map[string]json.RawMessage
+	if err := json.Unmarshal(r.Data, &ups); err != nil {
+		return a, fmt.Errorf("decoding upstream info: %w", err)
+	}
+	a.Upstreams = make(map[string][]byte, len(ups))
+	for name, raw := range ups {
+		if b, err := NormalizeUpstream(raw); err == nil {
+			a.Upstreams[name] = b
+		} else {
+			a.Upstreams[name] = raw // differs from any desired value: it will be put
+		}
+	}
+	if r, err = c.Do(ctx, "GET", "code", "info", nil); err == nil {
+		var info script.Info
+		if err := json.Unmarshal(r.Data, &info); err != nil {
+			return a, fmt.Errorf("decoding code info: %w", err)
+		}
+		a.Code = make(map[string]string, len(info.Modules))
+		for _, m := range info.Modules {
+			a.Code[m.Name] = m.Version
+		}
+	} else if !topicMissing(err) {
+		return a, err
+	}
+	if r, err = c.Do(ctx, "GET", "route", "info", nil); err == nil {
+		var routes map[string]json.RawMessage
+		if err := json.Unmarshal(r.Data, &routes); err != nil {
+			return a, fmt.Errorf("decoding route info: %w", err)
+		}
+		a.Routes = make(map[string][]byte, len(routes))
+		for p, raw := range routes {
+			if b, err := NormalizeRoute(raw); err == nil {
+				a.Routes[p] = b
+			} else {
+				a.Routes[p] = raw
+			}
+		}
+	} else if !topicMissing(err) {
+		return a, err
+	}
+	return a, nil
+}
+
+func topicMissing(err error) bool {
+	var re *admin.ReplyError
+	return errors.As(err, &re) && re.Msg == admin.ErrTopicInvalid
+}
+
+// Apply sends the changes. A change the proxy refuses is reported and the others still go; a
+// transport error stops (the connection is gone).
+func Apply(ctx context.Context, c *admin.Client, d Desired, changes []Change) (applied int, err error) {
+	var refused []error
+	for _, ch := range changes {
+		var body []byte
+		method := "PUT"
+		switch {
+		case ch.Action == "delete":
+			method = "DELETE"
+		case ch.Kind == KindUpstream:
+			body = d.Upstreams[ch.Name]
+		case ch.Kind == KindRoute:
+			body = d.Routes[ch.Name]
+		case ch.Kind == KindCode:
+			method, body = "LOAD", d.Code[ch.Name]
+		}
+		_, err := c.Do(ctx, method, ch.Kind, ch.Name, body)
+		var re *admin.ReplyError
+		if method == "LOAD" && errors.As(err, &re) && re.Msg == script.ErrAlreadyStaged {
+			// This version is already staged (a POST without PUT): install it.
+			_, err = c.Do(ctx, "PUT", KindCode, ch.Name, nil)
+		}
+		switch {
+		case err == nil:
+			applied++
+		case errors.As(err, &re):
+			refused = append(refused, fmt.Errorf("%s: %s", ch, re.Msg))
+		default:
+			return applied, err
+		}
+	}
+	return applied, errors.Join(refused...)
+}

@@ -1,0 +1,93 @@
+// Package store reads and writes the configuration Slardar keeps in Consul KV, etcd v3 or a
+// directory, under a prefix (default "config/slardar/") with the original's layout:
+//
+//	<prefix>upstreams_stream/<name>   upstream JSON
+//	<prefix>lua_stream/<name>         Lua source (lua_stream/version is the commit version)
+//	<prefix>routes/<pattern>          sni-router route JSON (an extension)
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultPrefix is the original's config_key_prefix.
+const DefaultPrefix = "config/slardar/"
+
+// Sub-prefixes of the layout.
+const (
+	Upstreams = "upstreams_stream/"
+	Code      = "lua_stream/"
+	Routes    = "routes/"
+)
+
+// Store is a key/value store holding the layout.
+type Store interface {
+	// List reads every pair under prefix.
+	List(ctx context.Context, prefix string) (map[string][]byte, error)
+	// Watch calls notify with every pair under prefix at start and after each change, until ctx
+	// is done. Read errors are given to onErr and retried with capped backoff; notify is never
+	// called with a snapshot that failed to read, so a store that is down changes nothing.
+	Watch(ctx context.Context, prefix string, notify func(map[string][]byte), onErr func(error))
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+	Close() error
+	String() string
+}
+
+// Open connects to consul://host:port, etcd://host:port[,host:port] or dir:///path.
+// Consul also reads CONSUL_HTTP_TOKEN and CONSUL_CACERT/CONSUL_CLIENT_CERT/CONSUL_CLIENT_KEY;
+// etcd takes a user:password@ in the URL.
+func Open(raw string) (Store, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "consul":
+		return openConsul(u)
+	case "etcd":
+		return openEtcd(u)
+	case "dir":
+		if u.Path == "" {
+			return nil, fmt.Errorf("store %q: want dir:///absolute/path", raw)
+		}
+		return &Dir{Root: u.Path}, nil
+	}
+	return nil, fmt.Errorf("store %q: want consul://HOST:PORT, etcd://HOST:PORT[,HOST:PORT] or dir:///PATH", raw)
+}
+
+// Key builds a layout key.
+func Key(prefix, kind, name string) string {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return prefix + kind + name
+}
+
+// backoff is a capped exponential delay with jitter.
+type backoff struct{ n int }
+
+func (b *backoff) next() time.Duration {
+	d := min(time.Duration(1<<min(b.n, 5))*time.Second/2, 15*time.Second)
+	b.n++
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,69 @@
+package syncd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/mirror"
+)
+
+// Result is what one pass did (or, dry, would do) to one target.
+type Result struct {
+	Store    string           `json:"store"`
+	Target   string           `json:"target"`
+	Changes  []mirror.Change  `json:"changes"`
+	Problems []mirror.Problem `json:"invalid_keys,omitempty"`
+	Error    string           `json:"error,omitempty"`
+}
+
+// ErrNotInSync is returned by Once when any store, target or key failed.
+var ErrNotInSync = errors.New("not every target is in sync with the store")
+
+// Once reads every source once and applies it to every target (only plans it, with dryRun).
+// Without an earlier run nothing is "owned", so deletions happen only with Prune.
+func Once(ctx context.Context, syncs []Sync, dryRun bool) ([]Result, error) {
+	var out []Result
+	failed := false
+	for _, sy := range syncs {
+		kv, err := sy.Store.List(ctx, sy.Prefix)
+		if err != nil {
+			out = append(out, Result{Store: sy.Store.String(), Error: err.Error()})
+			failed = true
+			continue
+		}
+		d := mirror.ParseSnapshot(sy.Prefix, kv)
+		failed = failed || len(d.Problems) > 0
+		for _, addr := range sy.Targets {
+			r := Result{Store: sy.Store.String(), Target: addr, Problems: d.Problems, Changes: []mirror.Change{}}
+			if err := once(ctx, sy, addr, d, dryRun, &r); err != nil {
+				r.Error = err.Error()
+				failed = true
+			}
+			out = append(out, r)
+		}
+	}
+	if failed {
+		return out, ErrNotInSync
+	}
+	return out, nil
+}
+
+func once(ctx context.Context, sy Sync, addr string, d mirror.Desired, dryRun bool, r *Result) error {
+	c, err := admin.Dial(ctx, addr, sy.Token)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	actual, err := mirror.ReadActual(ctx, c)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", addr, err)
+	}
+	r.Changes = mirror.Plan(d, actual, mirror.Owned{}, sy.Prune)
+	if dryRun {
+		return nil
+	}
+	_, err = mirror.Apply(ctx, c, d, r.Changes)
+	return err
+}

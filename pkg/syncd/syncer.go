@@ -1,0 +1,241 @@
+// Package syncd is store-sync: it watches Consul, etcd or a directory and keeps every target
+// proxy's upstreams, code and routes equal to the store, level-triggered.
+package syncd
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/mirror"
+	"github.com/slardar-go/slardar/pkg/store"
+)
+
+// Defaults of the syncer.
+const (
+	DefaultResync      = 30 * time.Second
+	DefaultDebounceMin = 50 * time.Millisecond
+	DefaultDebounceMax = time.Second
+	dialTimeout        = 5 * time.Second
+	maxBackoff         = 30 * time.Second
+)
+
+// Sync is one source feeding a set of targets.
+type Sync struct {
+	Store   store.Store
+	Prefix  string
+	Targets []string // admin addresses
+	Token   string   // admin token of the targets
+	Prune   bool     // delete what the store does not have, not only what it had
+}
+
+// Syncer runs Syncs until its context ends.
+type Syncer struct {
+	Syncs       []Sync
+	Log         *slog.Logger
+	Resync      time.Duration // full resync of every target; default DefaultResync
+	DebounceMin time.Duration // quiet time after a change before applying; default 50ms
+	DebounceMax time.Duration // longest delay under a burst of changes; default 1s
+
+	Metrics Metrics
+
+	mu      sync.Mutex
+	running []*source
+}
+
+func (s *Syncer) sources() []*source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*source(nil), s.running...)
+}
+
+// snapshot is one generation of desired state.
+type snapshot struct {
+	gen     int64
+	at      time.Time
+	desired mirror.Desired
+}
+
+// source is a running Sync: its latest snapshot and its targets.
+type source struct {
+	sync    Sync
+	latest  atomic.Pointer[snapshot]
+	mu      sync.Mutex
+	owned   mirror.Owned
+	gen     int64
+	targets []*target
+}
+
+type target struct {
+	addr    string
+	trigger chan struct{}
+	stats   *TargetStats
+}
+
+// Run watches every source and drives every target until ctx is done.
+func (s *Syncer) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, sy := range s.Syncs {
+		src := &source{sync: sy, owned: mirror.Owned{}}
+		for _, addr := range sy.Targets {
+			t := &target{addr: addr, trigger: make(chan struct{}, 1), stats: s.Metrics.target(addr)}
+			src.targets = append(src.targets, t)
+			wg.Add(1)
+			go func() { defer wg.Done(); s.drive(ctx, src, t) }()
+		}
+		s.mu.Lock()
+		s.running = append(s.running, src)
+		s.mu.Unlock()
+		st := s.Metrics.source(sy.Store.String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sy.Store.Watch(ctx, sy.Prefix, func(kv map[string][]byte) {
+				st.up.Store(true)
+				src.update(s.log(), kv, st)
+			}, func(err error) {
+				st.up.Store(false)
+				s.log().Warn("store unreachable: proxies keep their configuration", "store", sy.Store.String(), "err", err)
+			})
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Syncer) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// update publishes a new snapshot and wakes the targets.
+func (src *source) update(log *slog.Logger, kv map[string][]byte, st *SourceStats) {
+	d := mirror.ParseSnapshot(src.sync.Prefix, kv)
+	for _, p := range d.Problems {
+		log.Error("invalid value in the store, skipped", "key", p.Key, "err", p.Err)
+	}
+	st.invalid.Store(int64(len(d.Problems)))
+	src.mu.Lock()
+	src.gen++
+	src.owned.Add(d)
+	src.latest.Store(&snapshot{gen: src.gen, at: time.Now(), desired: d})
+	src.mu.Unlock()
+	for _, t := range src.targets {
+		select {
+		case t.trigger <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (src *source) ownedCopy() mirror.Owned {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	return src.owned.Clone()
+}
+
+// drive keeps one target in step: on a new snapshot (debounced), on the periodic resync, and
+// on retries after failures (capped exponential backoff with jitter), each target on its own so
+// a dead one holds back nobody.
+func (s *Syncer) drive(ctx context.Context, src *source, t *target) {
+	resync := s.Resync
+	if resync <= 0 {
+		resync = DefaultResync
+	}
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.trigger:
+			if !s.debounce(ctx, t) {
+				return
+			}
+		case <-tick.C:
+		case <-retry.C:
+		}
+		snap := src.latest.Load()
+		if snap == nil {
+			continue // no snapshot yet: nothing to compare with
+		}
+		err := s.syncOnce(ctx, src, t, snap)
+		if err == nil {
+			failures = 0
+			retry.Stop()
+			continue
+		}
+		failures++
+		d := min(time.Duration(1<<min(failures, 6))*100*time.Millisecond, maxBackoff)
+		d = d/2 + rand.N(d/2+1)
+		s.log().Warn("target not in sync, retrying", "target", t.addr, "in", d.String(), "err", err)
+		retry.Reset(d)
+	}
+}
+
+// debounce waits until changes pause for DebounceMin, at most DebounceMax in all.
+func (s *Syncer) debounce(ctx context.Context, t *target) bool {
+	quiet, longest := s.DebounceMin, s.DebounceMax
+	if quiet <= 0 {
+		quiet = DefaultDebounceMin
+	}
+	if longest <= 0 {
+		longest = DefaultDebounceMax
+	}
+	deadline := time.NewTimer(longest)
+	defer deadline.Stop()
+	for {
+		q := time.NewTimer(quiet)
+		select {
+		case <-ctx.Done():
+			q.Stop()
+			return false
+		case <-t.trigger:
+			q.Stop()
+		case <-q.C:
+			return true
+		case <-deadline.C:
+			q.Stop()
+			return true
+		}
+	}
+}
+
+// syncOnce reads the target's state, plans and applies.
+func (s *Syncer) syncOnce(ctx context.Context, src *source, t *target, snap *snapshot) error {
+	cctx, cancel := context.WithTimeout(ctx, dialTimeout+30*time.Second)
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(cctx, dialTimeout)
+	c, err := admin.Dial(dctx, t.addr, src.sync.Token)
+	dcancel()
+	if err != nil {
+		t.stats.errors.Add(1)
+		return err
+	}
+	defer c.Close()
+	actual, err := mirror.ReadActual(cctx, c)
+	if err != nil {
+		t.stats.errors.Add(1)
+		return err
+	}
+	changes := mirror.Plan(snap.desired, actual, src.ownedCopy(), src.sync.Prune)
+	n, err := mirror.Apply(cctx, c, snap.desired, changes)
+	t.stats.changes.Add(int64(n))
+	if n > 0 {
+		s.log().Info("target synced", "target", t.addr, "changes", n, "generation", snap.gen)
+	}
+	if err != nil {
+		t.stats.errors.Add(1)
+		return err
+	}
+	t.stats.synced(snap)
+	return nil
+}
