@@ -33,6 +33,7 @@ type Core struct {
 	admin     config.Admin // settings in force (a change needs a restart)
 	adminLn   net.Listener
 	adminDone chan error
+	stopOnce  sync.Once
 
 	mu            sync.Mutex
 	grace         time.Duration
@@ -195,8 +196,13 @@ func (c *Core) ListenerAddr(upstream string) string {
 }
 
 // Shutdown stops accepting, lets open connections finish until ctx is done or the grace period
-// ends, force-closes the rest, then stops heartbeats and the admin server.
+// ends, force-closes the rest, then stops heartbeats and the admin server. Calls after the
+// first do nothing.
 func (c *Core) Shutdown(ctx context.Context) {
+	c.stopOnce.Do(func() { c.shutdown(ctx) })
+}
+
+func (c *Core) shutdown(ctx context.Context) {
 	c.mu.Lock()
 	for l, rl := range c.listeners {
 		rl.cancel()

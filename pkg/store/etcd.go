@@ -133,3 +133,19 @@ func (e *Etcd) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// ListRev reads the prefix and the revision the read saw.
+func (e *Etcd) ListRev(ctx context.Context, prefix string) (map[string][]byte, int64, error) {
+	return e.list(ctx, prefix)
+}
+
+// Follow watches from the revision after rev, applying events to m; see Watch.
+func (e *Etcd) Follow(ctx context.Context, prefix string, rev int64, m map[string][]byte, notify func(map[string][]byte)) error {
+	return e.follow(ctx, prefix, rev, m, notify)
+}
+
+// Compact compacts the store's history up to rev.
+func (e *Etcd) Compact(ctx context.Context, rev int64) error {
+	_, err := e.c.Compact(ctx, rev)
+	return err
+}

@@ -53,11 +53,30 @@ func (s *Syncer) sources() []*source {
 	return append([]*source(nil), s.running...)
 }
 
-// snapshot is one generation of desired state.
+// snapshot is one generation of the store's content. It is parsed once, when a target first
+// needs it: under a burst of writes most generations are never parsed at all.
 type snapshot struct {
-	gen     int64
-	at      time.Time
-	desired mirror.Desired
+	gen   int64
+	at    time.Time
+	kv    map[string][]byte
+	src   *source
+	once  sync.Once
+	state mirror.Desired
+}
+
+// desired parses the snapshot (once), reports invalid values and records the names as owned.
+func (sn *snapshot) desired(log *slog.Logger) mirror.Desired {
+	sn.once.Do(func() {
+		sn.state = mirror.ParseSnapshot(sn.src.sync.Prefix, sn.kv)
+		for _, p := range sn.state.Problems {
+			log.Error("invalid value in the store, skipped", "key", p.Key, "err", p.Err)
+		}
+		sn.src.stats.invalid.Store(int64(len(sn.state.Problems)))
+		sn.src.mu.Lock()
+		sn.src.owned.Add(sn.state)
+		sn.src.mu.Unlock()
+	})
+	return sn.state
 }
 
 // source is a running Sync: its latest snapshot and its targets.
@@ -68,6 +87,7 @@ type source struct {
 	owned   mirror.Owned
 	gen     int64
 	targets []*target
+	stats   *SourceStats
 }
 
 type target struct {
@@ -91,12 +111,13 @@ func (s *Syncer) Run(ctx context.Context) {
 		s.running = append(s.running, src)
 		s.mu.Unlock()
 		st := s.Metrics.source(sy.Store.String())
+		src.stats = st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sy.Store.Watch(ctx, sy.Prefix, func(kv map[string][]byte) {
 				st.up.Store(true)
-				src.update(s.log(), kv, st)
+				src.update(kv)
 			}, func(err error) {
 				st.up.Store(false)
 				s.log().Warn("store unreachable: proxies keep their configuration", "store", sy.Store.String(), "err", err)
@@ -114,16 +135,10 @@ func (s *Syncer) log() *slog.Logger {
 }
 
 // update publishes a new snapshot and wakes the targets.
-func (src *source) update(log *slog.Logger, kv map[string][]byte, st *SourceStats) {
-	d := mirror.ParseSnapshot(src.sync.Prefix, kv)
-	for _, p := range d.Problems {
-		log.Error("invalid value in the store, skipped", "key", p.Key, "err", p.Err)
-	}
-	st.invalid.Store(int64(len(d.Problems)))
+func (src *source) update(kv map[string][]byte) {
 	src.mu.Lock()
 	src.gen++
-	src.owned.Add(d)
-	src.latest.Store(&snapshot{gen: src.gen, at: time.Now(), desired: d})
+	src.latest.Store(&snapshot{gen: src.gen, at: time.Now(), kv: kv, src: src})
 	src.mu.Unlock()
 	for _, t := range src.targets {
 		select {
@@ -226,8 +241,9 @@ func (s *Syncer) syncOnce(ctx context.Context, src *source, t *target, snap *sna
 		t.stats.errors.Add(1)
 		return err
 	}
-	changes := mirror.Plan(snap.desired, actual, src.ownedCopy(), src.sync.Prune)
-	n, err := mirror.Apply(cctx, c, snap.desired, changes)
+	desired := snap.desired(s.log())
+	changes := mirror.Plan(desired, actual, src.ownedCopy(), src.sync.Prune)
+	n, err := mirror.Apply(cctx, c, desired, changes)
 	t.stats.changes.Add(int64(n))
 	if n > 0 {
 		s.log().Info("target synced", "target", t.addr, "changes", n, "generation", snap.gen)
