@@ -212,3 +212,33 @@ func TestRouteCommands(t *testing.T) {
 		t.Fatalf("delete: %d", code)
 	}
 }
+
+func TestStoreCommands(t *testing.T) {
+	s := "--store=dir://" + t.TempDir()
+	if code, _, errOut := run(t, "servers: [{host: 127.0.0.1, port: 3306}]\n", s, "store", "put", "upstream", "3131", "-f", "-"); code != 0 || !strings.Contains(errOut, "config/slardar/upstreams_stream/3131 written") {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `x = = 1`, s, "store", "put", "code", "script.preread1", "-f", "-"); code != cli.ExitBadArgs || !strings.Contains(errOut, "compiling") {
+		t.Fatalf("put bad code: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `ngx.exit(1)`, s, "store", "put", "code", "script.preread1", "-f", "-"); code != 0 {
+		t.Fatalf("put code: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", s, "store", "get", "upstream", "3131")
+	if code != 0 || !strings.Contains(out, `"servers":[{"host":"127.0.0.1","port":3306}]`) {
+		t.Fatalf("get: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", s, "store", "list")
+	if code != 0 || !strings.Contains(out, "config/slardar/lua_stream/script.preread1") || !strings.Contains(out, "ok") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "", s, "store", "delete", "upstream", "3131"); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, errOut := run(t, "", s, "store", "get", "upstream", "3131"); code != cli.ExitError || !strings.Contains(errOut, "not found") {
+		t.Fatalf("get deleted: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", "store", "list"); code != cli.ExitBadArgs || !strings.Contains(errOut, "no store given") {
+		t.Fatalf("no store: %d %s", code, errOut)
+	}
+}
