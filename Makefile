@@ -4,7 +4,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/slardar-go/slardar/pkg/version.Version=$(VERSION)
-BINARIES := slardar-proxy slardarctl sni-router
+BINARIES := slardar-proxy slardarctl sni-router store-sync
 
 prefix  ?= /usr/local
 bindir  ?= $(prefix)/bin
@@ -53,6 +53,7 @@ bench: build
 	bench/run.sh
 	bench/run.sh -scripts
 	bench/run.sh -tls
+	bench/run.sh -sync
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

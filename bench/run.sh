@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the L4 benchmark side by side (direct, slardar-proxy, nginx stream, HAProxy) and writes
 # bench/out/l4-<date>.md; with -scripts, slardar-proxy ports with and without Lua hooks; with
-# -tls (first argument), the TLS SNI benchmark (bench/out/tls-<date>.md). Record the tables in
+# -tls (first argument), the TLS SNI benchmark (bench/out/tls-<date>.md); with -sync, store-sync's
+# propagation latency (bench/out/sync-<date>.md). Record the tables in
 # bench/RESULTS.md with the command that made them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,15 @@ if [ "${1:-}" = "-tls" ]; then
   shift
   out=bench/out/tls-$(date +%Y%m%d-%H%M%S).md
   go run ./bench/cmd/tlsbench -router bin/sni-router "$@" | tee "$out"
+  echo "written to $out" >&2
+  exit 0
+fi
+if [ "${1:-}" = "-sync" ]; then
+  # store-sync propagation latency, Consul and etcd, 3 proxies
+  shift
+  scripts/install-deps.sh >/dev/null
+  out=bench/out/sync-$(date +%Y%m%d-%H%M%S).md
+  go run ./bench/cmd/syncbench "$@" | tee "$out"
   echo "written to $out" >&2
   exit 0
 fi

@@ -358,3 +358,15 @@ func TestOnceAndDryRun(t *testing.T) {
 		t.Fatal("--once did not apply")
 	}
 }
+
+func TestExampleConfig(t *testing.T) {
+	cmd := NewCommand()
+	cmd.ParseFlags(nil)
+	f, err := (&Options{ConfigPath: "../../examples/store-sync.yaml", Listen: DefaultListen, Resync: DefaultResync}).file(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Syncs) != 1 || len(f.Syncs[0].Targets) != 2 || f.Debounce.Max != time.Second {
+		t.Fatalf("example: %+v", f)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/ctl"
 	"github.com/slardar-go/slardar/pkg/proxyd"
 	"github.com/slardar-go/slardar/pkg/snid"
+	"github.com/slardar-go/slardar/pkg/syncd"
 )
 
 func main() {
@@ -28,7 +29,7 @@ func run() error {
 			return err
 		}
 	}
-	for _, root := range []*cobra.Command{proxyd.NewCommand(), ctl.NewCommand(), snid.NewCommand()} {
+	for _, root := range []*cobra.Command{proxyd.NewCommand(), ctl.NewCommand(), snid.NewCommand(), syncd.NewCommand()} {
 		root.DisableAutoGenTag = true
 		header := &doc.GenManHeader{Title: root.Name(), Section: "1", Source: "slardar", Manual: "Slardar Manual"}
 		if err := doc.GenManTree(root, header, "man"); err != nil {
