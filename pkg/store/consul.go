@@ -20,14 +20,25 @@ type Consul struct {
 func openConsul(u *url.URL) (*Consul, error) {
 	cfg := api.DefaultConfig() // reads CONSUL_HTTP_TOKEN, CONSUL_CACERT, ...
 	cfg.Address = u.Host
-	if q := u.Query().Get("token"); q != "" {
-		cfg.Token = q
+	q := u.Query()
+	if t := q.Get("token"); t != "" {
+		cfg.Token = t
+	}
+	if q.Get("cacert") != "" || q.Get("cert") != "" {
+		cfg.Scheme = "https"
+		cfg.TLSConfig = api.TLSConfig{CAFile: q.Get("cacert"), CertFile: q.Get("cert"), KeyFile: q.Get("key")}
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul %s: %w", u.Host, err)
 	}
-	return &Consul{kv: c.KV(), addr: u.Host}, nil
+	s := &Consul{kv: c.KV(), addr: u.Host}
+	if w := q.Get("wait"); w != "" {
+		if s.WaitTime, err = time.ParseDuration(w); err != nil || s.WaitTime <= 0 {
+			return nil, fmt.Errorf("consul %s: wait=%q: want a duration such as 30s", u.Host, w)
+		}
+	}
+	return s, nil
 }
 
 func (c *Consul) String() string { return "consul://" + c.addr }

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +28,13 @@ func openEtcd(u *url.URL) (*Etcd, error) {
 	if u.User != nil {
 		cfg.Username = u.User.Username()
 		cfg.Password, _ = u.User.Password()
+	}
+	if q := u.Query(); q.Get("cacert") != "" || q.Get("cert") != "" {
+		tc, err := tlsConfig(q.Get("cacert"), q.Get("cert"), q.Get("key"))
+		if err != nil {
+			return nil, fmt.Errorf("etcd %s: %w", u.Host, err)
+		}
+		cfg.TLS = tc
 	}
 	c, err := clientv3.New(cfg)
 	if err != nil {
@@ -148,4 +158,28 @@ func (e *Etcd) Follow(ctx context.Context, prefix string, rev int64, m map[strin
 func (e *Etcd) Compact(ctx context.Context, rev int64) error {
 	_, err := e.c.Compact(ctx, rev)
 	return err
+}
+
+// tlsConfig builds a client TLS config from PEM files (any may be empty).
+func tlsConfig(cacert, cert, key string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cacert != "" {
+		pem, err := os.ReadFile(cacert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cacert %s: no certificates", cacert)
+		}
+		tc.RootCAs = pool
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }

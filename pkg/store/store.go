@@ -41,8 +41,9 @@ type Store interface {
 }
 
 // Open connects to consul://host:port, etcd://host:port[,host:port] or dir:///path.
-// Consul also reads CONSUL_HTTP_TOKEN and CONSUL_CACERT/CONSUL_CLIENT_CERT/CONSUL_CLIENT_KEY;
-// etcd takes a user:password@ in the URL.
+// Query parameters: token (Consul ACL token; CONSUL_HTTP_TOKEN works too), wait (Consul
+// blocking query wait, default 5m; Consul adds up to wait/16 of jitter), cacert, cert, key
+// (TLS for both). etcd takes user:password@ for authentication.
 func Open(raw string) (Store, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
