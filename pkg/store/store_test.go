@@ -15,7 +15,7 @@ func TestOpen(t *testing.T) {
 	for url, want := range map[string]string{
 		"consul://127.0.0.1:8500?wait=soon":         "wait=",
 		"etcd://127.0.0.1:2379?cacert=/nonexistent": "no such file",
-		"dir://":    "absolute path",
+		"dir://":    "dir:///absolute/path",
 		"redis://x": "want consul://",
 	} {
 		if _, err := Open(url); err == nil || !strings.Contains(err.Error(), want) {
