@@ -15,7 +15,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./pkg/admin:FuzzParseLine ./pkg/admin:FuzzReadReply ./pkg/admin:FuzzServer \
 	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON \
-	./pkg/script:FuzzReceive ./pkg/script:FuzzStage ./pkg/sni:FuzzReadHello
+	./pkg/script:FuzzReceive ./pkg/script:FuzzStage ./pkg/sni:FuzzReadHello ./pkg/mirror:FuzzParseSnapshot
 
 .PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
 

@@ -1,0 +1,66 @@
+package mirror
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseAndPlan(t *testing.T) {
+	d := ParseSnapshot("p/", map[string][]byte{
+		"p/upstreams_stream/a":         []byte(`{"servers":[{"host":"h","port":1}]}`),
+		"p/upstreams_stream/bad":       []byte(`{`),
+		"p/lua_stream/m":               []byte(`return {}`),
+		"p/lua_stream/version":         []byte(`42`),
+		"p/lua_stream/broken":          []byte(`x = = 1`),
+		"p/routes/*.example.com":       []byte(`{"upstream":"a"}`),
+		"p/other":                      []byte(`ignored`),
+		"p/upstreams_stream/x/y":       []byte(`nested: ignored`),
+		"elsewhere/upstreams_stream/z": []byte(`{}`),
+	})
+	if len(d.Upstreams) != 1 || len(d.Code) != 1 || len(d.Routes) != 1 || len(d.Problems) != 2 {
+		t.Fatalf("parsed %d upstreams, %d code, %d routes, problems %v", len(d.Upstreams), len(d.Code), len(d.Routes), d.Problems)
+	}
+	if !strings.HasPrefix(string(d.Upstreams["a"]), `{"cluster":[{"servers":[{"host":"h","port":1,`) {
+		t.Fatalf("not normalized: %s", d.Upstreams["a"])
+	}
+	actual := Actual{
+		Upstreams: map[string][]byte{"a": d.Upstreams["a"], "from-config": []byte(`{}`), "old": []byte(`{}`)},
+		Code:      map[string]string{"m": "stale"},
+	}
+	owned := Owned{KindUpstream: {"old": true}}
+	got := Plan(d, actual, owned, false)
+	want := "delete upstream old|load code m" // routes: the proxy has no route topic
+	var names []string
+	for _, c := range got {
+		names = append(names, c.String())
+	}
+	if strings.Join(names, "|") != want {
+		t.Fatalf("plan %q; want %q", names, want)
+	}
+	if got := Plan(d, actual, Owned{}, true); len(got) != 3 {
+		t.Fatalf("prune plan: %v", got)
+	}
+}
+
+// FuzzParseSnapshot: store keys and values of any shape never panic; whatever is kept
+// re-normalizes to itself.
+func FuzzParseSnapshot(f *testing.F) {
+	f.Add("p/upstreams_stream/a", []byte(`{"servers":[{"host":"h","port":1}]}`))
+	f.Add("p/routes/~(.+)", []byte(`{"target":"$1:443","alpn":"h2"}`))
+	f.Add("p/lua_stream/m", []byte(`return 1`))
+	f.Fuzz(func(t *testing.T, key string, val []byte) {
+		d := ParseSnapshot("p/", map[string][]byte{key: val})
+		for _, b := range d.Upstreams {
+			again, err := NormalizeUpstream(b)
+			if err != nil || string(again) != string(b) {
+				t.Fatalf("upstream %s does not re-normalize: %s %v", b, again, err)
+			}
+		}
+		for _, b := range d.Routes {
+			again, err := NormalizeRoute(b)
+			if err != nil || string(again) != string(b) {
+				t.Fatalf("route %s does not re-normalize: %s %v", b, again, err)
+			}
+		}
+	})
+}
