@@ -52,12 +52,18 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 		}
 		return st, nil
 	}
-	key := func(kind, name string) (string, error) {
-		sub, ok := kinds[kind]
+	// withKey opens the store for the key of KIND NAME and runs fn.
+	withKey := func(args []string, fn func(st store.Store, key string) error) error {
+		sub, ok := kinds[args[0]]
 		if !ok {
-			return "", cli.WithCode(cli.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code or route", kind))
+			return cli.WithCode(cli.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code or route", args[0]))
 		}
-		return store.Key(o.prefix, sub, name), nil
+		st, err := open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return fn(st, store.Key(o.prefix, sub, args[1]))
 	}
 	var file string
 	put := &cobra.Command{
@@ -65,10 +71,6 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 		Short: "Write a value (checked first)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0], args[1])
-			if err != nil {
-				return err
-			}
 			data, err := readInput(file, cmd.InOrStdin())
 			if err != nil {
 				return err
@@ -81,16 +83,13 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 			if err := checkValue(args[0], args[1], data); err != nil {
 				return cli.WithCode(cli.ExitBadArgs, fmt.Errorf("%s %s: %w", args[0], args[1], err))
 			}
-			st, err := open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Put(cmd.Context(), k, data); err != nil {
-				return cli.WithCode(cli.ExitUnreachable, err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s written to %s\n", k, st)
-			return nil
+			return withKey(args, func(st store.Store, k string) error {
+				if err := st.Put(cmd.Context(), k, data); err != nil {
+					return cli.WithCode(cli.ExitUnreachable, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s written to %s\n", k, st)
+				return nil
+			})
 		},
 	}
 	put.Flags().StringVarP(&file, "file", "f", "", "value: JSON or YAML (upstream, route) or Lua (code), - for stdin")
@@ -100,27 +99,20 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 		Short: "Print a value",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			st, err := open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			v, ok, err := st.Get(cmd.Context(), k)
-			if err != nil {
-				return cli.WithCode(cli.ExitUnreachable, err)
-			}
-			if !ok {
-				return fmt.Errorf("%s not found in %s", k, st)
-			}
-			cmd.OutOrStdout().Write(v)
-			if len(v) > 0 && v[len(v)-1] != '\n' {
-				fmt.Fprintln(cmd.OutOrStdout())
-			}
-			return nil
+			return withKey(args, func(st store.Store, k string) error {
+				v, ok, err := st.Get(cmd.Context(), k)
+				if err != nil {
+					return cli.WithCode(cli.ExitUnreachable, err)
+				}
+				if !ok {
+					return fmt.Errorf("%s not found in %s", k, st)
+				}
+				cmd.OutOrStdout().Write(v)
+				if len(v) > 0 && v[len(v)-1] != '\n' {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				return nil
+			})
 		},
 	}
 	del := &cobra.Command{
@@ -128,20 +120,13 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 		Short: "Delete a value",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := key(args[0], args[1])
-			if err != nil {
-				return err
-			}
-			st, err := open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Delete(cmd.Context(), k); err != nil {
-				return cli.WithCode(cli.ExitUnreachable, err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s deleted from %s\n", k, st)
-			return nil
+			return withKey(args, func(st store.Store, k string) error {
+				if err := st.Delete(cmd.Context(), k); err != nil {
+					return cli.WithCode(cli.ExitUnreachable, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s deleted from %s\n", k, st)
+				return nil
+			})
 		},
 	}
 	list := &cobra.Command{

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -140,12 +142,12 @@ func (o Owned) add(d Desired) {
 func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 	var out []Change
 	diff := func(kind, put string, want map[string][]byte, have map[string][]byte, same func(name string) bool) {
-		for _, name := range sortedKeys(want) {
+		for _, name := range slices.Sorted(maps.Keys(want)) {
 			if _, ok := have[name]; !ok || !same(name) {
 				out = append(out, Change{Kind: kind, Name: name, Action: put})
 			}
 		}
-		for _, name := range sortedKeys(have) {
+		for _, name := range slices.Sorted(maps.Keys(have)) {
 			if _, ok := want[name]; !ok && (prune || owned[kind][name]) {
 				out = append(out, Change{Kind: kind, Name: name, Action: "delete"})
 			}
@@ -162,15 +164,6 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 	if a.Routes != nil {
 		diff(KindRoute, "put", d.Routes, a.Routes, func(n string) bool { return bytes.Equal(d.Routes[n], a.Routes[n]) })
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

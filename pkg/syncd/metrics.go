@@ -3,8 +3,9 @@ package syncd
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,26 +63,17 @@ func (m *Metrics) source(name string) *SourceStats {
 	return m.sources[name]
 }
 
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // ServeMetrics writes the Prometheus text exposition.
 func (m *Metrics) ServeMetrics(w http.ResponseWriter, _ *http.Request) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprintln(w, "# HELP slardar_sync_store_up Whether the last read of the store succeeded.\n# TYPE slardar_sync_store_up gauge")
-	for _, n := range sortedNames(m.sources) {
+	for _, n := range slices.Sorted(maps.Keys(m.sources)) {
 		fmt.Fprintf(w, "slardar_sync_store_up{store=%q} %d\n", n, b2i(m.sources[n].up.Load()))
 	}
 	fmt.Fprintln(w, "# HELP slardar_sync_invalid_keys Store values skipped because they are invalid.\n# TYPE slardar_sync_invalid_keys gauge")
-	for _, n := range sortedNames(m.sources) {
+	for _, n := range slices.Sorted(maps.Keys(m.sources)) {
 		fmt.Fprintf(w, "slardar_sync_invalid_keys{store=%q} %d\n", n, m.sources[n].invalid.Load())
 	}
 	for _, metric := range []struct {
@@ -103,7 +95,7 @@ func (m *Metrics) ServeMetrics(w http.ResponseWriter, _ *http.Request) {
 			}},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", metric.name, metric.help, metric.name, metric.typ)
-		for _, n := range sortedNames(m.targets) {
+		for _, n := range slices.Sorted(maps.Keys(m.targets)) {
 			fmt.Fprintf(w, "%s{target=%q} %s\n", metric.name, n, metric.value(m.targets[n]))
 		}
 	}
