@@ -85,10 +85,11 @@ func FuzzParseLine(f *testing.F) {
 		if cmd.Method == "" || cmd.Topic == "" || cmd.Name == "" {
 			t.Fatalf("empty token in %+v from %q", cmd, line)
 		}
-		// A parsed command re-serialises to a line that parses the same.
-		again, ok := ParseLine(cmd.Method + " " + cmd.Topic + " " + cmd.Name)
-		if !ok || again.Method != cmd.Method || again.Topic != cmd.Topic {
-			t.Fatalf("%q: reparse %+v %v", line, again, ok)
+		// A parsed command re-serialises to a line that parses the same (with the one trailing
+		// CR the parser strips from the name, so a name that itself ends in CR survives).
+		again, ok := ParseLine(cmd.Method + " " + cmd.Topic + " " + cmd.Name + "\r")
+		if !ok || again != cmd {
+			t.Fatalf("%q: reparse %+v %v; want %+v", line, again, ok, cmd)
 		}
 	})
 }
