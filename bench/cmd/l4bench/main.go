@@ -21,8 +21,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/slardar-go/slardar/bench/internal/proc"
@@ -347,36 +345,17 @@ func oneByteServer() (int, func(), error) {
 // connections per second and fails if more than 1% failed.
 func connRate(p, clients int, d time.Duration) (float64, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	var ok, failed atomic.Int64
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1)
-			for time.Now().Before(deadline) {
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, err := c.Read(buf); err != nil {
-					failed.Add(1)
-				} else {
-					ok.Add(1)
-				}
-				c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT pile-up on the client side
-				c.Close()
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f > ok.Load()/100 {
-		return 0, fmt.Errorf("%d of %d connections failed", f, f+ok.Load())
-	}
-	return float64(ok.Load()) / d.Seconds(), nil
+	return proc.Rate(clients, d, "connections", func() error {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		defer c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT pile-up on the client side
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		return err
+	})
 }
 
 var qpsRE = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)

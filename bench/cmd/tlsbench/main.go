@@ -26,8 +26,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/slardar-go/slardar/bench/internal/proc"
@@ -157,32 +155,16 @@ func clientConfig() *tls.Config {
 // handshakes counts full handshakes per second over d with n concurrent clients.
 func handshakes(port, n int, d time.Duration) (float64, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var ok, failed atomic.Int64
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				c, err := (&tls.Dialer{Config: clientConfig()}).DialContext(ctx, "tcp", addr)
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				c.Write([]byte("c"))
-				c.Close()
-				ok.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f > ok.Load()/100 {
-		return 0, fmt.Errorf("%d of %d handshakes failed", f, f+ok.Load())
-	}
-	return float64(ok.Load()) / d.Seconds(), nil
+	return proc.Rate(n, d, "handshakes", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := (&tls.Dialer{Config: clientConfig()}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		c.Write([]byte("c"))
+		return c.Close()
+	})
 }
 
 // bulk reads what the backend streams over one TLS connection for d.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,4 +89,30 @@ func Best(row, unit string, names []string, rounds int, measure func(i int) (flo
 		}
 	}
 	return best, nil
+}
+
+// Rate runs clients that repeat attempt until d has passed and returns successful attempts per
+// second; more than 1% failed attempts is an error naming what (e.g. "connections").
+func Rate(clients int, d time.Duration, what string, attempt func() error) (float64, error) {
+	var ok, failed atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if attempt() != nil {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > ok.Load()/100 {
+		return 0, fmt.Errorf("%d of %d %s failed", f, f+ok.Load(), what)
+	}
+	return float64(ok.Load()) / d.Seconds(), nil
 }
