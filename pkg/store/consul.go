@@ -76,10 +76,7 @@ func (c *Consul) Watch(ctx context.Context, prefix string, notify func(map[strin
 	for ctx.Err() == nil {
 		m, last, err := c.list(ctx, prefix, index)
 		if err != nil {
-			if ctx.Err() == nil {
-				onErr(err)
-				sleep(ctx, b.next())
-			}
+			b.failed(ctx, err, onErr)
 			continue
 		}
 		b.reset()

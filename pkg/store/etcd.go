@@ -76,18 +76,13 @@ func (e *Etcd) Watch(ctx context.Context, prefix string, notify func(map[string]
 	for ctx.Err() == nil {
 		m, rev, err := e.list(ctx, prefix)
 		if err != nil {
-			if ctx.Err() == nil {
-				onErr(err)
-				sleep(ctx, b.next())
-			}
+			b.failed(ctx, err, onErr)
 			continue
 		}
 		b.reset()
 		notify(maps.Clone(m))
-		err = e.follow(ctx, prefix, rev, m, notify)
-		if ctx.Err() == nil && err != nil {
-			onErr(err)
-			sleep(ctx, b.next())
+		if err := e.follow(ctx, prefix, rev, m, notify); err != nil {
+			b.failed(ctx, err, onErr)
 		}
 	}
 }

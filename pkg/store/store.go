@@ -82,6 +82,16 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.n = 0 }
 
+// failed reports a watch error and waits the next backoff delay, unless ctx is ending (then
+// the error is only the watch stopping).
+func (b *backoff) failed(ctx context.Context, err error, onErr func(error)) {
+	if ctx.Err() != nil {
+		return
+	}
+	onErr(err)
+	sleep(ctx, b.next())
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
