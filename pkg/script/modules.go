@@ -81,11 +81,9 @@ func preloadModules(v *vm, preload *lua.LTable) {
 func newCJSON(L *lua.LState, safe bool) *lua.LTable {
 	m := L.NewTable()
 	null := nullValue(L)
-	fail := func(L *lua.LState, err error) int {
+	cjsonFail := func(L *lua.LState, err error) int {
 		if safe {
-			L.Push(lua.LNil)
-			L.Push(lua.LString(err.Error()))
-			return 2
+			return fail(L, err.Error())
 		}
 		L.RaiseError("%s", err.Error())
 		return 0
@@ -93,7 +91,7 @@ func newCJSON(L *lua.LState, safe bool) *lua.LTable {
 	m.RawSetString("encode", L.NewFunction(func(L *lua.LState) int {
 		var b strings.Builder
 		if err := encodeJSON(&b, L.CheckAny(1), null, 0); err != nil {
-			return fail(L, err)
+			return cjsonFail(L, err)
 		}
 		L.Push(lua.LString(b.String()))
 		return 1
@@ -103,10 +101,10 @@ func newCJSON(L *lua.LState, safe bool) *lua.LTable {
 		dec.UseNumber()
 		var x any
 		if err := dec.Decode(&x); err != nil {
-			return fail(L, fmt.Errorf("Expected value but found invalid token: %v", err))
+			return cjsonFail(L, fmt.Errorf("Expected value but found invalid token: %v", err))
 		}
 		if dec.More() {
-			return fail(L, fmt.Errorf("Expected the end but found extra data"))
+			return cjsonFail(L, fmt.Errorf("Expected the end but found extra data"))
 		}
 		L.Push(fromJSON(L, x, null))
 		return 1

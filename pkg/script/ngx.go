@@ -88,6 +88,13 @@ func (v *vm) newNgx() *lua.LTable {
 	return ngx
 }
 
+// fail returns the Lua convention for a failed call: nil and the error message.
+func fail(L *lua.LState, msg string) int {
+	L.Push(lua.LNil)
+	L.Push(lua.LString(msg))
+	return 2
+}
+
 // nullValue is ngx.null / cjson.null: a light userdata that is neither nil nor false.
 func nullValue(L *lua.LState) lua.LValue {
 	if v := L.GetField(L.Get(lua.RegistryIndex), "slardar.null"); v != lua.LNil {
@@ -122,9 +129,7 @@ func (v *vm) write(L *lua.LState, newline bool) int {
 	_, err := c.Write([]byte(b.String()))
 	v.cur.budget.resume()
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString(socketError(err)))
-		return 2
+		return fail(L, socketError(err))
 	}
 	L.Push(lua.LNumber(1))
 	return 1

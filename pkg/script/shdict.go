@@ -290,16 +290,12 @@ func dictIncr(L *lua.LState) int {
 	if it == nil {
 		n, ok := init.(lua.LNumber)
 		if !ok {
-			L.Push(lua.LNil)
-			L.Push(lua.LString("not found"))
-			return 2
+			return fail(L, "not found")
 		}
 		val := lua.LNumber(float64(n) + delta)
 		stored, forcible := d.store(&dictItem{key: key, value: val, expires: expiry(now, initTTL)}, true, now)
 		if !stored {
-			L.Push(lua.LNil)
-			L.Push(lua.LString("no memory"))
-			return 2
+			return fail(L, "no memory")
 		}
 		L.Push(val)
 		L.Push(lua.LNil)
@@ -308,9 +304,7 @@ func dictIncr(L *lua.LState) int {
 	}
 	n, ok := it.value.(lua.LNumber)
 	if !ok {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("not a number"))
-		return 2
+		return fail(L, "not a number")
 	}
 	it.value = lua.LNumber(float64(n) + delta)
 	L.Push(it.value)
@@ -360,18 +354,14 @@ func dictLeaky(L *lua.LState) int {
 		if ok && err1 == nil && err2 == nil {
 			excess = max(e-rate*math.Abs(nowMS-l)/1000+1000, 0)
 			if excess > burst {
-				L.Push(lua.LNil)
-				L.Push(lua.LString("rejected"))
-				return 2
+				return fail(L, "rejected")
 			}
 		}
 	}
 	if commit {
 		value := lua.LString(strconv.FormatFloat(excess, 'f', -1, 64) + ":" + strconv.FormatFloat(nowMS, 'f', -1, 64))
 		if ok, _ := d.store(&dictItem{key: key, value: value}, true, now); !ok {
-			L.Push(lua.LNil)
-			L.Push(lua.LString("no memory"))
-			return 2
+			return fail(L, "no memory")
 		}
 	}
 	L.Push(lua.LNumber(excess))

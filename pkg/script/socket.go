@@ -201,9 +201,7 @@ func (v *vm) sockConnect(L *lua.LState) int {
 	c, err := d.DialContext(inv.ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	inv.budget.resume()
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString(socketError(err)))
-		return 2
+		return fail(L, socketError(err))
 	}
 	if s.conn != nil {
 		s.conn.Close()
@@ -217,18 +215,14 @@ func (v *vm) sockConnect(L *lua.LState) int {
 func (v *vm) sockSend(L *lua.LState) int {
 	s := checkSock(L)
 	if s.conn == nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("closed"))
-		return 2
+		return fail(L, "closed")
 	}
 	var b strings.Builder
 	appendValue(L, &b, L.CheckAny(2))
 	var n int
 	err := v.io(s, func() (err error) { n, err = s.conn.Write([]byte(b.String())); return })
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString(socketError(err)))
-		return 2
+		return fail(L, socketError(err))
 	}
 	L.Push(lua.LNumber(n))
 	return 1
@@ -237,9 +231,7 @@ func (v *vm) sockSend(L *lua.LState) int {
 func (v *vm) sockReceive(L *lua.LState) int {
 	s := checkSock(L)
 	if s.conn == nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("closed"))
-		return 2
+		return fail(L, "closed")
 	}
 	p, err := parsePattern(L.Get(2))
 	if err != nil {
@@ -283,14 +275,10 @@ func (v *vm) sockPeek(L *lua.LState) int {
 func (v *vm) sockClose(L *lua.LState) int {
 	s := checkSock(L)
 	if s.client {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("the client socket cannot be closed by a script"))
-		return 2
+		return fail(L, "the client socket cannot be closed by a script")
 	}
 	if s.conn == nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("closed"))
-		return 2
+		return fail(L, "closed")
 	}
 	s.conn.Close()
 	s.conn = nil
