@@ -81,11 +81,18 @@ func AppendReply(dst []byte, r Reply) []byte {
 // ErrFrameTooLarge is returned by ReadReply for a frame larger than the caller's limit.
 var ErrFrameTooLarge = errors.New("admin reply larger than the limit")
 
+// ErrNotAdmin is returned by ReadReply when the peer's answer is not an admin reply frame (an
+// HTTP server, say): its type field is none of the three the protocol has.
+var ErrNotAdmin = errors.New("the peer does not speak the admin protocol")
+
 // ReadReply reads one reply frame of at most max data bytes.
 func ReadReply(r io.Reader, max int) (Reply, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Reply{}, err
+	}
+	if typ := binary.BigEndian.Uint32(hdr[4:8]); typ > TypeError {
+		return Reply{}, fmt.Errorf("%w (its answer starts with %q)", ErrNotAdmin, hdr[:])
 	}
 	size := binary.BigEndian.Uint32(hdr[0:4])
 	if size < 4 {

@@ -3,6 +3,8 @@ package admin
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -103,4 +105,18 @@ func FuzzReadReply(f *testing.F) {
 			t.Fatalf("reply over limit: %d", len(r.Data))
 		}
 	})
+}
+
+// An HTTP server's answer is not read as a 1 GB admin frame: it is not the admin protocol.
+func TestReadReplyNotAdmin(t *testing.T) {
+	_, err := ReadReply(strings.NewReader("HTTP/1.1 400 Bad Request\r\n\r\n"), DefaultMaxReply)
+	if !errors.Is(err, ErrNotAdmin) || !strings.Contains(err.Error(), `"HTTP/1.1"`) {
+		t.Fatalf("got %v; want ErrNotAdmin naming the bytes", err)
+	}
+	for _, typ := range []uint32{TypeOK, TypeMessage, TypeError} {
+		frame := AppendReply(nil, Reply{Type: typ, Data: []byte("x")})
+		if _, err := ReadReply(bytes.NewReader(frame), DefaultMaxReply); err != nil {
+			t.Errorf("type %d: %v", typ, err)
+		}
+	}
 }

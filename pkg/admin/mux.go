@@ -2,6 +2,9 @@ package admin
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 )
 
 // HandlerFunc answers one command. body is nil for methods that carry none.
@@ -42,4 +45,43 @@ func (m *Mux) lookup(cmd Command) (route, string) {
 		return route{}, ErrMethodInvalid
 	}
 	return r, ""
+}
+
+// Spec is one command of the protocol: METHOD topic, and whether a body follows the line.
+type Spec struct {
+	Method, Topic string
+	Body          bool
+}
+
+// Known is the command table of the protocol as the slardar daemons speak it: the original's
+// (upstream, code) and this project's extensions (route). A daemon serves a subset; a client
+// reads it to know whether a command needs a body before it sends one.
+var Known = []Spec{
+	{"PUT", "upstream", true}, {"POST", "upstream", true}, {"GET", "upstream", false}, {"DELETE", "upstream", false},
+	{"POST", "code", true}, {"PUT", "code", false}, {"LOAD", "code", true}, {"DELETE", "code", false}, {"GET", "code", false},
+	{"PUT", "route", true}, {"GET", "route", false}, {"DELETE", "route", false},
+	{"AUTH", "token", false},
+}
+
+// CarriesBody looks a command up in Known (method and topic in any case, as servers read them);
+// known is false for a command no slardar daemon serves.
+func CarriesBody(method, topic string) (body, known bool) {
+	method, topic = strings.ToUpper(method), strings.ToLower(topic)
+	for _, s := range Known {
+		if s.Method == method && s.Topic == topic {
+			return s.Body, true
+		}
+	}
+	return false, false
+}
+
+// Specs lists the commands registered on m, by topic and method.
+func (m *Mux) Specs() []Spec {
+	var out []Spec
+	for _, topic := range slices.Sorted(maps.Keys(m.topics)) {
+		for _, method := range slices.Sorted(maps.Keys(m.topics[topic])) {
+			out = append(out, Spec{Method: method, Topic: topic, Body: m.topics[topic][method].body})
+		}
+	}
+	return out
 }

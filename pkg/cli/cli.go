@@ -65,6 +65,27 @@ func Main(root *cobra.Command, args []string, stderr io.Writer) int {
 	return code
 }
 
+// Group makes cmd, a command that only holds subcommands, refuse an unknown subcommand as a
+// usage error (exit 2) with cobra's wording, where cobra itself prints the help and exits 0 for
+// any command below the root. Without arguments it prints its help.
+func Group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on its own path
+		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+		}
+		return WithCode(ExitBadArgs, fmt.Errorf("%s\nSee '%s --help'.", msg, c.CommandPath()))
+	}
+	return cmd
+}
+
 // isUsageError recognises cobra's own argument errors.
 func isUsageError(err error) bool {
 	msg := err.Error()

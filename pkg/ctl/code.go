@@ -55,7 +55,7 @@ modules that scripts require. A new version applies to the next connection.`,
 		noBody("install", "Install the staged version (PUT code NAME)", "PUT", "installed"),
 		noBody("delete", "Uninstall (DELETE code NAME)", "DELETE", "deleted"),
 		newCodeGet(g), newCodeInfo(g))
-	return cmd
+	return cli.Group(cmd)
 }
 
 func newCodeGet(g *Globals) *cobra.Command {

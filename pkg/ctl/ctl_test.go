@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slardar-go/slardar/pkg/cli"
 	"github.com/slardar-go/slardar/pkg/config"
@@ -91,6 +94,9 @@ func TestUpstreamLifecycle(t *testing.T) {
 func TestErrorsAndExitCodes(t *testing.T) {
 	addr := startProxy(t, "")
 	a := "--addr=" + addr
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	notAdmin := "--addr=" + web.Listener.Addr().String()
 	tests := []struct {
 		name  string
 		stdin string
@@ -108,10 +114,21 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{name: "bad addr", args: []string{"--addr=nope", "status"}, code: cli.ExitBadArgs, msg: "want HOST:PORT"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: cli.ExitBadArgs, msg: "unknown command"},
 		{name: "raw error", args: []string{a, "raw", "GET", "nope", "x"}, code: cli.ExitReplyError, msg: "topic invalid"},
+		{name: "unknown subcommand", args: []string{a, "upstream", "frob"}, code: cli.ExitBadArgs, msg: `unknown command "frob" for "slardarctl upstream"`},
+		{name: "unknown subcommand suggests", args: []string{a, "code", "lod"}, code: cli.ExitBadArgs, msg: "Did you mean this?\n\tload"},
+		{name: "unknown store subcommand", args: []string{"store", "frob"}, code: cli.ExitBadArgs, msg: `unknown command "frob"`},
+		{name: "raw body missing", args: []string{"--timeout=30s", a, "raw", "PUT", "upstream", "x"}, code: cli.ExitBadArgs, msg: "PUT upstream needs a body"},
+		{name: "raw body missing, any case", args: []string{"--timeout=30s", a, "raw", "load", "CODE", "x"}, code: cli.ExitBadArgs, msg: "LOAD code needs a body"},
+		{name: "raw body not taken", stdin: "x", args: []string{a, "raw", "GET", "upstream", "info", "-f", "-"}, code: cli.ExitBadArgs, msg: "GET upstream takes no body"},
+		{name: "not an admin port", args: []string{notAdmin, "status"}, code: cli.ExitUnreachable, msg: "does not speak the admin protocol"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
 			code, _, errOut := run(t, tt.stdin, tt.args...)
+			if code == cli.ExitBadArgs && time.Since(start) > 10*time.Second {
+				t.Errorf("a usage error took %s: it waited for a proxy", time.Since(start))
+			}
 			if code != tt.code || !strings.Contains(errOut, tt.msg) {
 				t.Fatalf("exit %d, stderr %q; want %d with %q", code, errOut, tt.code, tt.msg)
 			}

@@ -191,6 +191,6 @@ func (g *Globals) multi() bool { return len(g.Addrs) > 1 }
 // unreachable reports a failure to reach or talk to a proxy (as opposed to a reply it sent).
 func unreachable(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, admin.ErrNotAdmin) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }

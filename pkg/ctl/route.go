@@ -51,7 +51,7 @@ name, *.domain (one label), ~regexp or default; a route is {"upstream":NAME} or
 		},
 	}
 	cmd.AddCommand(put, get, list, del)
-	return cmd
+	return cli.Group(cmd)
 }
 
 // printRoutes shows every route, or only the one of pattern.

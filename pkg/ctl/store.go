@@ -173,7 +173,7 @@ an upstream or route must parse, Lua must compile. KIND is upstream, code or rou
 		},
 	}
 	cmd.AddCommand(put, get, del, list)
-	return cmd
+	return cli.Group(cmd)
 }
 
 // checkValue refuses what a proxy would refuse.

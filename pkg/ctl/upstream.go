@@ -20,7 +20,7 @@ func newUpstreamCommand(g *Globals) *cobra.Command {
 		Short:   "Put, get, list and delete upstreams",
 	}
 	cmd.AddCommand(newUpstreamPut(g), newUpstreamGet(g), newUpstreamList(g), newUpstreamDelete(g))
-	return cmd
+	return cli.Group(cmd)
 }
 
 func newUpstreamPut(g *Globals) *cobra.Command {

@@ -98,3 +98,17 @@ func TestHostileAdminInputLosesNothing(t *testing.T) {
 		t.Fatal("the slow client got a reply to a half-sent command")
 	}
 }
+
+// The daemon's commands are the protocol's command table, so slardarctl knows which carry a body.
+func TestCommandsAreKnown(t *testing.T) {
+	d := startDaemon(t, nil)
+	specs := d.Mux.Specs()
+	if len(specs) < 9 {
+		t.Fatalf("only %d commands registered: %v", len(specs), specs)
+	}
+	for _, s := range specs {
+		if body, known := admin.CarriesBody(s.Method, s.Topic); !known || body != s.Body {
+			t.Errorf("%s %s (body %v) is not in admin.Known as served", s.Method, s.Topic, s.Body)
+		}
+	}
+}

@@ -416,3 +416,17 @@ func TestReloadAndAccessLog(t *testing.T) {
 		t.Fatalf("access log lacks sni and route:\n%s", logs.String())
 	}
 }
+
+// The router's commands are the protocol's command table, so slardarctl knows which carry a body.
+func TestCommandsAreKnown(t *testing.T) {
+	d := startRouter(t, "")
+	specs := d.Mux.Specs()
+	if len(specs) < 7 {
+		t.Fatalf("only %d commands registered: %v", len(specs), specs)
+	}
+	for _, s := range specs {
+		if body, known := admin.CarriesBody(s.Method, s.Topic); !known || body != s.Body {
+			t.Errorf("%s %s (body %v) is not in admin.Known as served", s.Method, s.Topic, s.Body)
+		}
+	}
+}
