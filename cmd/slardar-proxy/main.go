@@ -1,13 +1,13 @@
-// Command slardar-proxy is the L4 TCP balancer. See pkg/proxyd.
+// Command slardar-proxy is the L4 TCP balancer. See pkg/cmd/slardarproxy.
 package main
 
 import (
 	"os"
 
-	"github.com/slardar-go/slardar/pkg/cli"
-	"github.com/slardar-go/slardar/pkg/proxyd"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
+	"github.com/slardar-go/slardar/pkg/cmdutil"
 )
 
 func main() {
-	os.Exit(cli.Main(proxyd.NewCommand(), os.Args[1:], os.Stderr))
+	os.Exit(cmdutil.Main(slardarproxy.NewCommand(), os.Args[1:], os.Stderr))
 }

@@ -1,13 +1,13 @@
-// Command slardarctl operates slardar proxies over the admin protocol. See pkg/ctl.
+// Command slardarctl operates slardar proxies over the admin protocol. See pkg/cmd/slardarctl.
 package main
 
 import (
 	"os"
 
-	"github.com/slardar-go/slardar/pkg/cli"
-	"github.com/slardar-go/slardar/pkg/ctl"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarctl"
+	"github.com/slardar-go/slardar/pkg/cmdutil"
 )
 
 func main() {
-	os.Exit(cli.Main(ctl.NewCommand(), os.Args[1:], os.Stderr))
+	os.Exit(cmdutil.Main(slardarctl.NewCommand(), os.Args[1:], os.Stderr))
 }

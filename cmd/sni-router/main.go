@@ -1,13 +1,13 @@
-// Command sni-router routes raw TLS by ClientHello server name. See pkg/snid.
+// Command sni-router routes raw TLS by ClientHello server name. See pkg/cmd/snirouter.
 package main
 
 import (
 	"os"
 
-	"github.com/slardar-go/slardar/pkg/cli"
-	"github.com/slardar-go/slardar/pkg/snid"
+	"github.com/slardar-go/slardar/pkg/cmd/snirouter"
+	"github.com/slardar-go/slardar/pkg/cmdutil"
 )
 
 func main() {
-	os.Exit(cli.Main(snid.NewCommand(), os.Args[1:], os.Stderr))
+	os.Exit(cmdutil.Main(snirouter.NewCommand(), os.Args[1:], os.Stderr))
 }

@@ -64,3 +64,14 @@ func (c *Client) Do(ctx context.Context, method, topic, name string, body []byte
 	}
 	return reply, reply.Err()
 }
+
+// Do is one request on a connection of its own: dial addr, authenticate with token (when not
+// empty), send the request and read its reply (see Client.Do).
+func Do(ctx context.Context, addr, token, method, topic, name string, body []byte) (Reply, error) {
+	c, err := Dial(ctx, addr, token)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer c.Close()
+	return c.Do(ctx, method, topic, name, body)
+}

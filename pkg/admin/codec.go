@@ -19,6 +19,10 @@ import (
 	"strings"
 )
 
+// EnvToken is the environment variable that carries the admin token for every binary (their
+// --token flag), so it need not appear on a command line.
+const EnvToken = "SLARDAR_TOKEN"
+
 // Reply types on the wire.
 const (
 	TypeOK      uint32 = 0
@@ -31,7 +35,6 @@ const (
 	ErrCommandInvalid = "command invalid"
 	ErrTopicInvalid   = "topic invalid"
 	ErrMethodInvalid  = "method invalid"
-	ErrInvalidBody    = "invalid body"
 	ErrNotAllowed     = "not allowed"
 )
 
@@ -56,6 +59,15 @@ func Message(v any) Reply {
 		return Errorf("encoding reply: %v", err)
 	}
 	return Reply{Type: TypeMessage, Data: data}
+}
+
+// Result is the reply to a command that succeeded (OK) or failed with err (ERROR, with err's
+// message: the original's strings come from the errors of the engines).
+func Result(err error) Reply {
+	if err == nil {
+		return OK()
+	}
+	return Errorf("%s", err)
 }
 
 // Err returns the reply's message as an error when it is an ERROR reply, nil otherwise.

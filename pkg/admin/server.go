@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/slardar-go/slardar/pkg/accept"
 )
 
 // Defaults for the Server's limits.
@@ -71,27 +73,12 @@ func (s *Server) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// Serve accepts connections until ctx is done or the listener fails; then it closes the
-// listener and every open admin connection and returns.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
+// Serve accepts connections until ctx is done (accept errors such as EMFILE are logged and
+// retried: the admin port never dies of one); then it closes the listener and every open admin
+// connection, waits for their goroutines and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer s.closeAll()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("accepting admin connection: %w", err)
-		}
+	accept.Loop(ctx, ln, s.Logger, func(c net.Conn) {
 		s.track(c, true)
 		wg.Add(1)
 		go func() {
@@ -100,7 +87,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			defer c.Close()
 			s.serveConn(ctx, c)
 		}()
-	}
+	})
+	s.closeAll()
+	wg.Wait()
 }
 
 func (s *Server) track(c net.Conn, add bool) {

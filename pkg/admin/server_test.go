@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slardar-go/slardar/internal/testutil"
 )
 
 // echoMux answers PUT thing (with body) with the body as MESSAGE and GET thing with OK.
@@ -38,18 +40,8 @@ func startServer(t *testing.T, s *Server) string {
 // exchange writes raw bytes, half-closes, and reads every reply until the server closes.
 func exchange(t *testing.T, addr string, raw []byte) []Reply {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
+	r := bytes.NewReader(testutil.RawExchange(t, addr, raw))
 	var out []Reply
-	r := bufio.NewReader(c)
 	for {
 		rep, err := ReadReply(r, 1<<20)
 		if err != nil {

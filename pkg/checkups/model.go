@@ -168,6 +168,9 @@ const (
 // ValidationError is an upstream that cannot be accepted.
 type ValidationError struct{ Msg string }
 
+// msgInvalidBody is the original's reply to a PUT upstream body that is not an upstream.
+const msgInvalidBody = "invalid body"
+
 func (e *ValidationError) Error() string { return e.Msg }
 
 func invalid(format string, args ...any) error {
@@ -270,7 +273,7 @@ func parseServers(raw json.RawMessage) ([]Server, error) {
 func ParseUpstream(data []byte) (*Upstream, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
-		return nil, invalid("invalid body")
+		return nil, invalid(msgInvalidBody)
 	}
 	var cluster Cluster
 	var err error
@@ -282,7 +285,7 @@ func ParseUpstream(data []byte) (*Upstream, error) {
 		servers, err = parseServers(fields["servers"])
 		cluster = Cluster{Levels: []Level{{Servers: servers}}}
 	default:
-		return nil, invalid("invalid body")
+		return nil, invalid(msgInvalidBody)
 	}
 	if err != nil {
 		return nil, err

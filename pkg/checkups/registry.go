@@ -77,11 +77,11 @@ func (r *Registry) setLocked(name string, up *Upstream) {
 func (r *Registry) PutJSON(name string, body []byte) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return invalid("invalid body")
+		return invalid(msgInvalidBody)
 	}
 	if fields["servers"] == nil {
 		if fields["cluster"] == nil {
-			return invalid("invalid body")
+			return invalid(msgInvalidBody)
 		}
 		up, err := ParseUpstream(body)
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slardar-go/slardar/internal/testserver"
 )
 
 // clock is a settable time source.
@@ -281,12 +283,10 @@ func TestChecksAgainstSockets(t *testing.T) {
 }
 
 func freeClosedPort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	return port
 }
 

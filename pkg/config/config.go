@@ -72,6 +72,9 @@ type Common struct {
 	RawUpstreams map[string]any `yaml:"upstreams"`
 }
 
+// Logging is the log section, for the daemons' start-up.
+func (c *Common) Logging() Log { return c.Log }
+
 // File is the whole configuration file of slardar-proxy.
 type File struct {
 	Common  `yaml:",inline"`
@@ -139,14 +142,52 @@ func (c *Common) parse() error {
 	return c.Log.Validate()
 }
 
-// DecodeStrict decodes YAML into v, refusing unknown keys; empty input is fine.
+// DecodeStrict decodes YAML into v, refusing unknown keys; empty input is fine. Errors name the
+// line and the key, never the Go type behind it ("line 3: field wieght not found").
 func DecodeStrict(data []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return err
+	err := dec.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
 	}
-	return nil
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = withoutGoTypes(m)
+		}
+		return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+// withoutGoTypes rewrites a yaml.v3 message that names Go types ("field x not found in type
+// config.Sync", "cannot unmarshal !!str `soon` into time.Duration") in the file's terms.
+func withoutGoTypes(msg string) string {
+	if head, _, ok := strings.Cut(msg, " in type "); ok && strings.Contains(head, "field ") {
+		return head
+	}
+	head, typ, ok := strings.Cut(msg, " into ")
+	if !ok {
+		return msg
+	}
+	want := "a mapping"
+	switch {
+	case typ == "time.Duration":
+		want = "a duration such as 5s or 100ms"
+	case strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint"):
+		want = "an integer"
+	case strings.HasPrefix(typ, "float"):
+		want = "a number"
+	case typ == "bool":
+		want = "true or false"
+	case typ == "string":
+		want = "a string"
+	case strings.HasPrefix(typ, "[]"):
+		want = "a list"
+	}
+	return head + ", want " + want
 }
 
 // ParseListener reads "PORT", "HOST:PORT" or either with "=UPSTREAM" appended. The upstream

@@ -66,6 +66,23 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// store-sync's file: errors name the line and the key, never a Go type.
+func TestSyncFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ yaml, want string }{
+		{"syncs:\n  - target: x\n", "line 2: field target not found"},
+		{"resync: soon\n", "line 1: cannot unmarshal !!str `soon`, want a duration such as 5s or 100ms"},
+		{"syncs: {a: 1}\n", "want a list"},
+	} {
+		path := filepath.Join(dir, "sync.yaml")
+		os.WriteFile(path, []byte(tt.yaml), 0o644)
+		_, err := LoadSync(path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "config.") || strings.Contains(err.Error(), "time.Duration") {
+			t.Errorf("%q: got %v; want %q without Go types", tt.yaml, err, tt.want)
+		}
+	}
+}
+
 func TestParseListener(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -30,14 +30,27 @@ type SNIFile struct {
 	AllowList *sni.AllowList       `yaml:"-"`
 }
 
-// LoadSNI reads and validates sni-router's configuration file.
-func LoadSNI(path string) (*SNIFile, error) {
+// ReadSNI reads sni-router's configuration file without compiling routes and the allow-list:
+// flags may still add to them; Finish validates the result.
+func ReadSNI(path string) (*SNIFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	f, err := ParseSNI(data)
+	f, err := decodeSNI(data)
 	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// LoadSNI reads and validates sni-router's configuration file.
+func LoadSNI(path string) (*SNIFile, error) {
+	f, err := ReadSNI(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Finish(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return f, nil
@@ -45,11 +58,8 @@ func LoadSNI(path string) (*SNIFile, error) {
 
 // ParseSNI decodes and validates sni-router configuration bytes.
 func ParseSNI(data []byte) (*SNIFile, error) {
-	f := &SNIFile{}
-	if err := DecodeStrict(data, f); err != nil {
-		return nil, err
-	}
-	if err := f.Common.parse(); err != nil {
+	f, err := decodeSNI(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := f.Finish(); err != nil {
@@ -58,7 +68,19 @@ func ParseSNI(data []byte) (*SNIFile, error) {
 	return f, nil
 }
 
-// Finish compiles the allow-list and routes (after flags were applied).
+func decodeSNI(data []byte) (*SNIFile, error) {
+	f := &SNIFile{}
+	if err := DecodeStrict(data, f); err != nil {
+		return nil, err
+	}
+	if err := f.Common.parse(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Finish compiles the allow-list and routes and checks the listen addresses (once the flags
+// were applied).
 func (f *SNIFile) Finish() error {
 	var err error
 	if f.AllowList, err = sni.ParseAllowList(f.SNI.Allow); err != nil {

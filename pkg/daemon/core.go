@@ -32,13 +32,13 @@ type Core struct {
 
 	admin     config.Admin // settings in force (a change needs a restart)
 	adminLn   net.Listener
-	adminDone chan error
+	adminDone chan struct{}
 	stopOnce  sync.Once
 
 	mu            sync.Mutex
 	grace         time.Duration
 	listeners     map[config.Listener]*listener
-	fileUpstreams map[string]bool
+	fileUpstreams FromFile
 	hbCancel      context.CancelFunc
 	hbDone        chan struct{}
 	hbInterval    time.Duration
@@ -50,18 +50,18 @@ type listener struct {
 	done   chan struct{}
 }
 
-// NewCore builds a core whose proxy runs hooks (nil: none).
+// NewCore builds a core whose proxy runs hooks (nil: none). It serves the upstream topic; the
+// daemon registers its own topics on Mux before StartAdmin.
 func NewCore(log *slog.Logger, common *config.Common, hooks l4.Hooks) *Core {
 	c := &Core{
-		Log:           log,
-		Reg:           &checkups.Registry{Logger: log.With("component", "checkups"), DisableHeartbeatDefault: common.Checkups.DisableHeartbeatDefault},
-		Mux:           &admin.Mux{},
-		tracker:       &l4.Tracker{},
-		listeners:     make(map[config.Listener]*listener),
-		fileUpstreams: make(map[string]bool),
+		Log:       log,
+		Reg:       &checkups.Registry{Logger: log.With("component", "checkups"), DisableHeartbeatDefault: common.Checkups.DisableHeartbeatDefault},
+		Mux:       &admin.Mux{},
+		tracker:   &l4.Tracker{},
+		listeners: make(map[config.Listener]*listener),
 	}
 	c.Proxy = &l4.Proxy{Registry: c.Reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: c.tracker, Hooks: hooks}
-	RegisterUpstream(c.Mux, c.Reg)
+	registerUpstream(c.Mux, c.Reg)
 	return c
 }
 
@@ -78,8 +78,8 @@ func (c *Core) StartAdmin(ctx context.Context, a config.Admin, defaultAddr strin
 	c.admin, c.adminLn = a, ln
 	srv := &admin.Server{Mux: c.Mux, Logger: c.Log.With("component", "admin"), MaxBody: a.MaxBody,
 		MaxLine: a.MaxLine, IdleTimeout: a.IdleTimeout, Token: a.Token}
-	c.adminDone = make(chan error, 1)
-	go func() { c.adminDone <- srv.Serve(ctx, ln) }()
+	c.adminDone = make(chan struct{})
+	go func() { defer close(c.adminDone); srv.Serve(ctx, ln) }()
 	c.Log.Info("admin listening", "addr", ln.Addr().String(), "token", a.Token != "")
 	return nil
 }
@@ -103,15 +103,9 @@ func (c *Core) Apply(ctx context.Context, common *config.Common, listeners []con
 			return fmt.Errorf("upstream %q: %w", name, err)
 		}
 	}
-	for name := range c.fileUpstreams {
-		if _, ok := common.Upstreams[name]; !ok {
-			c.Reg.Delete(name)
-			c.Log.Info("upstream removed with the config", "upstream", name)
-		}
-	}
-	c.fileUpstreams = make(map[string]bool, len(common.Upstreams))
-	for name := range common.Upstreams {
-		c.fileUpstreams[name] = true
+	for _, name := range c.fileUpstreams.Replace(maps.Keys(common.Upstreams)) {
+		c.Reg.Delete(name)
+		c.Log.Info("upstream removed with the config", "upstream", name)
 	}
 	c.applyHeartbeat(ctx, common.Checkups.Interval)
 	return c.applyListeners(ctx, listeners)
@@ -171,9 +165,7 @@ func (c *Core) applyListeners(ctx context.Context, listeners []config.Listener) 
 		c.listeners[l] = rl
 		go func() {
 			defer close(rl.done)
-			if err := c.Proxy.Serve(lctx, ln, l.Upstream); err != nil {
-				c.Log.Error("listener stopped", "addr", l.Listen, "err", err)
-			}
+			c.Proxy.Serve(lctx, ln, l.Upstream)
 		}()
 		c.Log.Info("listening", "addr", ln.Addr().String(), "upstream", l.Upstream)
 	}
@@ -224,8 +216,6 @@ func (c *Core) shutdown(ctx context.Context) {
 	c.mu.Unlock()
 	if c.adminLn != nil {
 		c.adminLn.Close()
-		if err := <-c.adminDone; err != nil {
-			c.Log.Error("admin server", "err", err)
-		}
+		<-c.adminDone
 	}
 }

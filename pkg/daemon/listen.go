@@ -14,7 +14,7 @@ func ListenAdmin(addr, token string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin listen address %q: %w", addr, err)
 	}
 	if token == "" && !isLoopback(host) {
-		return nil, fmt.Errorf("admin listen address %q is not loopback: set an admin token (admin.token or --admin-token) to expose it", addr)
+		return nil, fmt.Errorf("admin listen address %q is not loopback: set an admin token (admin.token or --token) to expose it", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

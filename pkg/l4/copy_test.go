@@ -7,35 +7,15 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// pair returns two ends of a real loopback TCP connection.
-func pair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/slardar-go/slardar/internal/testutil"
+)
 
 // TestSpliceHalfClose: the client finishes sending, the upstream still answers afterwards, and
 // both byte counts are reported.
 func TestSpliceHalfClose(t *testing.T) {
-	user, proxyFront := pair(t)
-	proxyBack, backend := pair(t)
+	user, proxyFront := testutil.Pair(t)
+	proxyBack, backend := testutil.Pair(t)
 	type res struct {
 		in, out int64
 		err     error
@@ -66,8 +46,8 @@ func TestSpliceHalfClose(t *testing.T) {
 // TestSpliceIdle: nothing moving either way for the idle timeout ends the connection; traffic
 // in one direction keeps it alive.
 func TestSpliceIdle(t *testing.T) {
-	user, proxyFront := pair(t)
-	proxyBack, backend := pair(t)
+	user, proxyFront := testutil.Pair(t)
+	proxyBack, backend := testutil.Pair(t)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
@@ -101,7 +81,7 @@ func TestSpliceIdle(t *testing.T) {
 
 func TestTrackerShutdown(t *testing.T) {
 	var tr Tracker
-	a, _ := pair(t)
+	a, _ := testutil.Pair(t)
 	tr.Add(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

@@ -5,12 +5,12 @@ package l4
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
+	"github.com/slardar-go/slardar/pkg/accept"
 	"github.com/slardar-go/slardar/pkg/checkups"
 )
 
@@ -22,7 +22,7 @@ const DefaultIdleTimeout = 10 * time.Minute
 type Proxy struct {
 	Registry  *checkups.Registry
 	AccessLog *slog.Logger // one line per connection; default: discard
-	Logger    *slog.Logger // errors of the listener itself; default: discard
+	Logger    *slog.Logger // errors of the listener itself; nil: not logged
 	Tracker   *Tracker     // open connections, for graceful shutdown; required
 	Hooks     Hooks        // per-connection hooks; nil: none
 
@@ -61,26 +61,11 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 
 // Serve accepts on ln and proxies each connection to the upstream until ctx is done, then
 // closes ln and returns; connections already accepted go on (see Tracker.Shutdown).
-func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream string) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	backoff := 5 * time.Millisecond
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: back off, bounded, and keep serving.
-			discard(p.Logger).Error("accepting connection", "listener", ln.Addr().String(), "err", err)
-			time.Sleep(backoff)
-			backoff = min(backoff*2, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream string) {
+	accept.Loop(ctx, ln, p.Logger, func(c net.Conn) {
 		p.Tracker.Add(c)
 		go p.handle(context.WithoutCancel(ctx), c, upstream)
-	}
+	})
 }
 
 // outcome names how a connection ended, for the access log.
@@ -99,44 +84,14 @@ func outcome(err error) string {
 	return "error"
 }
 
-// DefaultDialTimeout bounds dialling a hook's direct Target.
-const DefaultDialTimeout = 5 * time.Second
-
-// dial connects to the connection's backend: its direct Target, or a peer of its Upstream
-// chosen by checkups with retry. It records the server in cx and returns the connection, the
-// number of attempts and the function that ends the peer's connection count.
-func (p *Proxy) dial(ctx context.Context, cx *Conn) (net.Conn, int, func(), error) {
-	if cx.Target != "" {
-		d := net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: -1}
-		conn, err := d.DialContext(ctx, "tcp", cx.Target)
-		if err != nil {
-			return nil, 1, nil, fmt.Errorf("dialing target %s: %w", cx.Target, err)
-		}
-		cx.Server = cx.Target
-		return conn, 1, func() {}, nil
-	}
-	var up net.Conn
-	peer, attempts, err := p.Registry.Try(ctx, cx.Upstream, cx.HashKey, func(ctx context.Context, pe checkups.Peer) error {
-		d := net.Dialer{Timeout: p.Registry.Timeout(cx.Upstream), KeepAlive: -1}
-		conn, err := d.DialContext(ctx, "tcp", pe.Addr())
-		if err != nil {
-			return fmt.Errorf("dialing upstream %s: %w", pe.Addr(), err)
-		}
-		up = conn
-		return nil
-	})
-	if err != nil {
-		return nil, attempts, nil, err
-	}
-	cx.Server = peer.Addr()
-	return up, attempts, peer.Acquire(), nil
-}
-
 // Status values for the access log and log hooks, as nginx stream's $status.
 const (
 	StatusOK          = 200
-	StatusBadGateway  = 502
+	StatusBadRequest  = 400 // the client's first bytes could not be read or parsed
+	StatusForbidden   = 403 // refused by policy (a target outside the allow-list)
+	StatusMisdirected = 421 // nothing serves the name the client asked for
 	StatusInternalErr = 500
+	StatusBadGateway  = 502
 )
 
 func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
@@ -188,33 +143,13 @@ func (p *Proxy) serve(ctx context.Context, cx *Conn) int {
 			return 0
 		}
 	}
-	up, attempts, release, err := p.dial(ctx, cx)
+	up, attempts, release, err := p.connect(ctx, cx)
 	if err != nil {
 		cx.Status, cx.Err = StatusBadGateway, err
 		return attempts
 	}
 	defer release()
 	defer up.Close()
-	if cx.ProxyProtocol != 0 {
-		hdr, err := ProxyHeader(cx.ProxyProtocol, cx.Client.RemoteAddr(), cx.Client.LocalAddr())
-		if err == nil {
-			_, err = up.Write(hdr)
-		}
-		if err != nil {
-			cx.Status, cx.Err = StatusBadGateway, fmt.Errorf("writing PROXY protocol header: %w", err)
-			return attempts
-		}
-	}
-	// Bytes a hook peeked at are the start of the stream.
-	if cx.Reader != nil && cx.Reader.Buffered() > 0 {
-		peeked, _ := cx.Reader.Peek(cx.Reader.Buffered())
-		n, err := up.Write(peeked)
-		cx.BytesIn += int64(n)
-		if err != nil {
-			cx.Status, cx.Err = StatusBadGateway, fmt.Errorf("writing peeked bytes upstream: %w", err)
-			return attempts
-		}
-	}
 	in, out, err := Splice(cx.Client, up, p.idleTimeout())
 	cx.BytesIn += in
 	cx.BytesOut = out

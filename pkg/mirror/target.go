@@ -18,17 +18,8 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 	if err != nil {
 		return a, err
 	}
-	var ups map[string]json.RawMessage
-	if err := json.Unmarshal(r.Data, &ups); err != nil {
-		return a, fmt.Errorf("decoding upstream info: %w", err)
-	}
-	a.Upstreams = make(map[string][]byte, len(ups))
-	for name, raw := range ups {
-		if b, err := NormalizeUpstream(raw); err == nil {
-			a.Upstreams[name] = b
-		} else {
-			a.Upstreams[name] = raw // differs from any desired value: it will be put
-		}
+	if a.Upstreams, err = normalizeAll(r.Data, "upstream info", NormalizeUpstream); err != nil {
+		return a, err
 	}
 	if r, err = c.Do(ctx, "GET", "code", "info", nil); err == nil {
 		var info script.Info
@@ -43,22 +34,32 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 		return a, err
 	}
 	if r, err = c.Do(ctx, "GET", "route", "info", nil); err == nil {
-		var routes map[string]json.RawMessage
-		if err := json.Unmarshal(r.Data, &routes); err != nil {
-			return a, fmt.Errorf("decoding route info: %w", err)
-		}
-		a.Routes = make(map[string][]byte, len(routes))
-		for p, raw := range routes {
-			if b, err := NormalizeRoute(raw); err == nil {
-				a.Routes[p] = b
-			} else {
-				a.Routes[p] = raw
-			}
+		if a.Routes, err = normalizeAll(r.Data, "route info", NormalizeRoute); err != nil {
+			return a, err
 		}
 	} else if !topicMissing(err) {
 		return a, err
 	}
 	return a, nil
+}
+
+// normalizeAll decodes a proxy's {"name": value} reply and normalizes each value, so it compares
+// with the store's. A value that does not normalize is kept as it is: it differs from any
+// desired value, so it will be put.
+func normalizeAll(data []byte, what string, normalize func([]byte) ([]byte, error)) (map[string][]byte, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", what, err)
+	}
+	out := make(map[string][]byte, len(raw))
+	for name, v := range raw {
+		if b, err := normalize(v); err == nil {
+			out[name] = b
+		} else {
+			out[name] = v
+		}
+	}
+	return out, nil
 }
 
 func topicMissing(err error) bool {

@@ -102,10 +102,8 @@ func (rt *Runtime) Preread(ctx context.Context, cx *l4.Conn) error {
 	case errors.As(err, &exit):
 		cx.Status = exit.Code
 		return &RejectedError{Script: s.preread.Name, Code: exit.Code}
-	case err != nil:
-		rt.logger().Error("script failed", "script", s.preread.Name, "client", cx.Client.RemoteAddr().String(), "err", err)
 	}
-	return err
+	return err // a *ScriptError naming the script and line, for the access log
 }
 
 // Content runs script.content<port>, which serves the connection instead of the upstream.
@@ -125,12 +123,12 @@ func (rt *Runtime) Content(ctx context.Context, cx *l4.Conn) (bool, error) {
 	}
 	if err != nil {
 		cx.Status = l4.StatusInternalErr
-		rt.logger().Error("script failed", "script", s.content.Name, "client", cx.Client.RemoteAddr().String(), "err", err)
 	}
-	return true, err
+	return true, err // a *ScriptError naming the script and line, for the access log
 }
 
 // Log runs script.log<port> after the connection ended, then closes the session's cosockets.
+// Its failure is logged here: nothing returns it.
 func (rt *Runtime) Log(cx *l4.Conn) {
 	s, _ := cx.State.(*session)
 	if s == nil {

@@ -12,25 +12,14 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/l4"
 )
 
 // conn returns the proxy side of a real loopback connection (as a hook sees it) and the client.
 func conn(t *testing.T) (*l4.Conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); accepted <- c }()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	t.Cleanup(func() { client.Close(); server.Close() })
+	client, server := testutil.Pair(t)
 	return &l4.Conn{Client: server, Port: "7000", Upstream: "7000", HashKey: "127.0.0.1", Start: time.Now(), Status: l4.StatusOK}, client
 }
 

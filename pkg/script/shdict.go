@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,18 +43,6 @@ func (d *Dicts) Get(name string) *Dict {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.dicts[name]
-}
-
-// Names lists the dictionaries.
-func (d *Dicts) Names() []string {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var out []string
-	for n := range d.dicts {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // ParseSize reads nginx-style sizes: 4096, 64k, 10m, 1g (case-insensitive).

@@ -239,9 +239,15 @@ func (v *vm) sockReceive(L *lua.LState) int {
 	}
 	var data, msg, partial string
 	v.io(s, func() error { data, msg, partial = receive(s.r, p, v.rt.maxString()); return nil })
-	if msg != "" {
+	return received(L, data, msg, partial)
+}
+
+// received returns what a read got, in cosockets' convention: the data, or nil, the error
+// message and the partial data.
+func received(L *lua.LState, data, errMsg, partial string) int {
+	if errMsg != "" {
 		L.Push(lua.LNil)
-		L.Push(lua.LString(msg))
+		L.Push(lua.LString(errMsg))
 		L.Push(lua.LString(partial))
 		return 3
 	}
@@ -263,13 +269,9 @@ func (v *vm) sockPeek(L *lua.LState) int {
 	var err error
 	v.io(s, func() error { data, err = s.r.Peek(n); return nil })
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString(socketError(err)))
-		L.Push(lua.LString(data))
-		return 3
+		return received(L, "", socketError(err), string(data))
 	}
-	L.Push(lua.LString(data))
-	return 1
+	return received(L, string(data), "", "")
 }
 
 func (v *vm) sockClose(L *lua.LState) int {

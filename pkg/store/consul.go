@@ -72,14 +72,14 @@ func (c *Consul) list(ctx context.Context, prefix string, index uint64) (map[str
 // went backwards (a restored or rebuilt cluster) restarts from 0.
 func (c *Consul) Watch(ctx context.Context, prefix string, notify func(map[string][]byte), onErr func(error)) {
 	var index uint64
-	var b backoff
+	b := watchBackoff()
 	for ctx.Err() == nil {
 		m, last, err := c.list(ctx, prefix, index)
 		if err != nil {
-			b.failed(ctx, err, onErr)
+			failed(ctx, b, err, onErr)
 			continue
 		}
-		b.reset()
+		b.Reset()
 		switch {
 		case last < index:
 			index = 0

@@ -72,17 +72,17 @@ var errResync = errors.New("watch needs a full resync")
 // A compaction past the watched revision, or any watch error, means a full read again, so
 // nothing is missed.
 func (e *Etcd) Watch(ctx context.Context, prefix string, notify func(map[string][]byte), onErr func(error)) {
-	var b backoff
+	b := watchBackoff()
 	for ctx.Err() == nil {
 		m, rev, err := e.list(ctx, prefix)
 		if err != nil {
-			b.failed(ctx, err, onErr)
+			failed(ctx, b, err, onErr)
 			continue
 		}
-		b.reset()
+		b.Reset()
 		notify(maps.Clone(m))
 		if err := e.follow(ctx, prefix, rev, m, notify); err != nil {
-			b.failed(ctx, err, onErr)
+			failed(ctx, b, err, onErr)
 		}
 	}
 }

@@ -9,10 +9,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/slardar-go/slardar/pkg/backoff"
 )
 
 // DefaultPrefix is the original's config_key_prefix.
@@ -71,34 +72,17 @@ func Key(prefix, kind, name string) string {
 	return prefix + kind + name
 }
 
-// backoff is a capped exponential delay with jitter.
-type backoff struct{ n int }
-
-func (b *backoff) next() time.Duration {
-	d := min(time.Duration(1<<min(b.n, 5))*time.Second/2, 15*time.Second)
-	b.n++
-	return d/2 + rand.N(d/2+1)
+// watchBackoff paces the reads of a watch that fails: 0.5 s doubling to 15 s, jittered.
+func watchBackoff() *backoff.Backoff {
+	return &backoff.Backoff{Base: 500 * time.Millisecond, Max: 15 * time.Second}
 }
-
-func (b *backoff) reset() { b.n = 0 }
 
 // failed reports a watch error and waits the next backoff delay, unless ctx is ending (then
 // the error is only the watch stopping).
-func (b *backoff) failed(ctx context.Context, err error, onErr func(error)) {
+func failed(ctx context.Context, b *backoff.Backoff, err error, onErr func(error)) {
 	if ctx.Err() != nil {
 		return
 	}
 	onErr(err)
-	sleep(ctx, b.next())
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	backoff.Sleep(ctx, b.Next())
 }

@@ -18,10 +18,10 @@ import (
 
 	"github.com/slardar-go/slardar/internal/testserver"
 	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
 	"github.com/slardar-go/slardar/pkg/config"
-	"github.com/slardar-go/slardar/pkg/proxyd"
 	"github.com/slardar-go/slardar/pkg/store"
-	"github.com/slardar-go/slardar/pkg/syncd"
+	"github.com/slardar-go/slardar/pkg/syncer"
 )
 
 func main() {
@@ -57,10 +57,10 @@ func run(rounds int) error {
 		if err != nil {
 			return err
 		}
-		var proxies []*proxyd.Daemon
+		var proxies []*slardarproxy.Daemon
 		for range 3 {
 			cfg := &config.File{Common: config.Common{Admin: config.Admin{Listen: "127.0.0.1:0"}}}
-			d, err := proxyd.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), func() (*config.File, error) { return cfg, nil })
+			d, err := slardarproxy.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func run(rounds int) error {
 		}
 		prefix := "bench/"
 		sctx, cancel := context.WithCancel(ctx)
-		s := &syncd.Syncer{Syncs: []syncd.Sync{{Store: st, Prefix: prefix, Targets: addrs}}}
+		s := &syncer.Syncer{Syncs: []syncer.Sync{{Store: st, Prefix: prefix, Targets: addrs}}}
 		go s.Run(sctx)
 		gen := 0
 		for _, n := range []int{1, 100, 1000} {

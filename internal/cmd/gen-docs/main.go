@@ -16,10 +16,10 @@ import (
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
-	"github.com/slardar-go/slardar/pkg/ctl"
-	"github.com/slardar-go/slardar/pkg/proxyd"
-	"github.com/slardar-go/slardar/pkg/snid"
-	"github.com/slardar-go/slardar/pkg/syncd"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarctl"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
+	"github.com/slardar-go/slardar/pkg/cmd/snirouter"
+	"github.com/slardar-go/slardar/pkg/cmd/storesync"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
@@ -34,7 +34,7 @@ func main() {
 
 // roots are the commands documented, one per binary.
 func roots() []*cobra.Command {
-	return []*cobra.Command{proxyd.NewCommand(), ctl.NewCommand(), snid.NewCommand(), syncd.NewCommand()}
+	return []*cobra.Command{slardarproxy.NewCommand(), slardarctl.NewCommand(), snirouter.NewCommand(), storesync.NewCommand()}
 }
 
 func run(out string) error {

@@ -1,0 +1,261 @@
+package slardarctl_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slardar-go/slardar/pkg/cmd/slardarctl"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
+	"github.com/slardar-go/slardar/pkg/cmd/snirouter"
+	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
+)
+
+func startProxy(t *testing.T, token string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := &config.File{Common: config.Common{Admin: config.Admin{Listen: "127.0.0.1:0", Token: token}}}
+	d, err := slardarproxy.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, func() (*config.File, error) { return cfg, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	return d.AdminAddr()
+}
+
+// run executes slardarctl in-process and returns its exit code, stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := slardarctl.NewCommand()
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	code := cmdutil.Main(cmd, args, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const upstreamYAML = `
+typ: general
+mode: ip_hash
+cluster:
+  - servers:
+      - {host: 127.0.0.1, port: 1, max_fails: 3}
+      - {host: 127.0.0.1, port: 2, weight: 2}
+`
+
+func TestUpstreamLifecycle(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	if code, _, errOut := run(t, upstreamYAML, a, "upstream", "put", "3131", "-f", "-"); code != 0 || !strings.Contains(errOut, "upstream 3131 put on "+addr) {
+		t.Fatalf("put: %d %q", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "upstream", "list")
+	if code != 0 || !strings.Contains(out, "3131") || !strings.Contains(out, "ip_hash") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "upstream", "get", "3131")
+	var up struct {
+		Mode    string `json:"mode"`
+		Cluster []struct {
+			Servers []struct {
+				Port, Weight int
+			} `json:"servers"`
+		} `json:"cluster"`
+	}
+	if err := json.Unmarshal([]byte(out), &up); code != 0 || err != nil || up.Mode != "ip_hash" || up.Cluster[0].Servers[1].Weight != 2 {
+		t.Fatalf("get json: %d %v\n%s", code, err, out)
+	}
+	code, out, _ = run(t, "", a, "upstream", "get", "3131")
+	if code != 0 || !strings.Contains(out, "127.0.0.1:2") || !strings.Contains(out, "FAIL_TIMEOUT") {
+		t.Fatalf("get table: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "status")
+	if code != 0 || !strings.Contains(out, "STATUS") || !strings.Contains(out, "127.0.0.1:1") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "raw", "GET", "upstream", "info")
+	if code != 0 || !strings.HasPrefix(out, `{"3131":`) {
+		t.Fatalf("raw: %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", a, "upstream", "delete", "3131"); code != 0 || !strings.Contains(errOut, "deleted") {
+		t.Fatalf("delete: %d %s", code, errOut)
+	}
+}
+
+func TestErrorsAndExitCodes(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	notAdmin := "--addr=" + web.Listener.Addr().String()
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		msg   string
+	}{
+		{name: "proxy error reply", stdin: `{"servers":[]}`, args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitReplyError, msg: "servers invalid"},
+		{name: "delete missing", args: []string{a, "upstream", "delete", "nope"}, code: cmdutil.ExitReplyError, msg: "upstream nope not found"},
+		{name: "get missing", args: []string{a, "upstream", "get", "nope"}, code: cmdutil.ExitError, msg: "upstream nope not found"},
+		{name: "bad input", stdin: "{not: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "neither JSON nor YAML"},
+		{name: "missing file flag", args: []string{a, "upstream", "put", "x"}, code: cmdutil.ExitBadArgs, msg: `"file" not set`},
+		{name: "unreachable", args: []string{"--addr=127.0.0.1:1", "status"}, code: cmdutil.ExitUnreachable, msg: "connection refused"},
+		{name: "bad output", args: []string{a, "-o", "yaml", "status"}, code: cmdutil.ExitBadArgs, msg: "want table or json"},
+		{name: "bad addr", args: []string{"--addr=nope", "status"}, code: cmdutil.ExitBadArgs, msg: "want HOST:PORT"},
+		{name: "unknown command", args: []string{"frobnicate"}, code: cmdutil.ExitBadArgs, msg: "unknown command"},
+		{name: "raw error", args: []string{a, "raw", "GET", "nope", "x"}, code: cmdutil.ExitReplyError, msg: "topic invalid"},
+		{name: "unknown subcommand", args: []string{a, "upstream", "frob"}, code: cmdutil.ExitBadArgs, msg: `unknown command "frob" for "slardarctl upstream"`},
+		{name: "unknown subcommand suggests", args: []string{a, "code", "lod"}, code: cmdutil.ExitBadArgs, msg: "Did you mean this?\n\tload"},
+		{name: "unknown store subcommand", args: []string{"store", "frob"}, code: cmdutil.ExitBadArgs, msg: `unknown command "frob"`},
+		{name: "raw body missing", args: []string{"--timeout=30s", a, "raw", "PUT", "upstream", "x"}, code: cmdutil.ExitBadArgs, msg: "PUT upstream needs a body"},
+		{name: "raw body missing, any case", args: []string{"--timeout=30s", a, "raw", "load", "CODE", "x"}, code: cmdutil.ExitBadArgs, msg: "LOAD code needs a body"},
+		{name: "raw body not taken", stdin: "x", args: []string{a, "raw", "GET", "upstream", "info", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "GET upstream takes no body"},
+		{name: "not an admin port", args: []string{notAdmin, "status"}, code: cmdutil.ExitUnreachable, msg: "does not speak the admin protocol"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			code, _, errOut := run(t, tt.stdin, tt.args...)
+			if code == cmdutil.ExitBadArgs && time.Since(start) > 10*time.Second {
+				t.Errorf("a usage error took %s: it waited for a proxy", time.Since(start))
+			}
+			if code != tt.code || !strings.Contains(errOut, tt.msg) {
+				t.Fatalf("exit %d, stderr %q; want %d with %q", code, errOut, tt.code, tt.msg)
+			}
+		})
+	}
+}
+
+// TestFleet: with several --addr a change goes to every proxy; status rows carry the proxy.
+func TestFleet(t *testing.T) {
+	a1, a2 := startProxy(t, ""), startProxy(t, "tok")
+	t.Setenv("SLARDAR_ADDR", a1+","+a2)
+	t.Setenv("SLARDAR_TOKEN", "tok")
+	// a1 has no token configured; AUTH is still accepted there.
+	if code, _, errOut := run(t, `{"servers":[{"host":"127.0.0.1","port":9}]}`, "upstream", "put", "u", "-f", "-"); code != 0 || strings.Count(errOut, "put on") != 2 {
+		t.Fatalf("fleet put: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", "status")
+	if code != 0 || !strings.Contains(out, "PROXY") || !strings.Contains(out, a1) || !strings.Contains(out, a2) {
+		t.Fatalf("fleet status: %d\n%s", code, out)
+	}
+	t.Setenv("SLARDAR_TOKEN", "wrong")
+	if code, _, errOut := run(t, "", "upstream", "list"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "authentication failed") {
+		t.Fatalf("wrong token: %d %s", code, errOut)
+	}
+}
+
+func TestCodeCommands(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	if code, _, errOut := run(t, `ngx.say("Hello, Lua!")`, a, "code", "load", "script.content3351", "-f", "-"); code != 0 || !strings.Contains(errOut, "code script.content3351 loaded on") {
+		t.Fatalf("load: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `ngx.say("Hello, Lua!")`, a, "code", "load", "script.content3351", "-f", "-"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "code already in shdict") {
+		t.Fatalf("load twice: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `x = = 1`, a, "code", "post", "m", "-f", "-"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "compiling m") {
+		t.Fatalf("post bad code: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `return {}`, a, "code", "post", "m", "-f", "-"); code != 0 {
+		t.Fatalf("post: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", a, "code", "install", "m"); code != 0 || !strings.Contains(errOut, "installed") {
+		t.Fatalf("install: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "code", "info")
+	if code != 0 || !strings.Contains(out, "script.content3351") || !strings.Contains(out, "VERSION") {
+		t.Fatalf("info: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "code", "get", "m")
+	if code != 0 || !strings.Contains(out, `"version": "`) {
+		t.Fatalf("get: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "", a, "code", "delete", "m"); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, errOut := run(t, "", a, "code", "get", "m"); code != cmdutil.ExitError || !strings.Contains(errOut, "not installed") {
+		t.Fatalf("get deleted: %d %s", code, errOut)
+	}
+}
+
+func TestRouteCommands(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := config.ParseSNI([]byte("admin: {listen: 127.0.0.1:0}\nsni: {allow: ['*.internal:8443']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"127.0.0.1:0"}
+	d, err := snirouter.Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	a := "--addr=" + d.AdminAddr()
+	if code, _, errOut := run(t, `{"upstream":"web","alpn":"h2"}`, a, "route", "put", "www.example.com", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "target: '${1}.internal:8443'\nproxy_protocol: 1\n", a, "route", "put", `~(.+)\.svc`, "-f", "-"); code != 0 {
+		t.Fatalf("put yaml: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `{"target":"$sni:443"}`, "--addr="+d.AdminAddr(), "route", "put", "x", "-f", "-"); code != 0 {
+		t.Fatalf("put target: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", a, "route", "list")
+	if code != 0 || !strings.Contains(out, "upstream web") || !strings.Contains(out, "target ${1}.internal:8443") || !strings.Contains(out, "v1") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", a, "-o", "json", "route", "get", "www.example.com")
+	if code != 0 || !strings.Contains(out, `"alpn": [`) {
+		t.Fatalf("get: %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", a, "route", "get", "nope"); code != cmdutil.ExitError || !strings.Contains(errOut, "route nope not found") {
+		t.Fatalf("get missing: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `{"upstream":"x","proxy_protocol":3}`, a, "route", "put", "y", "-f", "-"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "proxy_protocol 3") {
+		t.Fatalf("bad route: %d %s", code, errOut)
+	}
+	if code, _, _ := run(t, "", a, "route", "delete", "www.example.com"); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+}
+
+func TestStoreCommands(t *testing.T) {
+	s := "--store=dir://" + t.TempDir()
+	if code, _, errOut := run(t, "servers: [{host: 127.0.0.1, port: 3306}]\n", s, "store", "put", "upstream", "3131", "-f", "-"); code != 0 || !strings.Contains(errOut, "config/slardar/upstreams_stream/3131 written") {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `x = = 1`, s, "store", "put", "code", "script.preread1", "-f", "-"); code != cmdutil.ExitBadArgs || !strings.Contains(errOut, "compiling") {
+		t.Fatalf("put bad code: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, `ngx.exit(1)`, s, "store", "put", "code", "script.preread1", "-f", "-"); code != 0 {
+		t.Fatalf("put code: %d %s", code, errOut)
+	}
+	code, out, _ := run(t, "", s, "store", "get", "upstream", "3131")
+	if code != 0 || !strings.Contains(out, `"servers":[{"host":"127.0.0.1","port":3306}]`) {
+		t.Fatalf("get: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", s, "store", "list")
+	if code != 0 || !strings.Contains(out, "config/slardar/lua_stream/script.preread1") || !strings.Contains(out, "ok") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "", s, "store", "delete", "upstream", "3131"); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, errOut := run(t, "", s, "store", "get", "upstream", "3131"); code != cmdutil.ExitError || !strings.Contains(errOut, "not found") {
+		t.Fatalf("get deleted: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", "store", "list"); code != cmdutil.ExitBadArgs || !strings.Contains(errOut, "no store given") {
+		t.Fatalf("no store: %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,102 @@
+package slardarproxy
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/version"
+)
+
+// Options are slardar-proxy's flags; set flags override the config file.
+type Options struct {
+	daemon.CommonFlags
+	Listens     []string
+	SharedDicts []string
+	ScriptsDir  string
+}
+
+// NewCommand builds the slardar-proxy root command.
+func NewCommand() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "slardar-proxy",
+		Short: "L4 TCP balancer with checkups health checks, managed over the Slardar admin protocol",
+		Long: `slardar-proxy balances TCP connections over upstreams named, as in the original Slardar, by
+the port they are served on: a connection to port 3131 goes to upstream "3131". Upstreams use the
+lua-resty-checkups model (levels, weights, round robin or consistent hash, passive and active
+health checks) and are changed at run time over the admin protocol on 127.0.0.1:1895 with
+slardarctl, store-sync or plain nc, without a restart.
+
+Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.shutdown_grace,
+30s by default); SIGHUP re-reads the config file without dropping connections.
+
+` + cmdutil.EnvHelp,
+		Example: `  slardar-proxy --config /etc/slardar/slardar.yaml
+  slardar-proxy --listen 127.0.0.1:3131
+  slardar-proxy --listen 3306=mysql --admin-listen 127.0.0.1:1895`,
+		Args:    cobra.NoArgs,
+		Version: version.Version,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd)
+		},
+	}
+	f := cmd.Flags()
+	o.CommonFlags.Register(f, DefaultAdminListen, "listeners, upstreams, scripts, checkups, admin, log")
+	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")
+	f.StringArrayVar(&o.SharedDicts, "shared-dict", nil, "declare an ngx.shared dictionary NAME=SIZE (e.g. stream_limit_req_store=10m); repeatable")
+	f.StringVar(&o.ScriptsDir, "scripts-dir", "", "directory of *.lua scripts and modules loaded at start and on SIGHUP")
+	return cmd
+}
+
+// run is the daemon's life (daemon.Run): the config loaded and validated once, then served
+// until a signal.
+func (o *Options) run(cmd *cobra.Command) error {
+	return daemon.Run(cmd, func() (*config.File, error) { return o.config(cmd.Flags()) }, Start)
+}
+
+// config reads the effective configuration: the file, if any, with the set flags on top.
+func (o *Options) config(fl *pflag.FlagSet) (*config.File, error) {
+	cfg := &config.File{}
+	if o.ConfigPath != "" {
+		var err error
+		if cfg, err = config.Load(o.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+		return nil, err
+	}
+	seen := make(map[config.Listener]bool)
+	for _, l := range cfg.Listeners {
+		seen[l] = true
+	}
+	for _, s := range o.Listens {
+		l, err := config.ParseListener(s)
+		if err != nil {
+			return nil, fmt.Errorf("--listen: %w", err)
+		}
+		if !seen[l] {
+			seen[l] = true
+			cfg.Listeners = append(cfg.Listeners, l)
+		}
+	}
+	for _, sd := range o.SharedDicts {
+		name, size, err := config.ParseSharedDict(sd)
+		if err != nil {
+			return nil, fmt.Errorf("--shared-dict: %w", err)
+		}
+		if cfg.SharedDicts == nil {
+			cfg.SharedDicts = make(map[string]string)
+		}
+		cfg.SharedDicts[name] = size
+	}
+	if fl.Changed("scripts-dir") {
+		cfg.Scripts.Dir = o.ScriptsDir
+	}
+	return cfg, nil
+}

@@ -1,0 +1,106 @@
+// Package cmdutil is what every binary's command line shares (gh's pkg/cmdutil): named exit
+// codes and the one place that turns an error into a message and an exit code, flags read from
+// the environment by one rule, command groups that refuse unknown subcommands, and the table and
+// JSON printers.
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitError       = 1 // anything else
+	ExitBadArgs     = 2 // bad flags, arguments, input or configuration files
+	ExitUnreachable = 3 // a server could not be reached
+	ExitReplyError  = 4 // a server answered with an ERROR reply
+)
+
+// CodeError carries an exit code with an error.
+type CodeError struct {
+	Code int
+	Err  error
+}
+
+func (e *CodeError) Error() string { return e.Err.Error() }
+func (e *CodeError) Unwrap() error { return e.Err }
+
+// WithCode wraps err (nil stays nil) so Main exits with code.
+func WithCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &CodeError{Code: code, Err: err}
+}
+
+// Main runs the root command with flags also taken from the environment (see FlagsFromEnv) and
+// maps the outcome to an exit code.
+func Main(root *cobra.Command, args []string, stderr io.Writer) int {
+	root.SetArgs(args)
+	root.SilenceErrors = true
+	root.SilenceUsage = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return WithCode(ExitBadArgs, fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath()))
+	})
+	prerun := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := FlagsFromEnv(cmd); err != nil {
+			return WithCode(ExitBadArgs, err)
+		}
+		if prerun != nil {
+			return prerun(cmd, args)
+		}
+		return nil
+	}
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitError
+	var ce *CodeError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	} else if cmd != nil && isUsageError(err) {
+		code = ExitBadArgs
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
+	return code
+}
+
+// Group makes cmd, a command that only holds subcommands, refuse an unknown subcommand as a
+// usage error (exit 2) with cobra's wording, where cobra itself prints the help and exits 0 for
+// any command below the root. Without arguments it prints its help.
+func Group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on its own path
+		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+		}
+		return WithCode(ExitBadArgs, fmt.Errorf("%s\nSee '%s --help'.", msg, c.CommandPath()))
+	}
+	return cmd
+}
+
+// isUsageError recognises cobra's own argument errors.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "invalid argument", "unknown flag", "unknown shorthand", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

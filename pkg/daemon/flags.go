@@ -1,0 +1,45 @@
+package daemon
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
+)
+
+// CommonFlags are the flags every daemon has; the ones set (on the command line or in the
+// environment, see cmdutil.EnvHelp) override the config file.
+type CommonFlags struct {
+	ConfigPath  string
+	AdminListen string
+	Token       string
+	LogFormat   string
+	LogLevel    string
+}
+
+// Register adds the flags to fs; what the config file holds is named in configHelp.
+func (o *CommonFlags) Register(fs *pflag.FlagSet, defaultAdmin, configHelp string) {
+	fs.StringVarP(&o.ConfigPath, "config", "c", "", "YAML config file ("+configHelp+")")
+	fs.StringVar(&o.AdminListen, "admin-listen", defaultAdmin, "admin protocol address; beyond loopback it needs a token")
+	fs.StringVar(&o.Token, "token", "", "shared admin token that clients must send first (AUTH token <token>)")
+	cmdutil.Alias(fs, "admin-token", "token")
+	fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default text)")
+	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn or error (default info)")
+}
+
+// Apply puts the set flags over c and checks the log settings.
+func (o *CommonFlags) Apply(fs *pflag.FlagSet, c *config.Common) error {
+	if fs.Changed("admin-listen") || c.Admin.Listen == "" {
+		c.Admin.Listen = o.AdminListen
+	}
+	if fs.Changed("token") {
+		c.Admin.Token = o.Token
+	}
+	if fs.Changed("log-format") {
+		c.Log.Format = o.LogFormat
+	}
+	if fs.Changed("log-level") {
+		c.Log.Level = o.LogLevel
+	}
+	return c.Log.Validate()
+}

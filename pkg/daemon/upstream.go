@@ -1,0 +1,36 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/version"
+)
+
+// registerUpstream serves the upstream topic from a registry, as the original's protocol.lua:
+//
+//	PUT upstream <name> + JSON body   {"servers":[...]} replaces level 1, {"cluster":...} the upstream
+//	POST upstream <name> + body       reads the body, then "POST_upstreamnot allowed" (sic)
+//	GET upstream info|status          all configs | checkups status; other names: "not allowed"
+//	DELETE upstream <name>            removes it; "upstream <name> not found"
+func registerUpstream(mux *admin.Mux, reg *checkups.Registry) {
+	mux.Handle("PUT", "upstream", true, func(_ context.Context, name string, body []byte) admin.Reply {
+		return admin.Result(reg.PutJSON(name, body))
+	})
+	mux.Handle("POST", "upstream", true, func(context.Context, string, []byte) admin.Reply {
+		return admin.Errorf("POST_upstream" + admin.ErrNotAllowed)
+	})
+	mux.Handle("GET", "upstream", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		switch name {
+		case "info":
+			return admin.Message(reg.Info())
+		case "status":
+			return admin.Message(reg.Status(version.SlardarVersion))
+		}
+		return admin.Errorf(admin.ErrNotAllowed)
+	})
+	mux.Handle("DELETE", "upstream", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		return admin.Result(reg.Delete(name))
+	})
+}
