@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,4 +136,61 @@ func Greeting(addr string) string {
 		return string(b)
 	}
 	return ""
+}
+
+// Silent serves, until the process ends, a TCP backend that accepts connections and never
+// writes nor closes them; it returns its address.
+func Silent() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Blackhole returns a loopback address whose connects hang, as to a host that drops SYNs: a
+// listener with a backlog of 0 whose queue is kept full and never accepted from. It lasts until
+// the test ends.
+func Blackhole(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if err := syscall.Bind(fd, sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := syscall.Getsockname(fd)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(got.(*syscall.SockaddrInet4).Port))
+	var fill []net.Conn
+	t.Cleanup(func() {
+		for _, c := range fill {
+			c.Close()
+		}
+		syscall.Close(fd)
+	})
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: connects now hang
+		}
+		fill = append(fill, c)
+		if len(fill) > 16 {
+			t.Fatal("the blackhole's queue does not fill")
+		}
+	}
 }

@@ -21,6 +21,7 @@ const (
 	DefaultMaxLine     = 4 << 10
 	DefaultMaxBody     = 1 << 20
 	DefaultIdleTimeout = 60 * time.Second
+	DefaultMaxConns    = 64
 )
 
 // Server serves the admin protocol on a listener. Its zero value is not usable: Mux is required.
@@ -32,17 +33,30 @@ const (
 //     connection is closed (silently, as the original did after its 60 s read timeout);
 //   - a body that follows a rejected command line is skipped rather than read as the next command:
 //     a command line never starts with a NUL byte, and a body length below 16 MiB always does;
-//   - with a Token set, nothing but "AUTH token <token>" is served until it was given.
+//   - with a Token set, nothing but "AUTH token <token>" is served until it was given, and
+//     failed AUTHs from one address are answered ever more slowly (see authLimiter);
+//   - at most MaxConns connections are served at once; one more gets an ERROR reply and is
+//     closed, so idle clients cannot use up the port;
+//   - an accept that fails (out of file descriptors) is retried, never the end of the port.
 type Server struct {
 	Mux         *Mux
 	Logger      *slog.Logger
 	MaxLine     int           // default DefaultMaxLine
 	MaxBody     int           // default DefaultMaxBody
 	IdleTimeout time.Duration // default DefaultIdleTimeout
+	MaxConns    int           // default DefaultMaxConns
 	Token       string        // empty: no authentication
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	auth  authLimiter
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return DefaultMaxConns
 }
 
 func (s *Server) maxLine() int {
@@ -79,7 +93,10 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	accept.Loop(ctx, ln, s.Logger, func(c net.Conn) {
-		s.track(c, true)
+		if !s.track(c, true) {
+			s.refuse(c)
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -92,17 +109,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	wg.Wait()
 }
 
-func (s *Server) track(c net.Conn, add bool) {
+// track adds or removes an open connection; adding fails when MaxConns are open.
+func (s *Server) track(c net.Conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns == nil {
 		s.conns = make(map[net.Conn]struct{})
 	}
-	if add {
-		s.conns[c] = struct{}{}
-	} else {
+	if !add {
 		delete(s.conns, c)
+		return true
 	}
+	if len(s.conns) >= s.maxConns() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// refuse answers a connection over MaxConns with an ERROR reply and closes it.
+func (s *Server) refuse(c net.Conn) {
+	msg := fmt.Sprintf("too many admin connections (limit %d)", s.maxConns())
+	s.logger().Warn("admin connection refused", "remote", c.RemoteAddr().String(), "reason", msg)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write(AppendReply(nil, Errorf("%s", msg)))
+	c.Close()
 }
 
 func (s *Server) closeAll() {
@@ -151,6 +182,7 @@ var errClose = errors.New("closing admin connection")
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	log := s.logger().With("remote", c.RemoteAddr().String())
+	ctx = context.WithValue(ctx, remoteKey{}, c.RemoteAddr())
 	w := bufio.NewWriter(c)
 	// Replies to pipelined commands go out together, but always before the server waits for
 	// more input: the reader flushes the writer whenever it must read from the socket.
@@ -208,7 +240,12 @@ func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *boo
 		return Errorf(ErrCommandInvalid), nil
 	}
 	if cmd.Method == "AUTH" && cmd.Topic == "token" {
-		if s.Token != "" && subtle.ConstantTimeCompare([]byte(cmd.Name), []byte(s.Token)) != 1 {
+		if s.Token == "" {
+			*authed = true // nothing to check: the connection stays unauthenticated
+			return OK(), nil
+		}
+		ok := subtle.ConstantTimeCompare([]byte(cmd.Name), []byte(s.Token)) == 1
+		if !s.auth.wait(ctx, remoteHost(ctx), ok) || !ok {
 			return Errorf("authentication failed"), errClose
 		}
 		*authed = true
@@ -226,6 +263,9 @@ func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *boo
 	}
 	if msg != "" {
 		return Errorf("%s", msg), nil
+	}
+	if s.Token != "" {
+		ctx = context.WithValue(ctx, authenticatedKey{}, true)
 	}
 	return rt.handler(ctx, cmd.Name, body), nil
 }

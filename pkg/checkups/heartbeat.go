@@ -10,7 +10,7 @@ import (
 // DefaultInterval is checkups' checkup_timer_interval.
 const DefaultInterval = 5 * time.Second
 
-// maxConcurrentChecks bounds the heartbeats in flight in one round.
+// maxConcurrentChecks bounds the heartbeats of one upstream in flight at once.
 const maxConcurrentChecks = 64
 
 type heartbeatInfo struct {
@@ -20,10 +20,12 @@ type heartbeatInfo struct {
 	started   time.Time
 }
 
-// Heartbeat runs active health checks every interval until ctx is done. Every server of every
-// enabled upstream is checked concurrently, each check bounded by its upstream's timeout, so one
-// slow server cannot stall a round (checkups #40). Results are applied per upstream in level
-// order with checkups' protection rules.
+// Heartbeat runs active health checks every interval until ctx is done. Each upstream's round
+// runs on its own and its verdicts apply as soon as its own checks are done, so one slow
+// upstream (servers that black-hole the checks until their timeout) neither delays another's
+// verdicts nor its next round: an upstream whose round is still running skips a tick. Within an
+// upstream, servers are checked concurrently (at most 64 at a time), each check bounded by the
+// upstream's timeout, so one hung server cannot stall a round (checkups #40).
 func (r *Registry) Heartbeat(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultInterval
@@ -33,8 +35,28 @@ func (r *Registry) Heartbeat(ctx context.Context, interval time.Duration) {
 	r.hb.mu.Unlock()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	running := make(map[string]bool)
 	for {
-		r.CheckOnce(ctx)
+		for _, p := range r.heartbeatPools() {
+			mu.Lock()
+			busy := running[p.name]
+			running[p.name] = true
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.checkPool(ctx, p)
+				mu.Lock()
+				delete(running, p.name)
+				mu.Unlock()
+			}()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -54,47 +76,58 @@ func (r *Registry) heartbeatAlive(now time.Time) (bool, time.Time) {
 	return now.Sub(r.hb.lastRound) < overtime, r.hb.lastRound
 }
 
-// CheckOnce runs one round of active checks.
-func (r *Registry) CheckOnce(ctx context.Context) {
+// heartbeatPools are the upstreams with active checks on.
+func (r *Registry) heartbeatPools() []*pool {
 	r.mu.RLock()
+	defer r.mu.RUnlock()
 	pools := make([]*pool, 0, len(r.pools))
 	for _, p := range r.pools {
 		if p.heartbeatEnabled() {
 			pools = append(pools, p)
 		}
 	}
-	r.mu.RUnlock()
+	return pools
+}
 
+// CheckOnce runs one round of active checks of every upstream and returns when all are done.
+func (r *Registry) CheckOnce(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range r.heartbeatPools() {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.checkPool(ctx, p) }()
+	}
+	wg.Wait()
+}
+
+// checkPool runs one round of one upstream's checks and applies its verdicts.
+func (r *Registry) checkPool(ctx context.Context, p *pool) {
 	sem := make(chan struct{}, maxConcurrentChecks)
 	var wg sync.WaitGroup
-	results := make([][]heartbeatResult, len(pools))
-	for i, p := range pools {
-		results[i] = make([]heartbeatResult, len(p.all))
-		for j, pe := range p.all {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					results[i][j] = heartbeatResult{status: StatusErr, msg: ctx.Err().Error()}
-					return
-				}
-				defer func() { <-sem }()
-				results[i][j] = check(ctx, p.up, pe.srv)
-			}()
-		}
+	results := make([]heartbeatResult, len(p.all))
+	for j, pe := range p.all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[j] = heartbeatResult{status: StatusErr, msg: ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			results[j] = check(ctx, p.up, pe.srv)
+		}()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
 	}
 	now := r.now()
-	for i, p := range pools {
-		r.apply(p, results[i], now)
-	}
+	r.apply(p, results, now)
 	r.hb.mu.Lock()
-	r.hb.lastRound = now
+	if now.After(r.hb.lastRound) {
+		r.hb.lastRound = now
+	}
 	r.hb.mu.Unlock()
 }
 

@@ -196,12 +196,21 @@ func (p *pool) try(ctx context.Context, key string, now func() time.Time, onFail
 		limit = p.up.servers()
 	}
 	start := now()
+	if p.up.TryTimeout > 0 {
+		// try_timeout bounds the attempt in flight too: a dial to a black hole ends with it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, seconds(p.up.TryTimeout))
+		defer cancel()
+	}
 	tried := make(map[*peer]bool)
 	attempts := 0
 	var lastErr error
 	for _, ls := range p.levels {
 		for {
 			if err := ctx.Err(); err != nil {
+				if p.up.TryTimeout > 0 && errors.Is(err, context.DeadlineExceeded) && lastErr != nil {
+					return Peer{}, attempts, fmt.Errorf("%w: %w", ErrTryTimeout, lastErr)
+				}
 				return Peer{}, attempts, err
 			}
 			pe := p.pick(ls, key, tried, now())

@@ -2,6 +2,8 @@ package checkups
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -26,6 +28,19 @@ type Registry struct {
 	version atomic.Int64
 
 	hb heartbeatInfo
+
+	instance     sync.Once
+	instanceName string
+}
+
+// instanceID is a random name of this registry, the same for its whole life.
+func (r *Registry) instanceID() string {
+	r.instance.Do(func() {
+		var b [8]byte
+		rand.Read(b[:])
+		r.instanceName = hex.EncodeToString(b[:])
+	})
+	return r.instanceName
 }
 
 func (r *Registry) now() time.Time {

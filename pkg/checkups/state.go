@@ -46,8 +46,10 @@ func (st *peerState) passive(srv Server, now time.Time) Status {
 	return st.passiveLocked(srv, now)
 }
 
+// A server whose max_fails is 0 has passive health off: a mark left from before a PUT that set
+// max_fails 0 no longer counts.
 func (st *peerState) passiveLocked(srv Server, now time.Time) Status {
-	if st.pLastMod.IsZero() || !st.pLastMod.Add(srv.failTimeout()).After(now) {
+	if srv.MaxFails <= 0 || st.pLastMod.IsZero() || !st.pLastMod.Add(srv.failTimeout()).After(now) {
 		return StatusOK
 	}
 	return st.pStatus

@@ -34,6 +34,7 @@ func (r *Registry) Status(version string) map[string]any {
 		"conf_hash":           nil,
 		"shd_config_version":  r.Version(),
 		"slardar_version":     version,
+		"instance_id":         r.instanceID(), // tells a restarted daemon from the one before (store-sync)
 	}
 	if !last.IsZero() {
 		out["last_check_time"] = last.Format(TimeLayout)

@@ -28,6 +28,7 @@ type Admin struct {
 	MaxBody     int           `yaml:"max_body"`     // bytes, default 1 MiB
 	MaxLine     int           `yaml:"max_line"`     // bytes, default 4 KiB
 	IdleTimeout time.Duration `yaml:"idle_timeout"` // default 60s
+	MaxConns    int           `yaml:"max_conns"`    // open admin connections, default 64; one more is refused
 }
 
 // Log configures logging.
@@ -50,9 +51,10 @@ type Checkups struct {
 
 // Scripts configures the Lua hooks.
 type Scripts struct {
-	Dir     string        `yaml:"dir"`      // *.lua files loaded at start and on reload; the file name less .lua is the module name
-	Timeout time.Duration `yaml:"timeout"`  // Lua running time per hook call (sleeps and socket waits excluded), default 1s
-	MaxHeap string        `yaml:"max_heap"` // process heap size at which running scripts are stopped, e.g. 1g; default none
+	Dir        string        `yaml:"dir"`         // *.lua files loaded at start and on reload; the file name less .lua is the module name
+	Timeout    time.Duration `yaml:"timeout"`     // Lua running time per hook call (sleeps and socket waits excluded), default 1s
+	LogTimeout time.Duration `yaml:"log_timeout"` // a log hook's whole time, waits included, default 10s
+	MaxHeap    string        `yaml:"max_heap"`    // process heap size at which running scripts are stopped, e.g. 1g; default an eighth of the memory limit (RAM, RLIMIT_AS, cgroup), at most 1g
 }
 
 // Listener is one data port and the upstream it serves.

@@ -140,3 +140,16 @@ func TestExampleSNIConfig(t *testing.T) {
 		t.Fatalf("target route without an allow-list: %v", err)
 	}
 }
+
+// The shipped sni-router example never allows a target that is the router itself.
+func TestExampleSNIAllowsNoSelf(t *testing.T) {
+	f, err := LoadSNI("../../examples/sni-router.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range f.Listen {
+		if f.AllowList.Allows(l) {
+			t.Errorf("the example's allow-list allows its own listener %s", l)
+		}
+	}
+}

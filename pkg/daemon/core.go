@@ -2,11 +2,12 @@ package daemon
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -34,10 +35,11 @@ type Core struct {
 	adminLn   net.Listener
 	adminDone chan struct{}
 	stopOnce  sync.Once
+	drain     context.CancelFunc // ends the connections' context (hooks' waits) on shutdown
 
 	mu            sync.Mutex
 	grace         time.Duration
-	listeners     map[config.Listener]*listener
+	listeners     map[string]*listener // by listenerKey
 	fileUpstreams FromFile
 	hbCancel      context.CancelFunc
 	hbDone        chan struct{}
@@ -45,22 +47,26 @@ type Core struct {
 }
 
 type listener struct {
-	ln     net.Listener
-	cancel context.CancelFunc
-	done   chan struct{}
+	ln       net.Listener
+	upstream *l4.Upstream
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // NewCore builds a core whose proxy runs hooks (nil: none). It serves the upstream topic; the
 // daemon registers its own topics on Mux before StartAdmin.
 func NewCore(log *slog.Logger, common *config.Common, hooks l4.Hooks) *Core {
+	connCtx, drain := context.WithCancel(context.Background())
 	c := &Core{
 		Log:       log,
 		Reg:       &checkups.Registry{Logger: log.With("component", "checkups"), DisableHeartbeatDefault: common.Checkups.DisableHeartbeatDefault},
 		Mux:       &admin.Mux{},
 		tracker:   &l4.Tracker{},
-		listeners: make(map[config.Listener]*listener),
+		listeners: make(map[string]*listener),
+		drain:     drain,
 	}
-	c.Proxy = &l4.Proxy{Registry: c.Reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: c.tracker, Hooks: hooks}
+	c.Proxy = &l4.Proxy{Registry: c.Reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: c.tracker,
+		Hooks: hooks, BaseContext: connCtx}
 	registerUpstream(c.Mux, c.Reg)
 	return c
 }
@@ -77,38 +83,117 @@ func (c *Core) StartAdmin(ctx context.Context, a config.Admin, defaultAddr strin
 	}
 	c.admin, c.adminLn = a, ln
 	srv := &admin.Server{Mux: c.Mux, Logger: c.Log.With("component", "admin"), MaxBody: a.MaxBody,
-		MaxLine: a.MaxLine, IdleTimeout: a.IdleTimeout, Token: a.Token}
+		MaxLine: a.MaxLine, IdleTimeout: a.IdleTimeout, MaxConns: a.MaxConns, Token: a.Token}
 	c.adminDone = make(chan struct{})
 	go func() { defer close(c.adminDone); srv.Serve(ctx, ln) }()
 	c.Log.Info("admin listening", "addr", ln.Addr().String(), "token", a.Token != "")
 	return nil
 }
 
-// Apply makes the proxy settings, upstreams, heartbeats and listeners match the config.
-// Upstreams that came from an earlier config and are gone from this one are deleted; upstreams
-// set over the admin protocol are left alone.
-func (c *Core) Apply(ctx context.Context, common *config.Common, listeners []config.Listener) error {
+// Change is a config prepared against the running daemon: checked, and with the listeners it
+// adds already bound, but nothing that serves changed yet. Commit applies it; Abort drops it.
+// A daemon prepares its own parts around it, so that a reload is all or nothing.
+type Change struct {
+	c                 *Core
+	common            *config.Common
+	want              []config.Listener
+	opened            map[string]net.Listener
+	upstreamDefs      map[string]string
+	setUps, goneUps   []string
+	committed, closed bool
+}
+
+// Prepare checks common and listeners and binds the listeners that are new. On error nothing
+// changed. The caller must Commit or Abort the change; the daemon serialises its applies.
+func (c *Core) Prepare(ctx context.Context, common *config.Common, listeners []config.Listener) (*Change, error) {
+	ch := &Change{c: c, common: common, want: listeners, opened: make(map[string]net.Listener),
+		upstreamDefs: make(map[string]string, len(common.Upstreams))}
+	for name, up := range common.Upstreams {
+		def, err := json.Marshal(up)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		ch.upstreamDefs[name] = string(def)
+	}
+	c.mu.Lock()
+	ch.setUps, ch.goneUps = c.fileUpstreams.Diff(ch.upstreamDefs)
+	c.mu.Unlock()
+	for _, l := range listeners {
+		key := listenerKey(l)
+		c.mu.Lock()
+		_, running := c.listeners[key]
+		c.mu.Unlock()
+		if running || ch.opened[key] != nil {
+			continue
+		}
+		ln, err := l4.Listen(ctx, l.Listen)
+		if err != nil {
+			ch.Abort()
+			return nil, fmt.Errorf("listener %s: %w", l.Listen, err)
+		}
+		ch.opened[key] = ln
+	}
+	return ch, nil
+}
+
+// listenerKey identifies a listener across reloads: its address, so that a change of upstream
+// keeps the socket; an ephemeral port (":0") is a new socket per upstream.
+func listenerKey(l config.Listener) string {
+	if _, port, _ := net.SplitHostPort(l.Listen); port == "0" {
+		return l.Listen + "=" + l.Upstream
+	}
+	return l.Listen
+}
+
+// Abort closes the listeners the change bound; nothing else was touched.
+func (ch *Change) Abort() {
+	if ch.committed || ch.closed {
+		return
+	}
+	ch.closed = true
+	for _, ln := range ch.opened {
+		ln.Close()
+	}
+}
+
+// Commit makes the proxy settings, upstreams, heartbeats and listeners match the config.
+// Upstreams the file defines anew or differently are set; those that left it are deleted;
+// the others, and upstreams set over the admin protocol, are left as they are. Listeners that
+// left the config are closed (their connections go on); a listener whose upstream changed keeps
+// its socket.
+func (ch *Change) Commit(ctx context.Context) {
+	c := ch.c
+	ch.committed = true
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.adminLn != nil && common.Admin != c.admin {
+	if c.adminLn != nil && ch.common.Admin != c.admin {
 		c.Log.Warn("admin settings changed in the config: they take effect at the next restart")
 	}
-	c.Proxy.SetIdleTimeout(common.Proxy.IdleTimeout)
-	c.grace = common.Proxy.ShutdownGrace
+	c.Proxy.SetIdleTimeout(ch.common.Proxy.IdleTimeout)
+	c.grace = ch.common.Proxy.ShutdownGrace
 	if c.grace <= 0 {
 		c.grace = DefaultShutdownGrace
 	}
-	for _, name := range slices.Sorted(maps.Keys(common.Upstreams)) {
-		if err := c.Reg.Set(name, common.Upstreams[name]); err != nil {
-			return fmt.Errorf("upstream %q: %w", name, err)
-		}
+	for _, name := range ch.setUps {
+		c.Reg.Set(name, ch.common.Upstreams[name]) // validated when the config was parsed
 	}
-	for _, name := range c.fileUpstreams.Replace(maps.Keys(common.Upstreams)) {
+	for _, name := range ch.goneUps {
 		c.Reg.Delete(name)
 		c.Log.Info("upstream removed with the config", "upstream", name)
 	}
-	c.applyHeartbeat(ctx, common.Checkups.Interval)
-	return c.applyListeners(ctx, listeners)
+	c.fileUpstreams.Commit(ch.upstreamDefs)
+	c.applyHeartbeat(ctx, ch.common.Checkups.Interval)
+	c.swapListeners(ctx, ch.want, ch.opened)
+}
+
+// Apply prepares and commits a config in one step.
+func (c *Core) Apply(ctx context.Context, common *config.Common, listeners []config.Listener) error {
+	ch, err := c.Prepare(ctx, common, listeners)
+	if err != nil {
+		return err
+	}
+	ch.Commit(ctx)
+	return nil
 }
 
 func (c *Core) applyHeartbeat(ctx context.Context, interval time.Duration) {
@@ -135,41 +220,50 @@ func (c *Core) stopHeartbeat() {
 	}
 }
 
-// applyListeners closes listeners that left the config (their connections go on) and opens
-// the new ones.
-func (c *Core) applyListeners(ctx context.Context, listeners []config.Listener) error {
-	want := make(map[config.Listener]bool, len(listeners))
-	for _, l := range listeners {
-		want[l] = true
+// swapListeners closes listeners that left the config (their connections go on), points those
+// that stay at their (maybe new) upstream, and serves the ones opened by Prepare.
+func (c *Core) swapListeners(ctx context.Context, want []config.Listener, opened map[string]net.Listener) {
+	byKey := make(map[string]config.Listener, len(want))
+	for _, l := range want {
+		byKey[listenerKey(l)] = l
 	}
-	for l, rl := range c.listeners {
-		if !want[l] {
-			rl.cancel()
-			<-rl.done
-			delete(c.listeners, l)
-			c.Log.Info("listener closed", "addr", rl.ln.Addr().String(), "upstream", l.Upstream)
-		}
-	}
-	var errs []error
-	for _, l := range listeners {
-		if c.listeners[l] != nil {
+	for _, key := range slices.Sorted(maps.Keys(c.listeners)) {
+		rl := c.listeners[key]
+		if l, ok := byKey[key]; ok {
+			rl.upstream.Set(l.Upstream)
 			continue
 		}
-		ln, err := l4.Listen(ctx, l.Listen)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listener %s: %w", l.Listen, err))
+		rl.cancel()
+		<-rl.done
+		delete(c.listeners, key)
+		c.Log.Info("listener closed", "addr", rl.ln.Addr().String(), "upstream", rl.upstream.Get())
+	}
+	for _, l := range want {
+		key := listenerKey(l)
+		ln := opened[key]
+		if ln == nil || c.listeners[key] != nil {
 			continue
 		}
 		lctx, cancel := context.WithCancel(ctx)
-		rl := &listener{ln: ln, cancel: cancel, done: make(chan struct{})}
-		c.listeners[l] = rl
+		rl := &listener{ln: ln, upstream: l4.NewUpstream(l.Upstream), cancel: cancel, done: make(chan struct{})}
+		c.listeners[key] = rl
 		go func() {
 			defer close(rl.done)
-			c.Proxy.Serve(lctx, ln, l.Upstream)
+			c.Proxy.Serve(lctx, ln, rl.upstream)
 		}()
-		c.Log.Info("listening", "addr", ln.Addr().String(), "upstream", l.Upstream)
+		if everyInterface(ln.Addr()) {
+			c.Log.Warn("listening on every interface: give HOST:PORT (127.0.0.1:PORT) to serve loopback only",
+				"addr", ln.Addr().String(), "upstream", l.Upstream)
+		} else {
+			c.Log.Info("listening", "addr", ln.Addr().String(), "upstream", l.Upstream)
+		}
 	}
-	return errors.Join(errs...)
+}
+
+// everyInterface reports a listener bound to the unspecified address (a bare ":PORT").
+func everyInterface(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().IsUnspecified()
 }
 
 // AdminAddr is the bound admin address.
@@ -179,30 +273,42 @@ func (c *Core) AdminAddr() string { return c.adminLn.Addr().String() }
 func (c *Core) ListenerAddr(upstream string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for l, rl := range c.listeners {
-		if l.Upstream == upstream {
+	for _, rl := range c.listeners {
+		if rl.upstream.Get() == upstream {
 			return rl.ln.Addr().String()
 		}
 	}
 	return ""
 }
 
+// ListenerAddrs are the bound addresses of every data listener.
+func (c *Core) ListenerAddrs() []net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []net.Addr
+	for _, rl := range c.listeners {
+		out = append(out, rl.ln.Addr())
+	}
+	return out
+}
+
 // Shutdown stops accepting, lets open connections finish until ctx is done or the grace period
-// ends, force-closes the rest, then stops heartbeats and the admin server. Calls after the
-// first do nothing.
+// ends, force-closes the rest, then stops heartbeats and the admin server. Hooks' waits (a
+// script's sleep or socket read) end at once. Calls after the first do nothing.
 func (c *Core) Shutdown(ctx context.Context) {
 	c.stopOnce.Do(func() { c.shutdown(ctx) })
 }
 
 func (c *Core) shutdown(ctx context.Context) {
 	c.mu.Lock()
-	for l, rl := range c.listeners {
+	for key, rl := range c.listeners {
 		rl.cancel()
 		<-rl.done
-		delete(c.listeners, l)
+		delete(c.listeners, key)
 	}
 	grace := c.grace
 	c.mu.Unlock()
+	c.drain()
 	if open := c.tracker.Len(); open > 0 {
 		c.Log.Info("draining connections", "open", open, "grace", grace.String())
 	}

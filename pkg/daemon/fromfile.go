@@ -1,28 +1,31 @@
 package daemon
 
 import (
-	"iter"
+	"maps"
 	"slices"
 )
 
-// FromFile remembers which names (upstreams, routes, scripts) the config file defined, so that
-// a reload deletes those that left the file and leaves alone those set over the admin protocol.
-// The zero value remembers nothing.
-type FromFile struct{ names map[string]bool }
+// FromFile remembers what the config file defined, by name (upstreams, routes, scripts), so
+// that a reload touches only what the file changed: a name whose definition is new or changed
+// is set, a name that left the file is deleted, and a name the file did not change keeps what
+// the admin protocol may have set for it since. The zero value remembers nothing.
+type FromFile struct{ defs map[string]string } // name → fingerprint of its definition
 
-// Replace records the names of the config now applied and returns, sorted, those of the
-// previous one that are gone from it.
-func (f *FromFile) Replace(names iter.Seq[string]) (gone []string) {
-	next := make(map[string]bool)
-	for n := range names {
-		next[n] = true
+// Diff compares the definitions of the next config (name → fingerprint, e.g. its JSON) with
+// those last committed and returns, sorted, the names to set and the names gone.
+func (f *FromFile) Diff(next map[string]string) (set, gone []string) {
+	for _, n := range slices.Sorted(maps.Keys(next)) {
+		if prev, ok := f.defs[n]; !ok || prev != next[n] {
+			set = append(set, n)
+		}
 	}
-	for n := range f.names {
-		if !next[n] {
+	for _, n := range slices.Sorted(maps.Keys(f.defs)) {
+		if _, ok := next[n]; !ok {
 			gone = append(gone, n)
 		}
 	}
-	f.names = next
-	slices.Sort(gone)
-	return gone
+	return set, gone
 }
+
+// Commit records the definitions of the config now applied.
+func (f *FromFile) Commit(next map[string]string) { f.defs = maps.Clone(next) }

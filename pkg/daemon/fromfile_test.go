@@ -1,20 +1,22 @@
 package daemon
 
 import (
-	"maps"
 	"slices"
 	"testing"
 )
 
 func TestFromFile(t *testing.T) {
 	var f FromFile
-	if gone := f.Replace(maps.Keys(map[string]int{"a": 1, "b": 2, "c": 3})); gone != nil {
-		t.Fatalf("first config: %v gone", gone)
+	step := func(next map[string]string, wantSet, wantGone []string) {
+		t.Helper()
+		set, gone := f.Diff(next)
+		if !slices.Equal(set, wantSet) || !slices.Equal(gone, wantGone) {
+			t.Fatalf("Diff(%v) = set %v, gone %v; want %v, %v", next, set, gone, wantSet, wantGone)
+		}
+		f.Commit(next)
 	}
-	if gone := f.Replace(maps.Keys(map[string]int{"b": 2})); !slices.Equal(gone, []string{"a", "c"}) {
-		t.Fatalf("gone: %v, want [a c]", gone)
-	}
-	if gone := f.Replace(maps.Keys(map[string]int{})); !slices.Equal(gone, []string{"b"}) {
-		t.Fatalf("gone: %v, want [b]", gone)
-	}
+	step(map[string]string{"a": "1", "b": "2", "c": "3"}, []string{"a", "b", "c"}, nil)
+	step(map[string]string{"a": "1", "b": "2", "c": "3"}, nil, nil) // unchanged file: nothing touched
+	step(map[string]string{"b": "2", "c": "4"}, []string{"c"}, []string{"a"})
+	step(map[string]string{}, nil, []string{"b", "c"})
 }

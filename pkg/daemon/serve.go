@@ -40,7 +40,9 @@ func Serve(ctx context.Context, log *slog.Logger, name string, start func(ctx co
 	if err != nil {
 		return err
 	}
-	log.Info(name+" started", "version", version.Version)
+	var nofile syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) // Go raised the soft limit to the hard one
+	log.Info(name+" started", "version", version.Version, "max_open_files", nofile.Cur)
 	for {
 		select {
 		case <-hup:

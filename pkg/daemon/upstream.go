@@ -12,7 +12,9 @@ import (
 //
 //	PUT upstream <name> + JSON body   {"servers":[...]} replaces level 1, {"cluster":...} the upstream
 //	POST upstream <name> + body       reads the body, then "POST_upstreamnot allowed" (sic)
-//	GET upstream info|status          all configs | checkups status; other names: "not allowed"
+//	GET upstream info|status          all configs | checkups status; other names: "not allowed".
+//	                                  Heartbeat passwords are masked (checkups.MaskPass) unless
+//	                                  the connection authenticated with the daemon's token.
 //	DELETE upstream <name>            removes it; "upstream <name> not found"
 func registerUpstream(mux *admin.Mux, reg *checkups.Registry) {
 	mux.Handle("PUT", "upstream", true, func(_ context.Context, name string, body []byte) admin.Reply {
@@ -21,9 +23,12 @@ func registerUpstream(mux *admin.Mux, reg *checkups.Registry) {
 	mux.Handle("POST", "upstream", true, func(context.Context, string, []byte) admin.Reply {
 		return admin.Errorf("POST_upstream" + admin.ErrNotAllowed)
 	})
-	mux.Handle("GET", "upstream", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+	mux.Handle("GET", "upstream", false, func(ctx context.Context, name string, _ []byte) admin.Reply {
 		switch name {
 		case "info":
+			if !admin.Authenticated(ctx) {
+				return admin.Message(checkups.MaskPasswords(reg.Info()))
+			}
 			return admin.Message(reg.Info())
 		case "status":
 			return admin.Message(reg.Status(version.SlardarVersion))

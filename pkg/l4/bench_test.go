@@ -24,7 +24,7 @@ func benchProxy(b *testing.B, backend string) string {
 		b.Fatal(err)
 	}
 	p := &Proxy{Registry: reg, Tracker: &Tracker{}}
-	go p.Serve(ctx, ln, "b")
+	go p.Serve(ctx, ln, NewUpstream("b"))
 	b.Cleanup(cancel)
 	return ln.Addr().String()
 }

@@ -19,12 +19,36 @@ const copyBufSize = 16 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
+// ErrUpstreamClosed ends a connection whose upstream closed first while the client's last bytes
+// were unanswered (a backend that died in the middle of a request). A server that closes after
+// answering, as HTTP/1.0 and greeting protocols do, is a clean end.
+var ErrUpstreamClosed = errors.New("upstream closed with the client's last request unanswered")
+
 // idleWatch decides idleness across both directions. Each direction reads under a deadline of
 // one idle period, re-armed only when it expires (not per read); when it expires with nothing
 // moved that direction marks itself idle, and the connection is idle once both are.
 type idleWatch struct {
 	mu   sync.Mutex
 	idle [2]bool
+	seq  int64    // counts writes in both directions
+	last [2]int64 // seq of each direction's last write
+	done [2]int64 // seq when each direction ended (0: still running)
+}
+
+// moved records a write of direction dir.
+func (w *idleWatch) moved(dir int) {
+	w.mu.Lock()
+	w.seq++
+	w.last[dir] = w.seq
+	w.mu.Unlock()
+}
+
+// ended records that direction dir is over.
+func (w *idleWatch) ended(dir int) {
+	w.mu.Lock()
+	w.seq++
+	w.done[dir] = w.seq
+	w.mu.Unlock()
 }
 
 func (w *idleWatch) set(dir int, idle bool) (both bool) {
@@ -75,6 +99,7 @@ func proxyCopy(dir int, dst, src net.Conn, idle time.Duration, w *idleWatch) (in
 		err = c.spliced()
 	}
 	w.set(dir, true) // a finished direction is idle from now on
+	w.ended(dir)
 	if errors.Is(err, io.EOF) {
 		closeWrite(dst)
 		return c.total, nil
@@ -117,6 +142,7 @@ func (c *copier) write(p []byte) error {
 		c.total += int64(n)
 		if n > 0 {
 			c.moved = true
+			c.w.moved(c.dir)
 		}
 		if err == nil {
 			continue
@@ -138,6 +164,7 @@ func (c *copier) spliced() error {
 		c.total += n
 		if n > 0 {
 			c.moved = true
+			c.w.moved(c.dir)
 		}
 		if err == nil {
 			return io.EOF
@@ -192,8 +219,10 @@ func Splice(client, upstream net.Conn, idle time.Duration) (in, out int64, err e
 		err = errIdle
 	case errs[0] != nil:
 		err = errs[0]
-	default:
+	case errs[1] != nil:
 		err = errs[1]
+	case w.done[1] < w.done[0] && w.last[0] > w.last[1]:
+		err = ErrUpstreamClosed // the upstream ended first, after the client's last bytes
 	}
 	return counts[0], counts[1], err
 }

@@ -96,3 +96,32 @@ func TestTrackerShutdown(t *testing.T) {
 		t.Fatalf("empty tracker: %d %d", n, tr.Len())
 	}
 }
+
+// A backend that reads the client's request and closes without an answer ends the connection
+// with ErrUpstreamClosed; one that answers and then closes ends it cleanly.
+func TestSpliceUpstreamClosedUnanswered(t *testing.T) {
+	for _, answer := range []bool{false, true} {
+		user, proxyFront := testutil.Pair(t)
+		proxyBack, backend := testutil.Pair(t)
+		go func() {
+			buf := make([]byte, 16)
+			backend.Read(buf)
+			if answer {
+				backend.Write([]byte("ok"))
+			}
+			backend.Close()
+		}()
+		go func() {
+			user.Write([]byte("request"))
+			io.Copy(io.Discard, user)
+			user.Close()
+		}()
+		_, _, err := Splice(proxyFront, proxyBack, time.Minute)
+		if answer && err != nil {
+			t.Fatalf("answered: %v", err)
+		}
+		if !answer && !errors.Is(err, ErrUpstreamClosed) {
+			t.Fatalf("unanswered: %v; want ErrUpstreamClosed", err)
+		}
+	}
+}

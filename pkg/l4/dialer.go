@@ -22,6 +22,12 @@ func (p *Proxy) connect(ctx context.Context, cx *Conn) (net.Conn, int, func(), e
 	if err != nil {
 		return nil, attempts, nil, err
 	}
+	if p.own.has(up.RemoteAddr()) {
+		up.Close()
+		release()
+		cx.Status = StatusLoop
+		return nil, attempts, nil, fmt.Errorf("%w: %s is this proxy's own listener", ErrLoop, up.RemoteAddr())
+	}
 	if err := writePrelude(up, cx); err != nil {
 		up.Close()
 		release()

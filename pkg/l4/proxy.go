@@ -25,8 +25,12 @@ type Proxy struct {
 	Logger    *slog.Logger // errors of the listener itself; nil: not logged
 	Tracker   *Tracker     // open connections, for graceful shutdown; required
 	Hooks     Hooks        // per-connection hooks; nil: none
+	// BaseContext is the context of every connection: hooks' waits end when it is done (the
+	// daemon drains). Closing a listener does not end it. Default: never done.
+	BaseContext context.Context
 
 	idle atomic.Int64 // see SetIdleTimeout
+	own  ownAddrs     // the listeners being served, so that a dial back to one is refused
 }
 
 // SetIdleTimeout sets how long a connection may carry nothing either way (0: the default,
@@ -59,12 +63,33 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	return lc.Listen(ctx, "tcp", addr)
 }
 
+// Upstream is the upstream a listener serves; a reload may change it while it serves.
+type Upstream struct{ name atomic.Pointer[string] }
+
+// NewUpstream is an Upstream naming name.
+func NewUpstream(name string) *Upstream {
+	u := &Upstream{}
+	u.Set(name)
+	return u
+}
+
+// Get is the name new connections use.
+func (u *Upstream) Get() string { return *u.name.Load() }
+
+// Set changes it for the connections accepted from now on.
+func (u *Upstream) Set(name string) { u.name.Store(&name) }
+
 // Serve accepts on ln and proxies each connection to the upstream until ctx is done, then
 // closes ln and returns; connections already accepted go on (see Tracker.Shutdown).
-func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream string) {
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream *Upstream) {
+	base := p.BaseContext
+	if base == nil {
+		base = context.Background()
+	}
+	defer p.own.add(ln.Addr())()
 	accept.Loop(ctx, ln, p.Logger, func(c net.Conn) {
 		p.Tracker.Add(c)
-		go p.handle(context.WithoutCancel(ctx), c, upstream)
+		go p.handle(base, c, upstream.Get())
 	})
 }
 
@@ -78,6 +103,10 @@ func outcome(err error) string {
 		return "no_upstream"
 	case errors.Is(err, errIdle):
 		return "idle_timeout"
+	case errors.Is(err, ErrLoop):
+		return "loop"
+	case errors.Is(err, ErrUpstreamClosed):
+		return "upstream_closed"
 	case isReset(err):
 		return "reset"
 	}
@@ -92,6 +121,7 @@ const (
 	StatusMisdirected = 421 // nothing serves the name the client asked for
 	StatusInternalErr = 500
 	StatusBadGateway  = 502
+	StatusLoop        = 508 // the backend would be this proxy itself
 )
 
 func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {

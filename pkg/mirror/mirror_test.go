@@ -1,8 +1,11 @@
 package mirror
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/slardar-go/slardar/pkg/checkups"
 )
 
 func TestParseAndPlan(t *testing.T) {
@@ -63,4 +66,27 @@ func FuzzParseSnapshot(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A proxy masks heartbeat passwords for clients that did not authenticate: the mirror still
+// sees an equal upstream as equal (no churn) and a changed password as a change.
+func TestPlanMaskedPasswords(t *testing.T) {
+	want, err := NormalizeUpstream([]byte(`{"typ":"mysql","user":"u","pass":"s3cret","cluster":[{"servers":[{"host":"db","port":3306}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := func(pass string) []byte {
+		up, _ := checkups.ParseUpstream(want)
+		up.Pass = pass
+		ups := checkups.MaskPasswords(map[string]*checkups.Upstream{"db": up})
+		b, _ := json.Marshal(ups["db"])
+		return b
+	}
+	d := Desired{Upstreams: map[string][]byte{"db": want}}
+	if ch := Plan(d, Actual{Upstreams: map[string][]byte{"db": masked("s3cret")}}, Owned{}, false); len(ch) != 0 {
+		t.Fatalf("same password, masked: %v", ch)
+	}
+	if ch := Plan(d, Actual{Upstreams: map[string][]byte{"db": masked("old")}}, Owned{}, false); len(ch) != 1 || ch[0].Action != "put" {
+		t.Fatalf("changed password, masked: %v", ch)
+	}
 }

@@ -108,6 +108,7 @@ func NormalizeRoute(b []byte) ([]byte, error) {
 
 // Actual is what a proxy has, as far as the mirror can see.
 type Actual struct {
+	Instance  string            // the proxy's instance_id (start_time for older proxies): which life of it this is
 	Upstreams map[string][]byte // normalized
 	Code      map[string]string // md5 versions; nil when the proxy has no code topic
 	Routes    map[string][]byte // normalized; nil when the proxy has no route topic
@@ -153,7 +154,7 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 			}
 		}
 	}
-	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool { return bytes.Equal(d.Upstreams[n], a.Upstreams[n]) })
+	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool { return sameUpstream(d.Upstreams[n], a.Upstreams[n]) })
 	if a.Code != nil {
 		have := make(map[string][]byte, len(a.Code))
 		for n, v := range a.Code {
@@ -165,6 +166,27 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 		diff(KindRoute, "put", d.Routes, a.Routes, func(n string) bool { return bytes.Equal(d.Routes[n], a.Routes[n]) })
 	}
 	return out
+}
+
+// sameUpstream compares a desired upstream with a proxy's, both normalized. A proxy masks
+// heartbeat passwords for clients that did not authenticate (checkups.MaskPass); the desired
+// password is then masked with the same salt before comparing, so a changed password is still
+// seen.
+func sameUpstream(want, have []byte) bool {
+	if bytes.Equal(want, have) {
+		return true
+	}
+	var h, w checkups.Upstream
+	if json.Unmarshal(have, &h) != nil || json.Unmarshal(want, &w) != nil {
+		return false
+	}
+	salt, masked := checkups.MaskedSalt(h.Pass)
+	if !masked || w.Pass == "" {
+		return false
+	}
+	w.Pass = checkups.MaskPass(w.Pass, salt)
+	b, err := json.Marshal(&w)
+	return err == nil && bytes.Equal(b, have)
 }
 
 // Add records the names of a desired state as owned.

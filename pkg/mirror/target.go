@@ -14,7 +14,14 @@ import (
 // serve (no code on sni-router, no routes on slardar-proxy) is left nil.
 func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 	var a Actual
-	r, err := c.Do(ctx, "GET", "upstream", "info", nil)
+	r, err := c.Do(ctx, "GET", "upstream", "status", nil)
+	if err != nil {
+		return a, err
+	}
+	if a.Instance, err = Instance(r.Data); err != nil {
+		return a, err
+	}
+	r, err = c.Do(ctx, "GET", "upstream", "info", nil)
 	if err != nil {
 		return a, err
 	}
@@ -41,6 +48,19 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 		return a, err
 	}
 	return a, nil
+}
+
+// Instance reads which life of a proxy a GET upstream status reply is from: its instance_id,
+// or its start_time for proxies that have none.
+func Instance(status []byte) (string, error) {
+	var st struct {
+		Instance string `json:"instance_id"`
+		Start    string `json:"start_time"`
+	}
+	if err := json.Unmarshal(status, &st); err != nil {
+		return "", fmt.Errorf("decoding upstream status: %w", err)
+	}
+	return st.Instance + st.Start, nil
 }
 
 // normalizeAll decodes a proxy's {"name": value} reply and normalizes each value, so it compares

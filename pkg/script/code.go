@@ -76,6 +76,34 @@ func Version(src []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// NewModule compiles source into a module ready to install (see Replace).
+func NewModule(name string, src []byte) (*Module, error) {
+	proto, err := Compile(name, src)
+	if err != nil {
+		return nil, err
+	}
+	return &Module{Name: name, Version: Version(src), Source: append([]byte(nil), src...), proto: proto}, nil
+}
+
+// Replace installs the modules and uninstalls the names of remove in one step, leaving what is
+// staged alone (the scripts directory of the config file does this on start and reload).
+func (c *Code) Replace(install []*Module, remove []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.installed == nil {
+		c.installed = make(map[string]*Module)
+	}
+	for _, m := range install {
+		installed := *m
+		installed.Time = c.now()
+		c.installed[m.Name] = &installed
+	}
+	for _, name := range remove {
+		delete(c.installed, name)
+	}
+	c.globalVersion++
+}
+
 // Stage compiles and stages source under name (POST code). Source that does not compile is
 // refused with the compiler's message; the same source staged twice is refused as the
 // original did.
@@ -87,11 +115,10 @@ func (c *Code) Stage(name string, src []byte) error {
 	if same {
 		return &CodeError{Msg: ErrAlreadyStaged}
 	}
-	proto, err := Compile(name, src)
+	m, err := NewModule(name, src)
 	if err != nil {
 		return err
 	}
-	m := &Module{Name: name, Version: version, Source: append([]byte(nil), src...), proto: proto}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.staged == nil {

@@ -139,7 +139,9 @@ func (rt *Runtime) Log(cx *l4.Conn) {
 		return
 	}
 	s.phase = PhaseLog
-	err := rt.run(context.Background(), s, s.log)
+	ctx, cancel := context.WithTimeout(context.Background(), rt.currentLimits().LogTimeout)
+	defer cancel()
+	err := rt.run(ctx, s, s.log)
 	var exit *ExitError
 	if err != nil && !errors.As(err, &exit) {
 		rt.logger().Error("script failed", "script", s.log.Name, "client", cx.Client.RemoteAddr().String(), "err", err)

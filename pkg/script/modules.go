@@ -34,6 +34,16 @@ var builtins = sync.OnceValue(func() map[string]*lua.FunctionProto {
 	return out
 })
 
+// builtinModules are the names preloadModules registers.
+func builtinModules() []string {
+	names := []string{"cjson", "cjson.safe"}
+	for name := range builtins() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // preloadModules registers cjson, cjson.safe and the resty.limit modules, and slardar_bind,
 // which gives a limiter object methods that work both as lim:m(...) and as lim.m(...) (the
 // talk's example calls lim.incoming(key, true)).
@@ -41,7 +51,9 @@ func preloadModules(v *vm, preload *lua.LTable) {
 	L := v.L
 	for name, proto := range builtins() {
 		preload.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
-			L.Push(L.NewFunctionFromProto(proto))
+			fn := L.NewFunctionFromProto(proto)
+			fn.Env = v.newEnv()
+			L.Push(fn)
 			L.Call(0, 1)
 			return 1
 		}))

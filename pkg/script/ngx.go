@@ -124,10 +124,12 @@ func (v *vm) write(L *lua.LState, newline bool) int {
 		b.WriteByte('\n')
 	}
 	c := v.cur.sess.cx.Client
-	v.cur.budget.pause()
-	c.SetWriteDeadline(time.Now().Add(defaultSocketTimeout))
-	_, err := c.Write([]byte(b.String()))
-	v.cur.budget.resume()
+	var err error
+	v.cur.wait(func() {
+		c.SetWriteDeadline(time.Now().Add(defaultSocketTimeout))
+		defer deadlineOnDone(v.cur.ctx, c)()
+		_, err = c.Write([]byte(b.String()))
+	})
 	if err != nil {
 		return fail(L, socketError(err))
 	}
@@ -157,13 +159,17 @@ func appendValue(L *lua.LState, b *strings.Builder, val lua.LValue) {
 func (v *vm) ngxSleep(L *lua.LState) int {
 	d := time.Duration(float64(L.CheckNumber(1)) * float64(time.Second))
 	inv := v.cur
-	inv.budget.pause()
-	defer inv.budget.resume()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-inv.ctx.Done():
+	interrupted := false
+	inv.wait(func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-inv.ctx.Done():
+			interrupted = true
+		}
+	})
+	if interrupted {
 		L.RaiseError("ngx.sleep interrupted: %v", context.Cause(inv.ctx))
 	}
 	return 0

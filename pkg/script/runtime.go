@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,11 @@ import (
 
 // Defaults of the sandbox.
 const (
-	DefaultTimeout   = time.Second // Lua running time per hook invocation (sleeps and socket waits excluded)
-	DefaultMaxString = 16 << 20    // largest string string.rep and friends may build
-	callStackSize    = 200
-	registryMaxSize  = 256 << 10 // Lua stack slots per state
+	DefaultTimeout    = time.Second      // Lua running time per hook invocation (sleeps and socket waits excluded)
+	DefaultLogTimeout = 10 * time.Second // a log hook's whole time, waits included
+	DefaultMaxString  = 16 << 20         // largest string string.rep and friends may build
+	callStackSize     = 200
+	registryMaxSize   = 256 << 10 // Lua stack slots per state
 )
 
 // Runtime runs hook scripts from a Code registry. States are pooled, so a connection does not pay
@@ -30,14 +32,17 @@ type Runtime struct {
 
 	limits atomic.Pointer[Limits]
 	pool   sync.Pool
-	guard  heapGuard
+	heap   heapGuard
 }
 
 // Limits bound what one hook invocation may do. Zero fields take the defaults.
 type Limits struct {
 	Timeout   time.Duration // Lua running time per invocation; default DefaultTimeout
-	MaxHeap   uint64        // heap bytes above which running scripts are stopped; 0: no guard
+	MaxHeap   uint64        // heap bytes above which running scripts are stopped; 0: DefaultMaxHeap
 	MaxString int           // largest string string.rep may build; default DefaultMaxString
+	// LogTimeout bounds a log hook's whole time, waits included (the client is gone, so
+	// nothing else ends a log script blocked on a socket); default DefaultLogTimeout.
+	LogTimeout time.Duration
 }
 
 // SetLimits changes the limits for the invocations that start from now on; safe to call while
@@ -54,6 +59,12 @@ func (rt *Runtime) currentLimits() Limits {
 	}
 	if l.MaxString <= 0 {
 		l.MaxString = DefaultMaxString
+	}
+	if l.LogTimeout <= 0 {
+		l.LogTimeout = DefaultLogTimeout
+	}
+	if l.MaxHeap == 0 {
+		l.MaxHeap = DefaultMaxHeap()
 	}
 	return l
 }
@@ -72,11 +83,20 @@ type vm struct {
 	rt      *Runtime
 	L       *lua.LState
 	ngx     *lua.LTable
+	globals *lua.LTable                // the shared globals (see guard.go)
+	loaded  *lua.LTable                // package.loaded
+	preload *lua.LTable                // package.preload: the built-in modules
+	loading lua.LValue                 // package.loaded's mark of a module being loaded
 	version int64                      // code version its package.loaded reflects
 	builtin map[string]bool            // package.loaded entries that are not user modules
-	fns     map[*Module]*lua.LFunction // modules' functions
-	hooks   map[*Module]*lua.LFunction // hook functions, each with its own globals table
+	fns     map[*Module]*lua.LFunction // modules' and hooks' functions, each with its own globals
 	cur     *invocation                // the invocation running on this state
+
+	proxies  []*lua.LTable         // read-only views of the shared tables (guard.go)
+	isProxy  map[*lua.LTable]bool  // the same, for rawset
+	required map[string]lua.LValue // user modules in package.loaded, as require left them
+
+	errorValue *lua.LFunction // the error handler that keeps an error as it is (no traceback)
 }
 
 func (rt *Runtime) get() *vm {
@@ -91,8 +111,9 @@ func (rt *Runtime) put(v *vm) {
 	rt.pool.Put(v)
 }
 
-// newVM builds a sandboxed state: base (without dofile, loadfile), package (require of installed
-// modules and preloads only), table, string (bounded rep), math, coroutine; no os, io, debug.
+// newVM builds a sandboxed state: base (without dofile, loadfile, setfenv), package (require
+// of installed modules and built-in ones only), table, string (bounded rep), math, coroutine;
+// no os, io, debug. The shared tables are then guarded (guard.go).
 func (rt *Runtime) newVM() *vm {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize, RegistryMaxSize: registryMaxSize})
 	for _, lib := range []struct {
@@ -109,93 +130,121 @@ func (rt *Runtime) newVM() *vm {
 	for _, name := range []string{"dofile", "loadfile", "collectgarbage"} {
 		L.SetGlobal(name, lua.LNil)
 	}
-	v := &vm{rt: rt, L: L, fns: make(map[*Module]*lua.LFunction), hooks: make(map[*Module]*lua.LFunction)}
+	v := &vm{rt: rt, L: L, globals: L.G.Global, fns: make(map[*Module]*lua.LFunction),
+		isProxy: make(map[*lua.LTable]bool), required: make(map[string]lua.LValue)}
 	rt.boundStrings(L)
+	v.errorValue = L.NewFunction(func(L *lua.LState) int { return 1 })
+	rt.boundCalls(v)
 
 	pkg := L.GetGlobal("package").(*lua.LTable)
 	pkg.RawSetString("path", lua.LString(""))
 	pkg.RawSetString("cpath", lua.LString(""))
 	pkg.RawSetString("loadlib", lua.LNil)
-	preload := L.GetField(pkg, "preload").(*lua.LTable)
-	loaders := L.NewTable()
-	loaders.Append(L.NewFunction(func(L *lua.LState) int {
-		name := L.CheckString(1)
-		if f := preload.RawGetString(name); f != lua.LNil {
-			L.Push(f)
-			return 1
-		}
-		L.Push(lua.LString("\n\tno field package.preload['" + name + "']"))
-		return 1
-	}))
-	loaders.Append(L.NewFunction(v.codeLoader))
-	pkg.RawSetString("loaders", loaders)
-	L.SetField(L.Get(lua.RegistryIndex), "_LOADERS", loaders) // what gopher-lua's require reads
+	pkg.RawSetString("loaders", L.NewTable()) // require below does not use them
+	v.loaded = L.GetField(pkg, "loaded").(*lua.LTable)
+	v.preload = L.GetField(pkg, "preload").(*lua.LTable)
+	v.loading = L.NewUserData()
+	L.SetGlobal("require", L.NewFunction(v.require))
 
 	v.ngx = v.newNgx()
 	L.SetGlobal("ngx", v.ngx)
-	preloadModules(v, preload)
+	preloadModules(v, v.preload)
+	for _, name := range builtinModules() {
+		L.Push(L.GetGlobal("require"))
+		L.Push(lua.LString(name))
+		L.Call(1, 0) // loaded now, so they are guarded with the rest
+	}
 
+	// From here on scripts see the shared tables through read-only proxies (guard.go).
+	for _, sub := range []string{"req", "socket", "var", "shared"} {
+		v.ngx.RawSetString(sub, v.readOnly("ngx."+sub, v.ngx.RawGetString(sub).(*lua.LTable)))
+	}
+	for _, sub := range []string{"loaded", "preload", "loaders"} {
+		pkg.RawSetString(sub, v.readOnly("package."+sub, pkg.RawGetString(sub).(*lua.LTable)))
+	}
 	v.builtin = make(map[string]bool)
-	L.GetField(pkg, "loaded").(*lua.LTable).ForEach(func(k, _ lua.LValue) { v.builtin[k.String()] = true })
+	var builtin []string
+	v.loaded.ForEach(func(k, _ lua.LValue) { builtin = append(builtin, k.String()) })
+	for _, name := range builtin {
+		v.builtin[name] = true
+		if t, ok := v.loaded.RawGetString(name).(*lua.LTable); ok && t != v.globals {
+			view := v.readOnly(name, t)
+			v.loaded.RawSetString(name, view)
+			if v.globals.RawGetString(name) == t {
+				v.globals.RawSetString(name, view)
+			}
+		}
+	}
+	globalsView := v.readOnly("_G", v.globals)
+	v.loaded.RawSetString("_G", globalsView)
+	v.sandboxBase(globalsView)
+	v.globals.RawSetString("ngx", v.readOnly("ngx", v.ngx))
+	lockMetatable(L.GetMetatable(lua.LString("")))
 	return v
 }
 
-// codeLoader is the package loader for installed code: script.* names load as functions (not
-// run), other names run once and their value is the module.
-func (v *vm) codeLoader(L *lua.LState) int {
+// require is Lua's require over the built-in modules and the installed code: script.* names
+// load as functions (not run), other names run once, in globals of their own, and their value
+// is the module.
+func (v *vm) require(L *lua.LState) int {
 	name := L.CheckString(1)
-	m := v.rt.Code.Lookup(name)
-	if m == nil {
-		L.Push(lua.LString("\n\tcode not in shdict: " + name))
-		return 1
-	}
-	fn := v.function(m)
-	if strings.HasPrefix(name, "script.") {
-		L.Push(L.NewFunction(func(L *lua.LState) int { L.Push(fn); return 1 }))
-		return 1
-	}
-	L.Push(L.NewFunction(func(L *lua.LState) int {
-		L.Push(fn)
-		L.Call(0, 1)
-		if L.Get(-1) == lua.LNil {
-			L.RaiseError("%s lua source does not return the module", name)
+	if mod := v.loaded.RawGetString(name); mod != lua.LNil {
+		if mod == v.loading {
+			L.RaiseError("loop or previous error loading module '%s'", name)
 		}
+		L.Push(mod)
 		return 1
-	}))
+	}
+	var loader lua.LValue
+	if f := v.preload.RawGetString(name); f != lua.LNil {
+		loader = f
+	} else if m := v.rt.Code.Lookup(name); m != nil {
+		fn := v.function(m)
+		if strings.HasPrefix(name, "script.") {
+			loader = L.NewFunction(func(L *lua.LState) int { L.Push(fn); return 1 })
+		} else {
+			loader = L.NewFunction(func(L *lua.LState) int {
+				L.Push(fn)
+				L.Call(0, 1)
+				if L.Get(-1) == lua.LNil {
+					L.RaiseError("%s lua source does not return the module", name)
+				}
+				return 1
+			})
+		}
+	} else {
+		L.RaiseError("module %s not found:\n\tno field package.preload['%s']\n\tcode not in shdict: %s", name, name, name)
+	}
+	v.loaded.RawSetString(name, v.loading)
+	L.Push(loader)
+	L.Push(lua.LString(name))
+	L.Call(1, 1)
+	mod := L.Get(-1)
+	L.Pop(1)
+	if mod == lua.LNil {
+		mod = lua.LTrue
+	}
+	v.loaded.RawSetString(name, mod)
+	if !v.builtin[name] && v.builtin != nil {
+		v.required[name] = mod
+	}
+	L.Push(mod)
 	return 1
 }
 
-// function returns the state's function for a module version.
+// function returns the state's function for a module or hook version. Like an OpenResty chunk,
+// it runs with its own globals table (see newEnv), created once per state and version, so a
+// script's globals never leak into another script.
 func (v *vm) function(m *Module) *lua.LFunction {
 	if fn, ok := v.fns[m]; ok {
 		return fn
 	}
-	if len(v.fns) > 256 {
+	if len(v.fns) > 512 {
 		clear(v.fns)
 	}
 	fn := v.L.NewFunctionFromProto(m.proto)
+	fn.Env = v.newEnv()
 	v.fns[m] = fn
-	return fn
-}
-
-// hook returns the state's function for a hook script version. Like an OpenResty chunk, it
-// runs with its own globals table (reads fall through to the shared globals), created once per
-// state and version, so a script's globals never leak into another script.
-func (v *vm) hook(m *Module) *lua.LFunction {
-	if fn, ok := v.hooks[m]; ok {
-		return fn
-	}
-	if len(v.hooks) > 256 {
-		clear(v.hooks)
-	}
-	L := v.L
-	env := L.NewTable()
-	meta := L.NewTable()
-	meta.RawSetString("__index", L.Get(lua.GlobalsIndex))
-	L.SetMetatable(env, meta)
-	fn := L.NewFunctionFromProto(m.proto)
-	fn.Env = env
-	v.hooks[m] = fn
 	return fn
 }
 
@@ -215,6 +264,7 @@ func (v *vm) sync() {
 	for _, k := range drop {
 		loaded.RawSet(k, lua.LNil)
 	}
+	clear(v.required)
 	v.version = cur
 }
 
@@ -229,7 +279,9 @@ type ScriptError struct {
 	Err  error
 }
 
-func (e *ScriptError) Error() string { return fmt.Sprintf("script %s: %v", e.Name, e.Err) }
+func (e *ScriptError) Error() string {
+	return fmt.Sprintf("script %s: %s", e.Name, truncate(e.Err.Error()))
+}
 func (e *ScriptError) Unwrap() error { return e.Err }
 
 // Errors that stop a script.
@@ -257,6 +309,14 @@ func (rt *Runtime) run(ctx context.Context, sess *session, m *Module) (err error
 		var se *ScriptError
 		if errors.As(err, &se) {
 			v.L.Close() // a state a script failed in is not reused
+			if errors.Is(err, ErrMemory) {
+				debug.FreeOSMemory() // give back what the script took, now rather than later
+			}
+			return
+		}
+		if what := v.changed(); what != "" {
+			rt.logger().Warn("script changed a table every script shares; its Lua state is discarded", "script", m.Name, "table", what)
+			v.L.Close()
 			return
 		}
 		rt.put(v)
@@ -268,14 +328,12 @@ func (rt *Runtime) run(ctx context.Context, sess *session, m *Module) (err error
 	limits := rt.currentLimits()
 	inv.budget = newBudget(limits.Timeout, func() { cancel(ErrTimeout) })
 	defer inv.budget.stop()
-	if limits.MaxHeap > 0 {
-		defer rt.guard.watch(limits.MaxHeap, inv)()
-	}
+	defer rt.heap.watch(limits.MaxHeap, inv)()
 	v.cur = inv
 	L := v.L
 	L.SetContext(ictx)
 	defer L.RemoveContext()
-	err = L.CallByParam(lua.P{Fn: v.hook(m), NRet: 0, Protect: true})
+	err = L.CallByParam(lua.P{Fn: v.function(m), NRet: 0, Protect: true, Handler: v.errorValue})
 	if inv.exit != nil {
 		return inv.exit
 	}

@@ -1,9 +1,14 @@
 package script
 
 import (
+	"fmt"
+	"math"
+	"os"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -42,6 +47,32 @@ func (b *budget) stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.timer.Stop()
+}
+
+// DefaultMaxHeap is the heap guard's limit when none is configured: an eighth of the memory the
+// process may use (the machine's RAM, or less: its address-space limit, its cgroup's
+// memory.max), at most 1 GiB. A script that builds a table of strings in a loop takes a Go process
+// to gigabytes in a second, and one that doubles a string with .. allocates twice its size in
+// one step the guard cannot interrupt; the eighth leaves room for that last step.
+var DefaultMaxHeap = sync.OnceValue(func() uint64 { return min(1<<30, memoryLimit()/8) })
+
+// memoryLimit is the least of the machine's RAM, RLIMIT_AS and the cgroup (v2) memory.max.
+func memoryLimit() uint64 {
+	limit := uint64(math.MaxUint64)
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		limit = uint64(si.Totalram) * uint64(si.Unit)
+	}
+	var as syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_AS, &as) == nil && as.Cur != math.MaxUint64 {
+		limit = min(limit, as.Cur)
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			limit = min(limit, n)
+		}
+	}
+	return limit
 }
 
 // heapGuard stops running scripts when the process heap passes a limit: gopher-lua cannot count
@@ -113,4 +144,49 @@ func (rt *Runtime) boundStrings(L *lua.LState) {
 		L.Push(lua.LString(strings.Repeat(s, n)))
 		return 1
 	}))
+}
+
+// maxErrorLen bounds a script error's message (a script may raise a 16 MiB string).
+const maxErrorLen = 1024
+
+// truncate cuts s to maxErrorLen bytes, saying so.
+func truncate(s string) string {
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	return s[:maxErrorLen] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// boundCalls replaces pcall and xpcall with versions that never make gopher-lua write a stack
+// traceback: a traceback of a deep (or endlessly tail-calling) script is as large as the call
+// chain, hundreds of megabytes for a loop stopped by its time budget. The error value is all a
+// script gets, as in Lua 5.1's pcall.
+func (rt *Runtime) boundCalls(v *vm) {
+	L := v.L
+	L.SetGlobal("pcall", L.NewFunction(func(L *lua.LState) int {
+		L.CheckAny(1)
+		return protectedCall(L, L.GetTop()-1, v.errorValue)
+	}))
+	L.SetGlobal("xpcall", L.NewFunction(func(L *lua.LState) int {
+		handler := L.CheckFunction(2)
+		L.Remove(2)
+		return protectedCall(L, L.GetTop()-1, handler)
+	}))
+}
+
+// protectedCall calls the function at index 1 with nargs arguments in protected mode with an
+// error handler, and returns Lua's pcall results.
+func protectedCall(L *lua.LState, nargs int, handler *lua.LFunction) int {
+	if err := L.PCall(nargs, lua.MultRet, handler); err != nil {
+		L.SetTop(0)
+		L.Push(lua.LFalse)
+		if aerr, ok := err.(*lua.ApiError); ok {
+			L.Push(aerr.Object)
+		} else {
+			L.Push(lua.LString(err.Error()))
+		}
+		return 2
+	}
+	L.Insert(lua.LTrue, 1)
+	return L.GetTop()
 }

@@ -180,12 +180,14 @@ func (v *vm) tcpSocket(L *lua.LState) int {
 
 // io runs a blocking socket operation with the budget paused and the socket's timeout set.
 func (v *vm) io(s *tcpSock, fn func() error) error {
-	inv := v.cur
-	inv.budget.pause()
-	defer inv.budget.resume()
-	s.conn.SetDeadline(time.Now().Add(s.timeout))
-	defer s.conn.SetDeadline(time.Time{})
-	return fn()
+	var err error
+	v.cur.wait(func() {
+		s.conn.SetDeadline(time.Now().Add(s.timeout))
+		defer s.conn.SetDeadline(time.Time{})
+		defer deadlineOnDone(v.cur.ctx, s.conn)()
+		err = fn()
+	})
+	return err
 }
 
 func (v *vm) sockConnect(L *lua.LState) int {
@@ -196,10 +198,12 @@ func (v *vm) sockConnect(L *lua.LState) int {
 	host := L.CheckString(2)
 	port := L.CheckInt(3)
 	inv := v.cur
-	inv.budget.pause()
-	d := net.Dialer{Timeout: s.timeout}
-	c, err := d.DialContext(inv.ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	inv.budget.resume()
+	var c net.Conn
+	var err error
+	inv.wait(func() {
+		d := net.Dialer{Timeout: s.timeout}
+		c, err = d.DialContext(inv.ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	})
 	if err != nil {
 		return fail(L, socketError(err))
 	}

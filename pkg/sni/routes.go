@@ -143,6 +143,9 @@ func (t *Table) Put(text string, r Route) error {
 	if r.Target != "" && (t.allow == nil || t.allow.Len() == 0) {
 		return fmt.Errorf("target routes need an allow-list (sni.allow in the config): the router is never an open proxy")
 	}
+	if r.Target != "" && !strings.Contains(r.Target, "$") && !t.allow.Allows(r.Target) {
+		return fmt.Errorf("target %s is not in the allow-list (sni.allow)", r.Target)
+	}
 	t.remove(text)
 	switch p.kind {
 	case 'd':

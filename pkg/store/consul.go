@@ -91,6 +91,13 @@ func (c *Consul) Watch(ctx context.Context, prefix string, notify func(map[strin
 	}
 }
 
+func (c *Consul) Ping(ctx context.Context) error {
+	if _, _, err := c.kv.Get("slardar-ping", (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("consul %s: %w", c.addr, err)
+	}
+	return nil
+}
+
 func (c *Consul) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	p, _, err := c.kv.Get(key, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {

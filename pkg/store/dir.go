@@ -34,6 +34,13 @@ func (d *Dir) path(key string) (string, error) {
 	return filepath.Join(d.Root, clean), nil
 }
 
+func (d *Dir) Ping(context.Context) error {
+	if _, err := os.Stat(d.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 func (d *Dir) List(_ context.Context, prefix string) (map[string][]byte, error) {
 	m := make(map[string][]byte)
 	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {

@@ -114,6 +114,13 @@ func (e *Etcd) follow(ctx context.Context, prefix string, rev int64, m map[strin
 	return fmt.Errorf("etcd watch closed: %w", errResync)
 }
 
+func (e *Etcd) Ping(ctx context.Context) error {
+	if _, err := e.c.Get(ctx, "slardar-ping", clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd %s: %w", e.endpoints, err)
+	}
+	return nil
+}
+
 func (e *Etcd) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	resp, err := e.c.Get(ctx, key)
 	if err != nil {

@@ -37,6 +37,9 @@ type Store interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string) error
+	// Ping is a cheap read that tells whether the store answers (a watch may not notice that
+	// it stopped: etcd's client waits for the server to come back).
+	Ping(ctx context.Context) error
 	Close() error
 	String() string
 }
@@ -72,9 +75,10 @@ func Key(prefix, kind, name string) string {
 	return prefix + kind + name
 }
 
-// watchBackoff paces the reads of a watch that fails: 0.5 s doubling to 15 s, jittered.
+// watchBackoff paces the reads of a watch that fails: 250 ms doubling to 2 s, jittered, so a
+// store that comes back is read again within seconds.
 func watchBackoff() *backoff.Backoff {
-	return &backoff.Backoff{Base: 500 * time.Millisecond, Max: 15 * time.Second}
+	return &backoff.Backoff{Base: 250 * time.Millisecond, Max: 2 * time.Second}
 }
 
 // failed reports a watch error and waits the next backoff delay, unless ctx is ending (then

@@ -36,6 +36,7 @@ func (t *TargetStats) synced(s *snapshot) {
 // SourceStats are one store's state.
 type SourceStats struct {
 	up      atomic.Bool
+	seen    atomic.Bool // up or down was set once
 	invalid atomic.Int64
 }
 

@@ -35,7 +35,7 @@ func Once(ctx context.Context, syncs []Sync, dryRun bool) ([]Result, error) {
 		failed = failed || len(d.Problems) > 0
 		for _, addr := range sy.Targets {
 			r := Result{Store: sy.Store.String(), Target: addr, Problems: d.Problems, Changes: []mirror.Change{}}
-			changes, _, err := sy.reconcile(ctx, addr, d, mirror.Owned{}, dryRun)
+			changes, _, _, err := sy.reconcile(ctx, addr, d, mirror.Owned{}, dryRun)
 			if changes != nil {
 				r.Changes = changes
 			}

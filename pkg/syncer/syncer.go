@@ -91,9 +91,10 @@ type source struct {
 }
 
 type target struct {
-	addr    string
-	trigger chan struct{}
-	stats   *TargetStats
+	addr     string
+	trigger  chan struct{}
+	stats    *TargetStats
+	instance string // the target's instance_id when last polled
 }
 
 // Run watches every source and drives every target until ctx is done.
@@ -110,21 +111,80 @@ func (s *Syncer) Run(ctx context.Context) {
 		s.mu.Lock()
 		s.running = append(s.running, src)
 		s.mu.Unlock()
-		st := s.Metrics.source(sy.Store.String())
-		src.stats = st
+		src.stats = s.Metrics.source(sy.Store.String())
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sy.Store.Watch(ctx, sy.Prefix, func(kv map[string][]byte) {
-				st.up.Store(true)
-				src.update(kv)
-			}, func(err error) {
-				st.up.Store(false)
-				s.log().Warn("store unreachable: proxies keep their configuration", "store", sy.Store.String(), "err", err)
-			})
-		}()
+		go func() { defer wg.Done(); s.watch(ctx, src) }()
 	}
 	wg.Wait()
+}
+
+// Bounds of the store's health probe.
+const (
+	probeInterval = time.Second
+	probeTimeout  = time.Second
+)
+
+// watch runs the store's watch with a probe beside it. A watch may not notice that its store
+// went away (etcd's client waits for the server to come back), so a cheap read every second
+// tells: a store that does not answer is marked down (health, metric, one log line) and its
+// watch is stopped; once the store answers again the watch starts over from a full read, so a
+// change made after an outage arrives within seconds.
+func (s *Syncer) watch(ctx context.Context, src *source) {
+	st := src.sync.Store
+	for ctx.Err() == nil {
+		wctx, stop := context.WithCancel(ctx)
+		lost := make(chan struct{})
+		go func() {
+			t := time.NewTicker(probeInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+				}
+				if err := ping(wctx, st); err != nil && wctx.Err() == nil {
+					s.storeDown(src, err)
+					close(lost)
+					stop()
+					return
+				}
+			}
+		}()
+		st.Watch(wctx, src.sync.Prefix, func(kv map[string][]byte) {
+			s.storeUp(src)
+			src.update(kv)
+		}, func(err error) { s.storeDown(src, err) })
+		stop()
+		select {
+		case <-lost:
+		default:
+			continue
+		}
+		for ctx.Err() == nil && ping(ctx, st) != nil {
+			backoff.Sleep(ctx, probeInterval)
+		}
+	}
+}
+
+func ping(ctx context.Context, st store.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return st.Ping(ctx)
+}
+
+// storeDown marks a store unreachable, logging the change once.
+func (s *Syncer) storeDown(src *source, err error) {
+	if src.stats.up.Swap(false) || !src.stats.seen.Swap(true) {
+		s.log().Warn("store unreachable: proxies keep their configuration", "store", src.sync.Store.String(), "err", err)
+	}
+}
+
+// storeUp marks a store reachable, logging a recovery.
+func (s *Syncer) storeUp(src *source) {
+	if !src.stats.up.Swap(true) && src.stats.seen.Swap(true) {
+		s.log().Info("store reachable again", "store", src.sync.Store.String())
+	}
 }
 
 func (s *Syncer) log() *slog.Logger {
@@ -166,6 +226,8 @@ func (s *Syncer) drive(ctx context.Context, src *source, t *target) {
 	defer tick.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	poll := time.NewTicker(targetPoll)
+	defer poll.Stop()
 	b := backoff.Backoff{Base: 200 * time.Millisecond, Max: 6400 * time.Millisecond}
 	for {
 		select {
@@ -177,6 +239,10 @@ func (s *Syncer) drive(ctx context.Context, src *source, t *target) {
 			}
 		case <-tick.C:
 		case <-retry.C:
+		case <-poll.C:
+			if !s.pollTarget(ctx, src, t) {
+				continue
+			}
 		}
 		snap := src.latest.Load()
 		if snap == nil {
@@ -192,6 +258,34 @@ func (s *Syncer) drive(ctx context.Context, src *source, t *target) {
 		s.log().Warn("target not in sync, retrying", "target", t.addr, "in", d.String(), "err", err)
 		retry.Reset(d)
 	}
+}
+
+// targetPoll is how often a target is asked who it is (GET upstream status): a proxy restarted
+// empty is refilled within this, not at the next resync.
+const targetPoll = 2 * time.Second
+
+// pollTarget asks the target for its instance and reports whether to sync it now: it restarted
+// (a new instance), or it answers again while not in sync. A target that does not answer is no
+// longer in sync (health says so) until a sync succeeds.
+func (s *Syncer) pollTarget(ctx context.Context, src *source, t *target) bool {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	r, err := admin.Do(ctx, t.addr, src.sync.Token, "GET", "upstream", "status", nil)
+	var id string
+	if err == nil {
+		id, err = mirror.Instance(r.Data)
+	}
+	if err != nil {
+		t.stats.lastGen.Store(0)
+		return false
+	}
+	if t.stats.lastGen.Load() != 0 && id == t.instance {
+		return false
+	}
+	if t.instance != "" && id != t.instance {
+		s.log().Info("target restarted: syncing it now", "target", t.addr)
+	}
+	return true
 }
 
 // debounce waits until changes pause for DebounceMin, at most DebounceMax in all.
@@ -224,7 +318,10 @@ func (s *Syncer) debounce(ctx context.Context, t *target) bool {
 
 // syncOnce brings the target in line with the snapshot and counts what happened.
 func (s *Syncer) syncOnce(ctx context.Context, src *source, t *target, snap *snapshot) error {
-	_, n, err := src.sync.reconcile(ctx, t.addr, snap.desired(s.log()), src.ownedCopy(), false)
+	_, n, instance, err := src.sync.reconcile(ctx, t.addr, snap.desired(s.log()), src.ownedCopy(), false)
+	if instance != "" {
+		t.instance = instance
+	}
 	t.stats.changes.Add(int64(n))
 	if n > 0 {
 		s.log().Info("target synced", "target", t.addr, "changes", n, "generation", snap.gen)
@@ -240,24 +337,25 @@ func (s *Syncer) syncOnce(ctx context.Context, src *source, t *target, snap *sna
 // reconcile is the one sync step of store-sync, for the syncer and for --once: dial the target,
 // read its state back, plan the difference from desired and, unless dry, apply it. It returns
 // the plan and how many of its changes were applied.
-func (sy Sync) reconcile(ctx context.Context, addr string, desired mirror.Desired, owned mirror.Owned, dry bool) ([]mirror.Change, int, error) {
+// It also returns which life of the target it read (mirror.Actual.Instance).
+func (sy Sync) reconcile(ctx context.Context, addr string, desired mirror.Desired, owned mirror.Owned, dry bool) ([]mirror.Change, int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout+30*time.Second)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
 	c, err := admin.Dial(dctx, addr, sy.Token)
 	dcancel()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer c.Close()
 	actual, err := mirror.ReadActual(ctx, c)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading %s: %w", addr, err)
+		return nil, 0, "", fmt.Errorf("reading %s: %w", addr, err)
 	}
 	changes := mirror.Plan(desired, actual, owned, sy.Prune)
 	if dry {
-		return changes, 0, nil
+		return changes, 0, actual.Instance, nil
 	}
 	n, err := mirror.Apply(ctx, c, desired, changes)
-	return changes, n, err
+	return changes, n, actual.Instance, err
 }

@@ -283,3 +283,57 @@ func TestEtcdCompaction(t *testing.T) {
 		t.Fatalf("full read after compaction: %d keys, %v", len(m), err)
 	}
 }
+
+// TestStoreOutageNoticed (issue 15): with etcd killed, /health turns 503 and the store's metric
+// 0 within seconds, with a log line (they stayed 200 and 1 for 80 s+); after a long outage the
+// first change arrives within seconds (it took 27.6 s); a proxy restarted empty is refilled
+// without waiting for the 30 s resync, while /health says it is not in sync.
+func TestStoreOutageNoticed(t *testing.T) {
+	st, err := store.Open("etcd://" + etcdProc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prefix := "outage/"
+	ctx := context.Background()
+	st.Put(ctx, prefix+"upstreams_stream/3131", []byte(upstreamJSON(backendA)))
+	p1 := proxy(t, "")
+	adminAddr := p1.AdminAddr()
+	var logs testutil.SyncBuffer
+	s := &Syncer{Syncs: []Sync{{Store: st, Prefix: prefix, Targets: []string{adminAddr}}}, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+	healthy := func() bool {
+		rec := httptest.NewRecorder()
+		s.ServeHealth(rec, httptest.NewRequest("GET", "/health", nil))
+		return rec.Code == 200
+	}
+	testutil.WaitFor(t, "in sync", 10*time.Second, func() bool { return greeting(p1) == "A" && healthy() })
+
+	p1.Shutdown(ctx)
+	p2 := proxy(t, adminAddr) // restarted empty; the resync is 30 s away
+	took := testutil.WaitFor(t, "the restarted proxy refilled", 8*time.Second, all([]*slardarproxy.Daemon{p2}, "A"))
+	t.Logf("restarted empty proxy refilled in %v (resync 30s)", took)
+
+	etcdProc.Stop()
+	took = testutil.WaitFor(t, "/health to notice the store is down", 6*time.Second, func() bool { return !healthy() })
+	t.Logf("store outage noticed in %v", took)
+	if !strings.Contains(logs.String(), "store unreachable") {
+		t.Fatalf("the outage is not logged:\n%s", logs.String())
+	}
+	rec := httptest.NewRecorder()
+	s.Metrics.ServeMetrics(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `slardar_sync_store_up{store="etcd://`+etcdProc.Addr+`"} 0`) {
+		t.Fatalf("store_up while etcd is down:\n%s", rec.Body.String())
+	}
+	time.Sleep(5 * time.Second) // long enough for client backoffs to have grown
+	if err := etcdProc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Put(ctx, prefix+"upstreams_stream/3131", []byte(upstreamJSON(backendB)))
+	took = testutil.WaitFor(t, "the first change after the outage", 8*time.Second, all([]*slardarproxy.Daemon{p2}, "B"))
+	t.Logf("first change after the outage arrived in %v", took)
+	testutil.WaitFor(t, "/health back to 200", 5*time.Second, healthy)
+}

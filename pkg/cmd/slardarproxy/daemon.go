@@ -6,10 +6,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -54,14 +52,22 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.File, load func() 
 	return d, nil
 }
 
-// apply loads the scripts directory and the script settings, then the common parts.
+// apply makes the daemon match cfg, all or nothing: the scripts directory is read and
+// compiled and the new listeners are bound first; only when all of that worked do the scripts,
+// the script settings and the common parts change.
 func (d *Daemon) apply(ctx context.Context, cfg *config.File) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.loadScriptDir(cfg.Scripts.Dir); err != nil {
+	dir, err := readScriptDir(cfg.Scripts.Dir)
+	if err != nil {
 		return err
 	}
-	limits := script.Limits{Timeout: cfg.Scripts.Timeout}
+	ch, err := d.Prepare(ctx, &cfg.Common, cfg.Listeners)
+	if err != nil {
+		return err
+	}
+	d.installScripts(cfg.Scripts.Dir, dir)
+	limits := script.Limits{Timeout: cfg.Scripts.Timeout, LogTimeout: cfg.Scripts.LogTimeout}
 	if n, err := script.ParseSize(cfg.Scripts.MaxHeap); err == nil { // validated with the config
 		limits.MaxHeap = uint64(n)
 	}
@@ -70,46 +76,57 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.File) error {
 		n, _ := script.ParseSize(size) // validated with the config
 		d.scripts.Dicts.Define(name, n)
 	}
-	return d.Apply(ctx, &cfg.Common, cfg.Listeners)
+	ch.Commit(ctx)
+	return nil
 }
 
-// loadScriptDir loads every *.lua file of dir (module name: the file name less .lua), then
-// uninstalls scripts an earlier load of the directory installed and whose file is gone. A file
-// that does not compile fails the whole load and nothing of it is installed.
-func (d *Daemon) loadScriptDir(dir string) error {
-	found := make(map[string][]byte)
-	if dir != "" {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("scripts.dir: %w", err)
-		}
-		for _, e := range entries {
-			name, ok := strings.CutSuffix(e.Name(), ".lua")
-			if !ok || e.IsDir() {
-				continue
-			}
-			src, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				return fmt.Errorf("scripts.dir: %w", err)
-			}
-			if _, err := script.Compile(name, src); err != nil {
-				return fmt.Errorf("scripts.dir %s: %w", e.Name(), err)
-			}
-			found[name] = src
-		}
+// readScriptDir reads and compiles every *.lua file of dir (module name: the file name less
+// .lua). A file that does not compile fails the whole read.
+func readScriptDir(dir string) (map[string]*script.Module, error) {
+	found := make(map[string]*script.Module)
+	if dir == "" {
+		return found, nil
 	}
-	for _, name := range slices.Sorted(maps.Keys(found)) {
-		if m := d.code.Lookup(name); m != nil && m.Version == script.Version(found[name]) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("scripts.dir: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".lua")
+		if !ok || e.IsDir() {
 			continue
 		}
-		if err := d.code.Load(name, found[name]); err != nil {
-			return fmt.Errorf("scripts.dir %s.lua: %w", name, err)
+		src, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("scripts.dir: %w", err)
 		}
+		if found[name], err = script.NewModule(name, src); err != nil {
+			return nil, fmt.Errorf("scripts.dir %s: %w", e.Name(), err)
+		}
+	}
+	return found, nil
+}
+
+// installScripts installs the directory's scripts whose file is new or changed since the last
+// load, and uninstalls those whose file is gone; scripts loaded over the admin protocol under
+// a name whose file did not change stay.
+func (d *Daemon) installScripts(dir string, found map[string]*script.Module) {
+	versions := make(map[string]string, len(found))
+	for name, m := range found {
+		versions[name] = m.Version
+	}
+	set, gone := d.dirScripts.Diff(versions)
+	if len(set)+len(gone) == 0 {
+		return
+	}
+	install := make([]*script.Module, len(set))
+	for i, name := range set {
+		install[i] = found[name]
 		d.Log.Info("script loaded", "name", name, "dir", dir)
 	}
-	for _, name := range d.dirScripts.Replace(maps.Keys(found)) {
-		d.code.Delete(name)
+	for _, name := range gone {
 		d.Log.Info("script removed with its file", "name", name)
 	}
-	return nil
+	d.code.Replace(install, gone)
+	d.dirScripts.Commit(versions)
 }

@@ -19,7 +19,11 @@ import (
 )
 
 // buildBinary builds slardar-proxy once per test run.
+// SLARDAR_PROXY_BIN runs the tests against another build (an older one, to see a test fail).
 var buildBinary = sync.OnceValues(func() (string, error) {
+	if bin := os.Getenv("SLARDAR_PROXY_BIN"); bin != "" {
+		return bin, nil
+	}
 	dir, err := os.MkdirTemp("", "slardar-bin-")
 	if err != nil {
 		return "", err

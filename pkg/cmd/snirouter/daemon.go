@@ -4,10 +4,8 @@ package snirouter
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync"
 
 	"github.com/slardar-go/slardar/pkg/config"
@@ -47,23 +45,13 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.SNIFile, load func
 	return d, nil
 }
 
-// apply sets the hello limits, the allow-list and the routes from the config (routes that came
-// from an earlier config and left it are deleted; routes set over the admin protocol stay),
-// then the common parts.
+// apply makes the router match cfg, all or nothing: the new listeners are bound first, then
+// the hello limits, the allow-list, the routes and the common parts change. Routes the file
+// defines anew or differently are put, routes that left it are deleted, and the others (and
+// routes set over the admin protocol) stay as they are.
 func (d *Daemon) apply(ctx context.Context, cfg *config.SNIFile) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.router.SetLimits(Limits{MaxHello: cfg.SNI.MaxHello, HelloTimeout: cfg.SNI.HelloTimeout})
-	d.router.Routes.SetAllow(cfg.AllowList)
-	for _, pattern := range slices.Sorted(maps.Keys(cfg.Routes)) {
-		if err := d.router.Routes.Put(pattern, cfg.Routes[pattern]); err != nil {
-			return fmt.Errorf("route %q: %w", pattern, err)
-		}
-	}
-	for _, pattern := range d.fileRoutes.Replace(maps.Keys(cfg.Routes)) {
-		d.router.Routes.Delete(pattern)
-		d.Log.Info("route removed with the config", "route", pattern)
-	}
 	listen := cfg.Listen
 	if len(listen) == 0 {
 		listen = []string{DefaultListen}
@@ -72,5 +60,26 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.SNIFile) error {
 	for _, addr := range listen {
 		listeners = append(listeners, config.Listener{Listen: addr})
 	}
-	return d.Apply(ctx, &cfg.Common, listeners)
+	defs := make(map[string]string, len(cfg.Routes))
+	for pattern, r := range cfg.Routes {
+		b, _ := json.Marshal(r)
+		defs[pattern] = string(b)
+	}
+	ch, err := d.Prepare(ctx, &cfg.Common, listeners)
+	if err != nil {
+		return err
+	}
+	d.router.SetLimits(Limits{MaxHello: cfg.SNI.MaxHello, HelloTimeout: cfg.SNI.HelloTimeout})
+	d.router.Routes.SetAllow(cfg.AllowList)
+	set, gone := d.fileRoutes.Diff(defs)
+	for _, pattern := range set {
+		d.router.Routes.Put(pattern, cfg.Routes[pattern]) // checked against this allow-list by Finish
+	}
+	for _, pattern := range gone {
+		d.router.Routes.Delete(pattern)
+		d.Log.Info("route removed with the config", "route", pattern)
+	}
+	d.fileRoutes.Commit(defs)
+	ch.Commit(ctx)
+	return nil
 }

@@ -327,8 +327,9 @@ func TestProxyProtocolAndAdminRoutes(t *testing.T) {
 	if r, _ := c.Do(ctx, "GET", "route", "info", nil); !strings.Contains(string(r.Data), `"pp.example.com":{"target":"127.0.0.1:`) {
 		t.Fatalf("GET route info: %s", r.Data)
 	}
-	if r, _ := c.Do(ctx, "PUT", "route", "x", []byte(`{"target":"10.0.0.1:22"}`)); r.Type != admin.TypeOK {
-		t.Fatalf("PUT a target route: %s", r.Data) // allowed to exist; refused when dialled
+	// A literal target outside the allow-list is refused when put (issue 15), not when dialled.
+	if r, _ := c.Do(ctx, "PUT", "route", "x", []byte(`{"target":"10.0.0.1:22"}`)); r.Type != admin.TypeError || string(r.Data) != "target 10.0.0.1:22 is not in the allow-list (sni.allow)" {
+		t.Fatalf("PUT a target route outside the allow-list: %d %s", r.Type, r.Data)
 	}
 	if r, _ := c.Do(ctx, "DELETE", "route", "nope", nil); string(r.Data) != "route nope not found" {
 		t.Fatalf("DELETE missing: %s", r.Data)
@@ -419,5 +420,35 @@ func TestCommandsAreKnown(t *testing.T) {
 		if body, known := admin.CarriesBody(s.Method, s.Topic); !known || body != s.Body {
 			t.Errorf("%s %s (body %v) is not in admin.Known as served", s.Method, s.Topic, s.Body)
 		}
+	}
+}
+
+// TestNoSelfLoop (issue 15): with the talk's default route ($sni:$server_port) and an allow-list
+// that includes the router's own address, a client asking for the router's own address made
+// 123 chained self-connections until file descriptors ran out. The dial that reaches the
+// router itself is refused (outcome=loop) and nothing chains.
+func TestNoSelfLoop(t *testing.T) {
+	var logs testutil.SyncBuffer
+	cfg, err := config.ParseSNI([]byte("sni: {allow: [\"127.0.0.1:*\"]}\nroutes: {default: {target: \"$sni:$server_port\"}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.Listen, cfg.Listen = "127.0.0.1:0", []string{"127.0.0.1:0"}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := Start(ctx, slog.New(slog.NewTextHandler(&logs, nil)), cfg, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	start := time.Now()
+	sClient(t, d.ListenerAddr(""), "127.0.0.1")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("s_client took %v", took)
+	}
+	testutil.WaitFor(t, "the loop to be refused", 5*time.Second, func() bool { return strings.Contains(logs.String(), "outcome=loop") })
+	time.Sleep(300 * time.Millisecond)
+	if n := strings.Count(logs.String(), "msg=conn"); n > 3 {
+		t.Fatalf("%d connections for one client: the router chained to itself\n%s", n, logs.String())
 	}
 }
