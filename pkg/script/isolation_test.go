@@ -58,3 +58,19 @@ func TestChunkGlobals(t *testing.T) {
 		t.Fatalf("globals: %q %v", out, err)
 	}
 }
+
+// A state that required a module drops it when the module is replaced: the next require runs
+// the new version (package.loaded is a read-only view; the drop must reach the table itself).
+func TestRequiredModuleReplaced(t *testing.T) {
+	rt := newRuntime(t)
+	load(t, rt, "script.content7000", `ngx.say(require("greeting").text)`)
+	for _, v := range []string{"one", "two", "three"} {
+		load(t, rt, "greeting", `return {text = "`+v+`"}`)
+		for range 3 {
+			out, err := serve(t, rt, "")
+			if err != nil || out != v+"\n" {
+				t.Fatalf("after loading %q: %q %v", v, out, err)
+			}
+		}
+	}
+}

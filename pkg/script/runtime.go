@@ -254,7 +254,7 @@ func (v *vm) sync() {
 	if cur == v.version {
 		return
 	}
-	loaded := v.L.GetField(v.L.GetGlobal("package"), "loaded").(*lua.LTable)
+	loaded := v.loaded // the table itself: package.loaded is a read-only view of it
 	var drop []lua.LValue
 	loaded.ForEach(func(k, _ lua.LValue) {
 		if !v.builtin[k.String()] {

@@ -42,6 +42,12 @@ func load(t *testing.T, rt *Runtime, name, src string) {
 func content(t *testing.T, rt *Runtime, src string, input string) (string, error) {
 	t.Helper()
 	load(t, rt, "script.content7000", src)
+	return serve(t, rt, input)
+}
+
+// serve runs the installed content script against a fresh connection.
+func serve(t *testing.T, rt *Runtime, input string) (string, error) {
+	t.Helper()
 	cx, client := conn(t)
 	client.Write([]byte(input))
 	served, err := rt.Content(context.Background(), cx)
