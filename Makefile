@@ -4,7 +4,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/slardar-go/slardar/pkg/version.Version=$(VERSION)
-BINARIES := slardar-proxy slardarctl sni-router store-sync
+BINARIES := slardar-proxy mysql-proxy slardarctl sni-router store-sync
 
 prefix  ?= /usr/local
 bindir  ?= $(prefix)/bin
@@ -15,7 +15,9 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./pkg/admin:FuzzParseLine ./pkg/admin:FuzzReadReply ./pkg/admin:FuzzServer \
 	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON \
-	./pkg/script:FuzzReceive ./pkg/script:FuzzStage ./pkg/sni:FuzzReadHello ./pkg/mirror:FuzzParseSnapshot
+	./pkg/script:FuzzReceive ./pkg/script:FuzzStage ./pkg/sni:FuzzReadHello ./pkg/mirror:FuzzParseSnapshot \
+	./pkg/mysql/wire:FuzzReadPayload ./pkg/mysql/wire:FuzzRelay ./pkg/mysql/front:FuzzParseResponse \
+	./pkg/mysql/sqlclass:FuzzClassify
 
 .PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
 

@@ -17,8 +17,13 @@ var rank = map[string]int{
 	"pkg/l4":     1,
 	"pkg/script": 2,
 	"pkg/config": 3, "pkg/mirror": 3,
-	"pkg/daemon": 4, "pkg/syncer": 4,
-	"pkg/cmd/slardarproxy": 5, "pkg/cmd/snirouter": 5, "pkg/cmd/storesync": 5, "pkg/cmd/slardarctl": 5,
+	"pkg/mysql/wire": 0, "pkg/mysql/sqlclass": 0,
+	"pkg/mysql/front":   1,
+	"pkg/mysql/backend": 2,
+	"pkg/mysql/session": 3,
+	"pkg/daemon":        4, "pkg/syncer": 4,
+	"pkg/luaproxy":         5,
+	"pkg/cmd/slardarproxy": 6, "pkg/cmd/snirouter": 6, "pkg/cmd/storesync": 6, "pkg/cmd/slardarctl": 6, "pkg/cmd/mysqlproxy": 6,
 }
 
 // within are the imports allowed inside layer 0.

@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +36,8 @@ type MariaDB struct {
 	Port int
 	Dir  string
 	Log  io.Writer // where mariadbd's stderr goes; default: Dir/mariadbd.log only
+	// Args are more mariadbd options (replication: --log-bin, --server-id, ...).
+	Args []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -68,7 +72,7 @@ func FreePort() (int, error) {
 
 // StartMariaDB starts a MariaDB server with a fresh copy of the provisioned datadir in dir, on
 // port (0: a free one), and waits until it accepts logins.
-func StartMariaDB(ctx context.Context, dir string, port int) (*MariaDB, error) {
+func StartMariaDB(ctx context.Context, dir string, port int, args ...string) (*MariaDB, error) {
 	tmpl, err := template(ctx)
 	if err != nil {
 		return nil, err
@@ -81,24 +85,28 @@ func StartMariaDB(ctx context.Context, dir string, port int) (*MariaDB, error) {
 	if err := exec.CommandContext(ctx, "cp", "-a", tmpl, filepath.Join(dir, "data")).Run(); err != nil {
 		return nil, fmt.Errorf("copying mariadb datadir: %w", err)
 	}
-	m := &MariaDB{Port: port, Dir: dir}
+	m := &MariaDB{Port: port, Dir: dir, Args: args}
 	if err := m.Start(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func mariadbdArgs(dir string, port int) []string {
+func mariadbdArgs(dir string, port int, extra []string) []string {
 	args := []string{"--no-defaults",
 		"--datadir=" + filepath.Join(dir, "data"),
 		"--port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1",
 		"--socket=" + filepath.Join(dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"),
-		"--skip-log-bin", "--skip-name-resolve",
+		"--skip-name-resolve",
 		"--innodb-buffer-pool-size=64M",
 		"--max-connections=1000",
 	}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--log-bin") }) {
+		args = append(args, "--skip-log-bin")
+	}
+	args = append(args, extra...)
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
@@ -133,7 +141,7 @@ func (m *MariaDB) spawn() (<-chan error, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(mariadbd(), mariadbdArgs(m.Dir, m.Port)...)
+	cmd := exec.Command(mariadbd(), mariadbdArgs(m.Dir, m.Port, m.Args)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if m.Log != nil {
 		cmd.Stderr = io.MultiWriter(logf, m.Log)

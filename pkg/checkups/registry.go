@@ -161,6 +161,9 @@ func (r *Registry) Info() map[string]*Upstream {
 	return out
 }
 
+// Has reports whether an upstream of that name exists.
+func (r *Registry) Has(name string) bool { return r.get(name) != nil }
+
 // Version counts config changes.
 func (r *Registry) Version() int64 { return r.version.Load() }
 

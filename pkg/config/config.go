@@ -96,10 +96,15 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	f.resolveDir(path)
+	return f, nil
+}
+
+// resolveDir makes scripts.dir relative to the config file at path.
+func (f *File) resolveDir(path string) {
 	if f.Scripts.Dir != "" && !filepath.IsAbs(f.Scripts.Dir) {
 		f.Scripts.Dir = filepath.Join(filepath.Dir(path), f.Scripts.Dir)
 	}
-	return f, nil
 }
 
 // Parse decodes and validates configuration bytes.
@@ -108,23 +113,28 @@ func Parse(data []byte) (*File, error) {
 	if err := DecodeStrict(data, f); err != nil {
 		return nil, err
 	}
-	if err := f.Common.parse(); err != nil {
+	if err := f.finish(); err != nil {
 		return nil, err
+	}
+	return f, nil
+}
+
+// finish parses the upstreams, normalises the listeners and checks the script settings.
+func (f *File) finish() error {
+	if err := f.Common.parse(); err != nil {
+		return err
 	}
 	for i := range f.Listeners {
 		l, err := ParseListener(f.Listeners[i].Listen)
 		if err != nil {
-			return nil, fmt.Errorf("listeners[%d]: %w", i, err)
+			return fmt.Errorf("listeners[%d]: %w", i, err)
 		}
 		if f.Listeners[i].Upstream == "" {
 			f.Listeners[i].Upstream = l.Upstream
 		}
 		f.Listeners[i].Listen = l.Listen
 	}
-	if err := f.validateScripts(); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return f.validateScripts()
 }
 
 // parse turns the upstreams section into checkups upstreams and checks the log settings.
@@ -211,6 +221,26 @@ func ParseListener(s string) (Listener, error) {
 		upstream = port
 	}
 	return Listener{Listen: addr, Upstream: upstream}, nil
+}
+
+// AddListeners adds the listeners of --listen flags (see ParseListener) that the file does not
+// already have.
+func (f *File) AddListeners(specs []string) error {
+	seen := make(map[Listener]bool)
+	for _, l := range f.Listeners {
+		seen[l] = true
+	}
+	for _, s := range specs {
+		l, err := ParseListener(s)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		if !seen[l] {
+			seen[l] = true
+			f.Listeners = append(f.Listeners, l)
+		}
+	}
+	return nil
 }
 
 // validateScripts checks shared dict sizes and the heap limit.

@@ -153,3 +153,29 @@ func TestExampleSNIAllowsNoSelf(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleMySQLConfig(t *testing.T) {
+	f, err := LoadMySQL("../../examples/mysql-proxy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Listeners) != 1 || f.Listeners[0].Upstream != "db" || len(f.Users) != 2 ||
+		f.Upstreams["db"] == nil || f.Upstreams["db_read"] == nil || f.MySQL.Pool.MaxIdle != 64 {
+		t.Fatalf("example: %+v", f)
+	}
+	if u := f.Users[1]; u.BackendUser != "runner" || u.BackendPassword == "" {
+		t.Fatalf("backend account: %+v", u)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"users: [{name: a, auth: sha256_password}]", "auth"},
+		{"users: [{name: a}, {name: a}]", "twice"},
+		{"users: [{name: a, backend_password: x}]", "backend_user"},
+		{"mysql: {tls_cert: x}", "go together"},
+		{"mysql: {max_packet: lots}", "max_packet"},
+		{"mysql: {pool: {max_idel: 3}}", "max_idel"},
+	} {
+		if _, err := ParseMySQL([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an error naming %q", bad.yaml, err, bad.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/slardar-go/slardar/pkg/l4"
 )
 
 // ErrClientClosed ends a script's wait (a sleep, a socket read or write) when its client has
@@ -43,29 +45,12 @@ func watchClient(c syscall.Conn, ctx context.Context, stop <-chan struct{}, gone
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if peerClosed(c) {
+			if l4.PeerClosed(c) {
 				gone()
 				return
 			}
 		}
 	}
-}
-
-// peerClosed peeks at c without blocking: a read of 0 bytes means the peer sent FIN; a reset
-// peer reports an error. Pending data or nothing to read (EAGAIN) mean it is still there.
-func peerClosed(c syscall.Conn) bool {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	closed := false
-	var buf [1]byte
-	rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		closed = (n == 0 && err == nil) || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
-		return true // never wait in the poller
-	})
-	return closed
 }
 
 // deadlineOnDone makes a blocked read or write on c return when ctx is done; call the returned

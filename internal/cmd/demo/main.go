@@ -1,6 +1,8 @@
 // Command demo brings up the talk's test environment as local processes: two MariaDB servers
-// (ports 3306 and 3307 when free) and slardar-proxy serving upstream 3131 over both with a mysql
-// heartbeat, then prints what to try and waits for Ctrl-C, which stops everything it started.
+// (ports 3306 and 3307 when free; the second replicates from the first), slardar-proxy serving
+// upstream 3131 over both with a mysql heartbeat, and mysql-proxy on 3141 sending writes to the
+// first and reads to the second; then it prints what to try and waits for Ctrl-C, which stops
+// everything it started.
 // `make demo` runs it. With --smoke it runs the printed checks itself and exits (used by tests).
 package main
 
@@ -30,22 +32,28 @@ func main() {
 }
 
 type options struct {
-	proxyBin  string
-	ctlBin    string
-	adminPort int
-	dataPort  int
-	luaPort   int
-	dbPorts   [2]int
-	smoke     bool
+	proxyBin       string
+	mysqlProxyBin  string
+	ctlBin         string
+	adminPort      int
+	dataPort       int
+	luaPort        int
+	mysqlAdminPort int
+	mysqlPort      int
+	dbPorts        [2]int
+	smoke          bool
 }
 
 func run() error {
 	var o options
 	flag.StringVar(&o.proxyBin, "proxy", "bin/slardar-proxy", "slardar-proxy binary")
+	flag.StringVar(&o.mysqlProxyBin, "mysql-proxy", "bin/mysql-proxy", "mysql-proxy binary")
 	flag.StringVar(&o.ctlBin, "ctl", "bin/slardarctl", "slardarctl binary")
 	flag.IntVar(&o.adminPort, "admin-port", 1895, "admin port")
 	flag.IntVar(&o.dataPort, "port", 3131, "data port (upstream name)")
 	flag.IntVar(&o.luaPort, "lua-port", 3351, "port for the talk's content script example")
+	flag.IntVar(&o.mysqlAdminPort, "mysql-admin-port", 1896, "mysql-proxy's admin port")
+	flag.IntVar(&o.mysqlPort, "mysql-port", 3141, "mysql-proxy's port (writes to the first MariaDB, reads to the second)")
 	flag.IntVar(&o.dbPorts[0], "db1", 3306, "first MariaDB port (a free one if taken)")
 	flag.IntVar(&o.dbPorts[1], "db2", 3307, "second MariaDB port (a free one if taken)")
 	flag.BoolVar(&o.smoke, "smoke", false, "run the checks and exit instead of waiting for Ctrl-C")
@@ -53,9 +61,9 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	for _, p := range []int{o.adminPort, o.dataPort, o.luaPort} {
+	for _, p := range []int{o.adminPort, o.dataPort, o.luaPort, o.mysqlAdminPort, o.mysqlPort} {
 		if !free(p) {
-			return fmt.Errorf("port %d is in use (another demo or slardar-proxy running?); pick others with -admin-port/-port", p)
+			return fmt.Errorf("port %d is in use (another demo or proxy running?); pick others with -admin-port, -port, -lua-port, -mysql-admin-port, -mysql-port", p)
 		}
 	}
 	dir, err := os.MkdirTemp("", "slardar-demo-")
@@ -64,25 +72,18 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	var dbs []*testserver.MariaDB
-	defer func() {
-		for _, db := range dbs {
-			db.Stop()
-		}
-	}()
 	for i, port := range o.dbPorts {
 		if !free(port) {
-			port = 0
+			o.dbPorts[i] = 0
 		}
-		sub := filepath.Join(dir, "mysql"+strconv.Itoa(i+1))
-		os.Mkdir(sub, 0o755)
-		fmt.Printf("starting MariaDB %d ...\n", i+1)
-		db, err := testserver.StartMariaDB(ctx, sub, port)
-		if err != nil {
-			return err
-		}
-		dbs = append(dbs, db)
 	}
+	fmt.Println("starting MariaDB: a primary and its replica ...")
+	repl, err := testserver.StartReplication(ctx, dir, o.dbPorts[0], o.dbPorts[1])
+	if err != nil {
+		return err
+	}
+	defer repl.Stop()
+	dbs := []*testserver.MariaDB{repl.Primary, repl.Replica}
 
 	cfgPath := filepath.Join(dir, "slardar.yaml")
 	cfg := fmt.Sprintf(`# slardar-proxy config written by the demo
@@ -110,26 +111,51 @@ upstreams:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
+	mysqlCfgPath := filepath.Join(dir, "mysql-proxy.yaml")
+	mysqlCfg := fmt.Sprintf(`# mysql-proxy config written by the demo
+admin:
+  listen: 127.0.0.1:%[1]d
+checkups:
+  interval: 2s
+listeners:
+  - listen: 127.0.0.1:%[2]d
+    upstream: db                # writes to db, reads to db_read
+users:
+  - {name: %[3]s, password: %[4]s}
+upstreams:
+  db:
+    typ: mysql
+    user: %[3]s
+    pass: %[4]s
+    timeout: 2
+    cluster: [{servers: [{host: 127.0.0.1, port: %[5]d}]}]
+  db_read:
+    typ: mysql
+    user: %[3]s
+    pass: %[4]s
+    timeout: 2
+    cluster: [{servers: [{host: 127.0.0.1, port: %[6]d}]}]
+`, o.mysqlAdminPort, o.mysqlPort, testserver.User, testserver.Password, dbs[0].Port, dbs[1].Port)
+	if err := os.WriteFile(mysqlCfgPath, []byte(mysqlCfg), 0o600); err != nil {
+		return err
+	}
 	logPath := filepath.Join(dir, "slardar-proxy.log")
-	logf, err := os.Create(logPath)
+	exited := make(chan error, 2)
+	stopProxy, err := startProcess(o.proxyBin, cfgPath, logPath, "slardar-proxy", exited)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	proxy := exec.Command(o.proxyBin, "--config", cfgPath)
-	proxy.Stdout, proxy.Stderr = logf, logf
-	proxy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := proxy.Start(); err != nil {
-		return fmt.Errorf("starting %s (run make build first): %w", o.proxyBin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- proxy.Wait() }()
-	defer func() {
-		proxy.Process.Signal(syscall.SIGTERM)
-		<-exited
-	}()
-	if err := waitPort(ctx, o.dataPort); err != nil {
+	defer stopProxy()
+	mysqlLogPath := filepath.Join(dir, "mysql-proxy.log")
+	stopMySQLProxy, err := startProcess(o.mysqlProxyBin, mysqlCfgPath, mysqlLogPath, "mysql-proxy", exited)
+	if err != nil {
 		return err
+	}
+	defer stopMySQLProxy()
+	for _, port := range []int{o.dataPort, o.mysqlPort} {
+		if err := waitPort(ctx, port); err != nil {
+			return err
+		}
 	}
 
 	rawBody := fmt.Sprintf(`{"cluster":[{"servers":[{"host":"127.0.0.1","port":%d}]}]}`, dbs[0].Port)
@@ -164,12 +190,19 @@ Lua without a restart (the talk's examples):
   bin/slardarctl --addr 127.0.0.1:%[8]d code delete script.preread%[7]d
   bin/slardarctl --addr 127.0.0.1:%[8]d code info
 
+Read/write split through mysql-proxy on %[15]d (admin %[16]d; config %[17]s, log %[18]s):
+  mysql -h 127.0.0.1 -P %[15]d -u%[4]s -p%[5]s %[6]s -e 'select @@port'        # %[2]d, the replica
+  mysql -h 127.0.0.1 -P %[15]d -u%[4]s -p%[5]s %[6]s -e 'create table if not exists t (id int primary key auto_increment, v text); insert into t (v) values ("hi"); select @@port, last_insert_id()'   # %[1]d
+  mysql -h 127.0.0.1 -P %[15]d -u%[4]s -p%[5]s %[6]s --comments -e '/*master*/ select @@port'   # %[1]d
+  bin/slardarctl --addr 127.0.0.1:%[16]d status
+
 Kill a backend (new connections keep working, status turns err within one interval):
   kill %[11]d
 
 Ctrl-C stops everything the demo started.
 `, dbs[0].Port, dbs[1].Port, testserver.RootPassword, testserver.User, testserver.Password, testserver.Database,
-		o.dataPort, o.adminPort, cfgPath, logPath, pidOf(dbs[0]), len(rawBody), rawBody, o.luaPort)
+		o.dataPort, o.adminPort, cfgPath, logPath, pidOf(dbs[0]), len(rawBody), rawBody, o.luaPort,
+		o.mysqlPort, o.mysqlAdminPort, mysqlCfgPath, mysqlLogPath)
 	fmt.Print(try)
 	if o.smoke {
 		return smoke(o, dbs)
@@ -179,9 +212,39 @@ Ctrl-C stops everything the demo started.
 		fmt.Println("\nstopping ...")
 	case err := <-exited:
 		exited <- err
-		return fmt.Errorf("slardar-proxy exited: %v (see %s)", err, logPath)
+		return err
 	}
 	return nil
+}
+
+// startProcess runs bin --config cfg with its output in logPath; an exit is reported on exited.
+// stop ends it with SIGTERM and waits.
+func startProcess(bin, cfg, logPath, name string, exited chan<- error) (stop func(), err error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s (run make build first): %w", bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		close(done)
+		select {
+		case exited <- fmt.Errorf("%s exited: %v (see %s)", name, err, logPath):
+		default:
+		}
+	}()
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+	}, nil
 }
 
 // smoke runs the round-robin check with the real mysql client and the raw admin example.
@@ -213,6 +276,22 @@ func smoke(o options, dbs []*testserver.MariaDB) error {
 		return fmt.Errorf("slardarctl status: %v: %s", err, out)
 	}
 	fmt.Printf("\nsmoke: round robin reached ports %v\n%s", keys(seen), out)
+
+	split := func(args ...string) (string, error) {
+		out, err := exec.Command("mariadb", append([]string{"--no-defaults", "--skip-column-names", "--comments", "-h", "127.0.0.1",
+			"-P", strconv.Itoa(o.mysqlPort), "-u" + testserver.User, "-p" + testserver.Password, testserver.Database}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	read, err := split("-e", "select @@port")
+	if err != nil || read != strconv.Itoa(dbs[1].Port) {
+		return fmt.Errorf("a read through mysql-proxy answered %q (%v); want the replica's port %d", read, err, dbs[1].Port)
+	}
+	// The client sends the statements one by one; LAST_INSERT_ID() is the session's on the primary.
+	write, err := split("-e", "create table if not exists demo_t (id int primary key auto_increment); insert into demo_t () values (); select @@port, last_insert_id() > 0")
+	if write, _, _ = strings.Cut(write, "\t"); err != nil || write != strconv.Itoa(dbs[0].Port) {
+		return fmt.Errorf("a write through mysql-proxy answered %q (%v); want the primary's port %d", write, err, dbs[0].Port)
+	}
+	fmt.Printf("smoke: mysql-proxy read on %s, wrote on %s\n", read, write)
 	return nil
 }
 

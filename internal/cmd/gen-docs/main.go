@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
+	"github.com/slardar-go/slardar/pkg/cmd/mysqlproxy"
 	"github.com/slardar-go/slardar/pkg/cmd/slardarctl"
 	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
 	"github.com/slardar-go/slardar/pkg/cmd/snirouter"
@@ -34,7 +35,7 @@ func main() {
 
 // roots are the commands documented, one per binary.
 func roots() []*cobra.Command {
-	return []*cobra.Command{slardarproxy.NewCommand(), slardarctl.NewCommand(), snirouter.NewCommand(), storesync.NewCommand()}
+	return []*cobra.Command{slardarproxy.NewCommand(), mysqlproxy.NewCommand(), slardarctl.NewCommand(), snirouter.NewCommand(), storesync.NewCommand()}
 }
 
 func run(out string) error {

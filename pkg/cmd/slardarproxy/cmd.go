@@ -1,7 +1,11 @@
+// Package slardarproxy is slardar-proxy's command line: the L4 balancer daemon is a
+// luaproxy.Daemon (a daemon.Core whose hooks are Lua scripts).
 package slardarproxy
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -9,8 +13,21 @@ import (
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/luaproxy"
 	"github.com/slardar-go/slardar/pkg/version"
 )
+
+// DefaultAdminListen is slardar-proxy's admin address.
+const DefaultAdminListen = "127.0.0.1:1895"
+
+// Daemon is a running slardar-proxy: a daemon.Core whose hooks are Lua scripts.
+type Daemon = luaproxy.Daemon
+
+// Start builds slardar-proxy from cfg and starts serving (see luaproxy.Start); load reads the
+// config again on SIGHUP.
+func Start(ctx context.Context, log *slog.Logger, cfg *config.File, load func() (*config.File, error)) (*Daemon, error) {
+	return luaproxy.Start(ctx, log, cfg, load, DefaultAdminListen)
+}
 
 // Options are slardar-proxy's flags; set flags override the config file.
 type Options struct {
@@ -71,19 +88,8 @@ func (o *Options) config(fl *pflag.FlagSet) (*config.File, error) {
 	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
 		return nil, err
 	}
-	seen := make(map[config.Listener]bool)
-	for _, l := range cfg.Listeners {
-		seen[l] = true
-	}
-	for _, s := range o.Listens {
-		l, err := config.ParseListener(s)
-		if err != nil {
-			return nil, fmt.Errorf("--listen: %w", err)
-		}
-		if !seen[l] {
-			seen[l] = true
-			cfg.Listeners = append(cfg.Listeners, l)
-		}
+	if err := cfg.AddListeners(o.Listens); err != nil {
+		return nil, err
 	}
 	for _, sd := range o.SharedDicts {
 		name, size, err := config.ParseSharedDict(sd)

@@ -1,0 +1,94 @@
+package mysqlproxy
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/version"
+)
+
+// Options are mysql-proxy's flags; set flags override the config file.
+type Options struct {
+	daemon.CommonFlags
+	Listens []string
+	Users   []string
+}
+
+// NewCommand builds the mysql-proxy root command.
+func NewCommand() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "mysql-proxy",
+		Short: "MySQL-protocol proxy with read/write split, safe pooling and every command",
+		Long: `mysql-proxy speaks the MySQL protocol to clients and to servers. A listener named N (by default
+its port) sends writes to the checkups upstream N (the primary) and plain reads to N_read (the
+replicas; with no usable server there, to N). Transactions stay on one server (the status flags
+of every response say where one is open); SET and USE run on the primary and are replayed on a
+replica connection before its next use; state that cannot be replayed (temporary tables, LOCK
+TABLES, GET_LOCK, text PREPARE, :=, SQL_CALC_FOUND_ROWS) keeps the session on the primary. A
+/*master*/ or /*+ primary */ comment sends a statement to the primary.
+
+Clients log in as the users of --user or the config file (mysql_native_password or
+caching_sha2_password, with TLS); the proxy logs in to the servers as the same user unless the
+user has a backend account. Backend connections are pooled per server and user and reset
+(COM_RESET_CONNECTION) before another client gets one.
+
+Upstreams are changed at run time over the admin protocol on 127.0.0.1:1896 (slardarctl
+--addr 127.0.0.1:1896, store-sync), as for slardar-proxy; so are the Lua preread and log hooks
+of a port (script.preread<port>, script.log<port>).
+
+Signals: SIGTERM/SIGINT drain (a session ends after its statement, or its transaction);
+SIGHUP reloads the config file.
+
+` + cmdutil.EnvHelp,
+		Example: `  mysql-proxy --listen 127.0.0.1:3141 --user runner:runner123456
+  mysql-proxy --config /etc/slardar/mysql-proxy.yaml`,
+		Args:    cobra.NoArgs,
+		Version: version.Version,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return daemon.Run(cmd, func() (*config.MySQLFile, error) { return o.config(cmd.Flags()) }, Start)
+		},
+	}
+	f := cmd.Flags()
+	o.CommonFlags.Register(f, DefaultAdminListen, "listeners, users, upstreams, mysql, scripts, admin, log")
+	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =NAME (writes go to upstream NAME, reads to NAME_read; default name: the port); repeatable (default "+DefaultListen+" when nothing is configured)")
+	f.StringArrayVar(&o.Users, "user", nil, "a user clients log in as, NAME:PASSWORD (the servers are logged in to as the same user); repeatable")
+	return cmd
+}
+
+// config reads the effective configuration: the file, if any, with the set flags on top.
+func (o *Options) config(fl *pflag.FlagSet) (*config.MySQLFile, error) {
+	cfg := &config.MySQLFile{}
+	if o.ConfigPath != "" {
+		var err error
+		if cfg, err = config.LoadMySQL(o.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+		return nil, err
+	}
+	if err := cfg.AddListeners(o.Listens); err != nil {
+		return nil, err
+	}
+	if len(cfg.Listeners) == 0 {
+		l, _ := config.ParseListener(DefaultListen)
+		cfg.Listeners = []config.Listener{l}
+	}
+	for _, s := range o.Users {
+		u, err := config.ParseUser(s)
+		if err != nil {
+			return nil, fmt.Errorf("--user: %w", err)
+		}
+		cfg.Users = append(cfg.Users, u)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,227 @@
+// Package mysqlproxy is mysql-proxy: a MySQL-protocol proxy with read/write split. It is a
+// luaproxy.Daemon (daemon.Core with Lua preread and log hooks) whose content is a MySQL session:
+// the client logs in to the proxy (pkg/mysql/front), then each command is routed to the
+// primary (upstream N) or a replica (N_read) and relayed (pkg/mysql/session).
+package mysqlproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/l4"
+	"github.com/slardar-go/slardar/pkg/luaproxy"
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/front"
+	"github.com/slardar-go/slardar/pkg/mysql/session"
+	"github.com/slardar-go/slardar/pkg/script"
+)
+
+// Defaults of mysql-proxy.
+const (
+	DefaultAdminListen = "127.0.0.1:1896"
+	DefaultListen      = "127.0.0.1:3141"
+	loginTimeout       = 10 * time.Second
+)
+
+// Daemon is a running mysql-proxy.
+type Daemon struct {
+	*luaproxy.Daemon
+	reload   daemon.Reloader[*config.MySQLFile]
+	front    *front.Server
+	pool     *backend.Pool
+	sessions atomic.Pointer[session.Config]
+	users    atomic.Pointer[map[string]config.MySQLUser]
+	log      *slog.Logger
+
+	mu sync.Mutex // serialises applies
+}
+
+// Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
+func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
+	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout}}
+	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
+	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply}
+	tlsConf, key, err := serverTLS(cfg.MySQL)
+	if err != nil {
+		return nil, err
+	}
+	d.front = &front.Server{Version: cfg.MySQL.ServerVersion, TLS: tlsConf, RSAKey: key, Users: d.user,
+		LocalFiles: cfg.MySQL.LocalInfile == nil || *cfg.MySQL.LocalInfile}
+	if err := d.Serve(ctx, cfg.Admin, DefaultAdminListen, func() error { return d.apply(ctx, cfg) }); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Reload reads the configuration again and applies it, all or nothing.
+func (d *Daemon) Reload(ctx context.Context) error { return d.reload.Reload(ctx) }
+
+// Shutdown drains the sessions (see daemon.Core.Shutdown), then closes the pooled connections.
+func (d *Daemon) Shutdown(ctx context.Context) {
+	d.Daemon.Shutdown(ctx)
+	d.pool.Close()
+}
+
+// Pool is the backend connection pool (for tests and status).
+func (d *Daemon) Pool() *backend.Pool { return d.pool }
+
+// apply makes the daemon match cfg: the Lua and common parts are prepared first (scripts
+// compiled, listeners bound), then users and session settings change with them.
+func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch, err := d.PrepareConfig(ctx, &cfg.File)
+	if err != nil {
+		return err
+	}
+	users := make(map[string]config.MySQLUser, len(cfg.Users))
+	for _, u := range cfg.Users {
+		users[u.Name] = u
+	}
+	maxPacket, _ := script.ParseSize(cfg.MySQL.MaxPacket) // validated with the config
+	d.users.Store(&users)
+	d.sessions.Store(&session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql"),
+		Backend: d.backendUser, MaxStmts: cfg.MySQL.MaxPreparedStatements, IdleTimeout: cfg.MySQL.IdleTimeout, MaxPacket: maxPacket})
+	ch.Commit(ctx)
+	if len(users) == 0 {
+		d.log.Warn("no users configured: every login is refused; give --user NAME:PASSWORD or users: in the config file")
+	}
+	return nil
+}
+
+// user finds a proxy user for the front.
+func (d *Daemon) user(name string) (front.User, bool) {
+	u, ok := (*d.users.Load())[name]
+	if !ok {
+		return front.User{}, false
+	}
+	return front.User{Name: u.Name, Password: u.Password, Plugin: u.Auth, Schema: u.Schema}, true
+}
+
+// backendUser is what a user logs in to the servers as: the backend account, or its own.
+func (d *Daemon) backendUser(u front.User) (string, string) {
+	if c, ok := (*d.users.Load())[u.Name]; ok && c.BackendUser != "" {
+		return c.BackendUser, c.BackendPassword
+	}
+	return u.Name, u.Password
+}
+
+// hooks are mysql-proxy's: the Lua preread and log hooks of the port, and a MySQL session as
+// the content (unless a content script serves the port).
+type hooks struct {
+	lua l4.Hooks
+	d   *Daemon
+}
+
+func (h hooks) Preread(ctx context.Context, cx *l4.Conn) error { return h.lua.Preread(ctx, cx) }
+func (h hooks) Log(cx *l4.Conn)                                { h.lua.Log(cx) }
+
+func (h hooks) Content(ctx context.Context, cx *l4.Conn) (bool, error) {
+	if served, err := h.lua.Content(ctx, cx); served || err != nil {
+		return served, err
+	}
+	return true, h.d.serveMySQL(ctx, cx)
+}
+
+// serveMySQL logs the client in and runs its session; the access-log line gets what the
+// session did.
+func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
+	var nc net.Conn = cx.Client
+	if cx.Reader != nil && cx.Reader.Buffered() > 0 {
+		nc = front.ReadThrough(nc, io.MultiReader(cx.Reader, nc)) // bytes a preread script peeked at
+	}
+	cc := &countingConn{Conn: nc}
+	defer func() { cx.BytesIn, cx.BytesOut = cc.in.Load(), cc.out.Load() }()
+	cc.SetDeadline(time.Now().Add(loginTimeout))
+	cl, err := d.front.Accept(cc)
+	if err != nil {
+		var le *front.LoginError
+		if errors.As(err, &le) {
+			cx.Status = l4.StatusForbidden
+			cx.LogAttrs = append(cx.LogAttrs, "user", le.User)
+		}
+		return fmt.Errorf("mysql login: %w", err)
+	}
+	cc.SetDeadline(time.Time{})
+	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
+	stats, err := session.Serve(ctx, d.sessions.Load(), cl, cx.Upstream, host)
+	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,
+		"reads", stats.Reads, "writes", stats.Writes, "read_fallbacks", stats.Fallbacks, "retries", stats.Retries,
+		"backends", strings.Join(stats.Backends, ","))
+	if len(stats.Backends) > 0 {
+		cx.Server = stats.Backends[0]
+	}
+	return err
+}
+
+// countingConn counts the client's bytes for the access log.
+type countingConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+// serverTLS is the certificate offered to clients (the configured one, or a self-signed one
+// made now) and the RSA key for caching_sha2_password without TLS.
+func serverTLS(m config.MySQL) (*tls.Config, *rsa.PrivateKey, error) {
+	var cert tls.Certificate
+	var err error
+	if m.TLSCert != "" {
+		if cert, err = tls.LoadX509KeyPair(m.TLSCert, m.TLSKey); err != nil {
+			return nil, nil, fmt.Errorf("mysql.tls_cert: %w", err)
+		}
+	} else if cert, err = selfSigned(); err != nil {
+		return nil, nil, err
+	}
+	key, _ := cert.PrivateKey.(*rsa.PrivateKey)
+	if key == nil {
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, key, nil
+}
+
+// selfSigned makes a certificate for TLS with clients when none is configured (as MySQL
+// generates one at its first start).
+func selfSigned() (tls.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "slardar mysql-proxy"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}

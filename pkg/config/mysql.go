@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/slardar-go/slardar/pkg/script"
+)
+
+// Authentication plugins a mysql-proxy user may use.
+const (
+	AuthNative      = "mysql_native_password"
+	AuthCachingSha2 = "caching_sha2_password"
+)
+
+// MySQLUser is an account clients of mysql-proxy log in as.
+type MySQLUser struct {
+	Name     string `yaml:"name"`
+	Password string `yaml:"password"`
+	// Auth is the plugin the user logs in with: mysql_native_password (default) or
+	// caching_sha2_password.
+	Auth string `yaml:"auth"`
+	// BackendUser and BackendPassword log in to the servers; default: the user's own.
+	BackendUser     string `yaml:"backend_user"`
+	BackendPassword string `yaml:"backend_password"`
+	Schema          string `yaml:"schema"` // default schema when the client names none
+}
+
+// MySQL configures mysql-proxy's protocol side.
+type MySQL struct {
+	ServerVersion string `yaml:"server_version"` // announced in the handshake; default 5.5.5-10.11.99-MariaDB-slardar
+	// TLSCert and TLSKey are the certificate offered to clients that ask for TLS; without them
+	// a self-signed one is made at start. Its RSA key also serves caching_sha2_password's full
+	// authentication without TLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// LocalInfile offers LOAD DATA LOCAL INFILE to clients that allow it; default true.
+	LocalInfile *bool `yaml:"local_infile"`
+	// MaxPreparedStatements per client session; default 1024.
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
+	// IdleTimeout closes a client silent this long; default 8h (MySQL's wait_timeout).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxPacket bounds one command (max_allowed_packet), e.g. 64m; default 64m.
+	MaxPacket string `yaml:"max_packet"`
+	// Pool of backend connections between client sessions.
+	Pool struct {
+		MaxIdle     int           `yaml:"max_idle"`     // per server and user, default 64
+		IdleTimeout time.Duration `yaml:"idle_timeout"` // default 5m
+	} `yaml:"pool"`
+}
+
+// MySQLFile is mysql-proxy's configuration file: slardar-proxy's (listeners, upstreams,
+// scripts, ...) with users and the MySQL settings.
+type MySQLFile struct {
+	File  `yaml:",inline"`
+	Users []MySQLUser `yaml:"users"`
+	MySQL MySQL       `yaml:"mysql"`
+}
+
+// LoadMySQL reads and validates mysql-proxy's configuration file.
+func LoadMySQL(path string) (*MySQLFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	f, err := ParseMySQL(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	f.resolveDir(path)
+	return f, nil
+}
+
+// ParseMySQL decodes and validates mysql-proxy configuration bytes.
+func ParseMySQL(data []byte) (*MySQLFile, error) {
+	f := &MySQLFile{}
+	if err := DecodeStrict(data, f); err != nil {
+		return nil, err
+	}
+	if err := f.File.finish(); err != nil {
+		return nil, err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Validate checks the users and MySQL settings (again after flags added users).
+func (f *MySQLFile) Validate() error {
+	seen := map[string]bool{}
+	for i, u := range f.Users {
+		switch {
+		case u.Name == "":
+			return fmt.Errorf("users[%d]: no name", i)
+		case seen[u.Name]:
+			return fmt.Errorf("users[%d]: user %q given twice", i, u.Name)
+		case u.Auth != "" && u.Auth != AuthNative && u.Auth != AuthCachingSha2:
+			return fmt.Errorf("users[%d] (%s): auth %q: want %s or %s", i, u.Name, u.Auth, AuthNative, AuthCachingSha2)
+		case (u.BackendUser == "") != (u.BackendPassword == "") && u.BackendUser == "":
+			return fmt.Errorf("users[%d] (%s): backend_password without backend_user", i, u.Name)
+		}
+		seen[u.Name] = true
+	}
+	if (f.MySQL.TLSCert == "") != (f.MySQL.TLSKey == "") {
+		return fmt.Errorf("mysql: tls_cert and tls_key go together")
+	}
+	if f.MySQL.MaxPacket != "" {
+		if _, err := script.ParseSize(f.MySQL.MaxPacket); err != nil {
+			return fmt.Errorf("mysql.max_packet: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParseUser reads "NAME:PASSWORD" (the --user flag).
+func ParseUser(s string) (MySQLUser, error) {
+	name, password, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return MySQLUser{}, fmt.Errorf("user %q: want NAME:PASSWORD", s)
+	}
+	return MySQLUser{Name: name, Password: password}, nil
+}

@@ -1,0 +1,148 @@
+// Package backend is mysql-proxy's side towards the servers: logged-in connections (login by
+// go-mysql's client, with the capability flags the client negotiated, so responses can be
+// relayed byte for byte), their reset, and the pool they return to between client sessions.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/pingcap/tidb/pkg/parser/charset"
+
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
+)
+
+// Framing are the capability flags whose value changes what the server sends or how it reads
+// statements: a backend connection must have exactly the client's, so that responses pass
+// through unchanged. CLIENT_MULTI_RESULTS and CLIENT_PS_MULTI_RESULTS are always on (CALL
+// fails with 1312 without them).
+const Framing = mysql.CLIENT_DEPRECATE_EOF | mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_MULTI_STATEMENTS |
+	mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_IGNORE_SPACE
+
+// always are the flags every backend connection has.
+const always = mysql.CLIENT_MULTI_RESULTS | mysql.CLIENT_PS_MULTI_RESULTS
+
+// Key says which connections are interchangeable: the pool keeps one list per key.
+type Key struct {
+	Addr      string // host:port
+	User      string
+	Password  string
+	Caps      uint32 // the Framing flags
+	Collation uint8
+	Schema    string // the current schema (a reset keeps it)
+}
+
+// Conn is a logged-in backend connection in the command phase.
+type Conn struct {
+	*wire.Conn
+	Key      Key
+	ThreadID uint32
+	Version  string
+	Status   uint16 // status flags of the last OK or EOF
+	Schema   string // the current schema, as far as the proxy set it
+	// Dirty marks a connection whose state a reset would not restore (COM_SET_OPTION changed
+	// the multi-statement option): it is closed instead of pooled.
+	Dirty bool
+	// Release ends the connection's count in checkups (least_conn, status); set by whoever
+	// chose its server.
+	Release func()
+	idleAt  time.Time
+}
+
+// Has reports a capability of the connection.
+func (c *Conn) Has(flag uint32) bool { return c.Key.Caps&flag != 0 }
+
+// InTransaction reports the server's transaction flag.
+func (c *Conn) InTransaction() bool { return c.Status&wire.StatusInTrans != 0 }
+
+// ErrFraming is a server that does not support a flag the client negotiated.
+var ErrFraming = errors.New("the server does not support a capability the client negotiated")
+
+// Dial connects and logs in to key.Addr as key.User, with key.Caps; schema, when not empty, is
+// the default schema. The dial is bounded by ctx.
+func Dial(ctx context.Context, key Key, schema string) (*Conn, error) {
+	d := net.Dialer{KeepAlive: -1}
+	opts := []client.Option{func(c *client.Conn) error {
+		for _, flag := range []uint32{mysql.CLIENT_MULTI_STATEMENTS, mysql.CLIENT_LOCAL_FILES, mysql.CLIENT_FOUND_ROWS,
+			mysql.CLIENT_IGNORE_SPACE, mysql.CLIENT_SESSION_TRACK} {
+			if key.Caps&flag != 0 {
+				if err := c.SetCapability(flag); err != nil {
+					return err
+				}
+			} else {
+				c.UnsetCapability(flag)
+			}
+		}
+		if key.Caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+			c.UnsetCapability(mysql.CLIENT_DEPRECATE_EOF)
+		}
+		c.UnsetCapability(mysql.CLIENT_QUERY_ATTRIBUTES)
+		c.SetCapability(mysql.CLIENT_MULTI_RESULTS)
+		c.SetCapability(mysql.CLIENT_PS_MULTI_RESULTS)
+		if coll, err := charset.GetCollationByID(int(key.Collation)); err == nil {
+			c.SetCollation(coll.Name)
+		}
+		c.SetAttributes(map[string]string{"program_name": "slardar mysql-proxy"})
+		return nil
+	}}
+	gc, err := client.ConnectWithDialer(ctx, "tcp", key.Addr, key.User, key.Password, schema, d.DialContext, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, key.User, err)
+	}
+	nc := gc.Conn.Conn
+	sent := key.Caps | always
+	if got := serverCaps(gc); got&(Framing|always)&sent != (Framing|always)&sent {
+		nc.Close()
+		return nil, fmt.Errorf("%s: %w (%#x of %#x)", key.Addr, ErrFraming, got&sent, sent)
+	}
+	return &Conn{Conn: wire.NewConn(nc), Key: key, ThreadID: gc.GetConnectionID(), Version: gc.GetServerVersion(),
+		Status: wire.StatusAutocommit, Schema: schema}, nil
+}
+
+// serverCaps are the capabilities in effect on a go-mysql connection (what it sent and the
+// server has). go-mysql keeps them unexported; CapabilityString names them.
+func serverCaps(gc *client.Conn) uint32 {
+	byName := make(map[string]uint32, len(mysql.CapNames))
+	for flag, name := range mysql.CapNames {
+		byName[name] = flag
+	}
+	var caps uint32
+	for _, name := range strings.Split(gc.CapabilityString(), "|") {
+		caps |= byName[name]
+	}
+	return caps
+}
+
+// Exec runs one internal statement (a reset, a replayed SET) and discards its response.
+func (c *Conn) Exec(ctx context.Context, cmd byte, arg string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+		defer c.SetDeadline(time.Time{})
+	}
+	if _, err := c.WritePayload(0, append([]byte{cmd}, arg...)); err != nil {
+		return err
+	}
+	if err := c.W.Flush(); err != nil {
+		return err
+	}
+	kind := wire.Simple
+	if cmd == mysql.COM_QUERY {
+		kind = wire.Results
+	}
+	rl := wire.Relay{From: c.R, DeprecateEOF: c.Has(mysql.CLIENT_DEPRECATE_EOF), SessionTrack: c.Has(mysql.CLIENT_SESSION_TRACK)}
+	res, err := rl.Relay(kind)
+	if err != nil {
+		return err
+	}
+	c.Status = res.Status
+	if res.Err != nil {
+		return res.Err
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Package session is one client's life in mysql-proxy after its login: the command loop, the
+// read/write split (routing by statement class, transaction and pin state from the servers'
+// status flags), session state replayed on replica connections, prepared statements mapped to
+// backend statements, and the backend connections taken from and returned to the pool.
+package session
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/front"
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
+)
+
+// Defaults of a session.
+const (
+	DefaultMaxStmts    = 1024
+	DefaultIdleTimeout = 8 * time.Hour // MySQL's wait_timeout
+	DefaultMaxPacket   = 64 << 20      // a command larger than this is refused (max_allowed_packet)
+)
+
+// Config is what sessions of one listener share.
+type Config struct {
+	Registry *checkups.Registry
+	Pool     *backend.Pool
+	Front    *front.Server
+	Log      *slog.Logger // fallbacks to the primary and backend failures; default: discard
+	// Backend gives the credentials a user logs in to the servers with; nil: the user's own.
+	Backend     func(u front.User) (user, password string)
+	MaxStmts    int           // prepared statements per session; default DefaultMaxStmts
+	IdleTimeout time.Duration // a client silent this long is closed; default DefaultIdleTimeout
+	MaxPacket   int           // largest command; default DefaultMaxPacket
+
+	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Stats are what one session did, for its access-log line.
+type Stats struct {
+	User, Schema           string
+	Queries, Reads, Writes int64
+	Fallbacks              int64 // reads served by the primary because no replica was usable
+	Retries                int64 // reads re-run on another server after a failure
+	Backends               []string
+}
+
+// Session is one logged-in client.
+type Session struct {
+	cfg   *Config
+	cl    *front.Client
+	ctx   context.Context
+	write string // upstream of the primary (the listener's name)
+	read  string // upstream of the replicas (name_read)
+	key   string // client address, for hash balancing
+
+	primary, replica *backend.Conn
+	last             *backend.Conn // ran the previous statement
+	tx               *backend.Conn // holds the open transaction
+	pinned           bool
+	schema           string
+	state            [][]byte              // commands to replay on a connection (SET, USE, options)
+	applied          map[*backend.Conn]int // how much of state each connection has seen
+	stmts            map[uint32]*stmt
+	nextStmt         uint32
+	draining         atomic.Bool
+	inTx             atomic.Bool // tx != nil, for the drain's goroutine
+	stats            Stats
+}
+
+// Serve runs the command phase of a logged-in client until it quits, fails, or the daemon
+// drains (ctx done: an idle session not in a transaction ends at once, a busy one after its
+// statement, one in a transaction when the transaction ends). upstream is the listener's
+// upstream (writes); reads go to upstream+"_read" when it has a usable server. It returns what
+// the session did and why it ended (nil: the client quit).
+func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key string) (Stats, error) {
+	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + "_read", key: key,
+		schema: cl.Schema, applied: make(map[*backend.Conn]int), stmts: make(map[uint32]*stmt)}
+	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
+	stop := context.AfterFunc(ctx, func() {
+		s.draining.Store(true)
+		if !s.inTx.Load() {
+			cl.SetReadDeadline(time.Unix(1, 0)) // wake an idle read
+		}
+	})
+	defer stop()
+	err := s.loop()
+	s.release()
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return s.stats, err
+}
+
+// errQuit ends the loop after COM_QUIT.
+var errQuit = errors.New("quit")
+
+func (s *Session) loop() error {
+	for {
+		if s.draining.Load() && s.tx == nil {
+			return nil
+		}
+		s.cl.SetReadDeadline(wire.Deadline(s.idleTimeout()))
+		if s.draining.Load() && s.tx == nil { // the drain began after the check above: its wake-up may be overwritten
+			return nil
+		}
+		payload, seq, err := s.cl.ReadPayload(s.maxPacket())
+		if err != nil {
+			if s.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			}
+			if errors.Is(err, wire.ErrPacketTooLarge) {
+				s.reply(seq+1, wire.NewError(mysql.ER_NET_PACKET_TOO_LARGE))
+				s.cl.W.Flush()
+			}
+			return err
+		}
+		s.cl.SetReadDeadline(time.Time{})
+		if len(payload) == 0 {
+			return errors.New("empty command packet")
+		}
+		err = s.command(payload, seq)
+		if ferr := s.cl.W.Flush(); err == nil {
+			err = ferr
+		}
+		if errors.Is(err, errQuit) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Session) idleTimeout() time.Duration {
+	if s.cfg.IdleTimeout > 0 {
+		return s.cfg.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (s *Session) maxPacket() int {
+	if s.cfg.MaxPacket > 0 {
+		return s.cfg.MaxPacket
+	}
+	return DefaultMaxPacket
+}
+
+// reply buffers one packet to the client.
+func (s *Session) reply(seq byte, payload []byte) error {
+	_, err := s.cl.WritePayload(seq, payload)
+	return err
+}
+
+// ok answers a command the proxy handles itself.
+func (s *Session) ok(seq byte) error {
+	return s.reply(seq, wire.AppendOK(nil, wire.HeaderOK, wire.OK{Status: s.status()}, s.cl.Has(mysql.CLIENT_SESSION_TRACK)))
+}
+
+// status is the server status the client sees: the transaction's, else autocommit.
+func (s *Session) status() uint16 {
+	if s.tx != nil {
+		return s.tx.Status &^ wire.StatusMoreResults
+	}
+	if s.primary != nil {
+		return s.primary.Status & (wire.StatusAutocommit | wire.StatusInTrans)
+	}
+	return wire.StatusAutocommit
+}
+
+// command runs one client command.
+func (s *Session) command(payload []byte, seq byte) error {
+	next := seq + 1
+	switch cmd := payload[0]; cmd {
+	case mysql.COM_QUIT:
+		return errQuit
+	case mysql.COM_PING:
+		return s.ok(next)
+	case mysql.COM_QUERY:
+		s.stats.Queries++
+		return s.query(payload, seq)
+	case mysql.COM_INIT_DB:
+		return s.initDB(payload, seq)
+	case mysql.COM_FIELD_LIST:
+		return s.forward(routeRead, payload, seq, wire.Fields)
+	case mysql.COM_STATISTICS:
+		return s.forward(routeAny, payload, seq, wire.Simple)
+	case mysql.COM_SET_OPTION:
+		return s.setOption(payload, seq)
+	case mysql.COM_RESET_CONNECTION:
+		s.reset()
+		return s.ok(next)
+	case mysql.COM_CHANGE_USER:
+		return s.changeUser(payload, seq)
+	case mysql.COM_STMT_PREPARE:
+		s.stats.Queries++
+		return s.prepare(payload, seq)
+	case mysql.COM_STMT_EXECUTE:
+		s.stats.Queries++
+		return s.execute(payload, seq)
+	case mysql.COM_STMT_SEND_LONG_DATA:
+		return s.longData(payload)
+	case mysql.COM_STMT_CLOSE:
+		return s.closeStmt(payload)
+	case mysql.COM_STMT_RESET:
+		return s.resetStmt(payload, seq)
+	case mysql.COM_STMT_FETCH:
+		return s.fetch(payload, seq)
+	case mysql.COM_PROCESS_KILL, mysql.COM_DEBUG, mysql.COM_REFRESH:
+		return s.forward(routePrimary, payload, seq, wire.Simple)
+	default:
+		return s.reply(next, wire.NewError(mysql.ER_UNKNOWN_COM_ERROR))
+	}
+}

@@ -1,0 +1,313 @@
+package session
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
+)
+
+// stmt is a prepared statement as the client knows it: the proxy's id, mapped to the
+// statement's id on every backend connection it was prepared on (lazily, the first time it
+// runs there).
+type stmt struct {
+	id      uint32
+	sql     []byte // the COM_STMT_PREPARE payload
+	class   sqlclass.Class
+	params  int
+	on      map[*backend.Conn]uint32 // server statement ids
+	types   []byte                   // the parameter types the client last sent
+	typesOn map[*backend.Conn]bool   // connections that have seen those types
+	exec    *backend.Conn            // where it last ran (COM_STMT_FETCH goes there)
+	long    *backend.Conn            // where long data waits for the next execution
+}
+
+// forget drops what the statement knows of a connection the session let go of.
+func (st *stmt) forget(c *backend.Conn) {
+	delete(st.on, c)
+	delete(st.typesOn, c)
+	if st.exec == c {
+		st.exec = nil
+	}
+	if st.long == c {
+		st.long = nil
+	}
+}
+
+func (s *Session) maxStmts() int {
+	if s.cfg.MaxStmts > 0 {
+		return s.cfg.MaxStmts
+	}
+	return DefaultMaxStmts
+}
+
+// prepare is COM_STMT_PREPARE: prepared where the statement would run; the client gets the
+// proxy's statement id.
+func (s *Session) prepare(payload []byte, seq byte) error {
+	if len(s.stmts) >= s.maxStmts() {
+		return s.reply(seq+1, wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, s.maxStmts()))
+	}
+	class := sqlclass.Classify(string(payload[1:]))
+	if class.Pin {
+		s.pinned = true
+	}
+	s.nextStmt++
+	if s.nextStmt == 0 {
+		s.nextStmt++
+	}
+	id := s.nextStmt
+	for attempt := 0; ; attempt++ {
+		c, err := s.conn(routeOf(class))
+		if err != nil {
+			return s.routeFailed(err, seq)
+		}
+		res, err := s.exchange(c, payload, seq, wire.Prepare, true, func(uint32) uint32 { return id })
+		if err != nil {
+			if retry, err := s.failed(c, res, err, attempt); err != nil {
+				return err
+			} else if retry {
+				continue
+			}
+			return s.reply(seq+1, lostConnection())
+		}
+		if res.Err == nil {
+			s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params,
+				on: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
+		}
+		return nil
+	}
+}
+
+// failed handles a backend that failed during a statement: it is dropped; the statement may
+// be run again elsewhere (a read outside a transaction whose response had not started), or
+// the client connection must end (an error is returned).
+func (s *Session) failed(c *backend.Conn, res wire.Result, err error, attempt int) (retry bool, _ error) {
+	inTx := s.tx == c
+	s.cfg.logger().Warn("backend connection failed", "server", c.Key.Addr, "err", err)
+	s.drop(c, true)
+	if res.Started || inTx {
+		return false, fmt.Errorf("backend %s failed: %w", c.Key.Addr, err)
+	}
+	return attempt < 2, nil
+}
+
+// routeFailed answers a command whose connection could not be had.
+func (s *Session) routeFailed(err error, seq byte) error {
+	return s.reply(seq+1, unavailable(err))
+}
+
+// lookup finds the statement of a command's id (bytes 1..4 of the payload).
+func (s *Session) lookup(payload []byte, seq byte, what string) (*stmt, error) {
+	if len(payload) < 5 {
+		return nil, s.reply(seq+1, wire.NewError(mysql.ER_MALFORMED_PACKET))
+	}
+	id := binary.LittleEndian.Uint32(payload[1:])
+	st := s.stmts[id]
+	if st == nil {
+		idText := strconv.FormatUint(uint64(id), 10)
+		return nil, s.reply(seq+1, wire.NewError(mysql.ER_UNKNOWN_STMT_HANDLER, len(idText), idText, what))
+	}
+	return st, nil
+}
+
+// on makes sure st is prepared on c and returns its id there.
+func (s *Session) on(st *stmt, c *backend.Conn) (uint32, error) {
+	if id, ok := st.on[c]; ok {
+		return id, nil
+	}
+	res, err := s.exchange(c, st.sql, 0, wire.Prepare, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	if res.Err != nil {
+		return 0, res.Err
+	}
+	st.on[c] = res.Stmt.ID
+	return res.Stmt.ID, nil
+}
+
+// target is the connection a statement's execution (or long data) goes to.
+func (s *Session) target(st *stmt) (*backend.Conn, error) {
+	if st.long != nil && s.tx == nil {
+		return st.long, nil
+	}
+	return s.conn(routeOf(st.class))
+}
+
+// execute is COM_STMT_EXECUTE: on the connection its class and the session's state choose,
+// prepared there first if needed, with the proxy's id replaced and the parameter types sent
+// again to a connection that has not seen them.
+func (s *Session) execute(payload []byte, seq byte) error {
+	st, err := s.lookup(payload, seq, "mysqld_stmt_execute")
+	if st == nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := s.target(st)
+		if err != nil {
+			return s.routeFailed(err, seq)
+		}
+		id, err := s.on(st, c)
+		if err != nil {
+			if ep, ok := err.(*wire.ErrPacket); ok {
+				return s.reply(seq+1, wire.AppendErr(nil, ep.Code, ep.State, ep.Message))
+			}
+			if retry, err := s.failed(c, wire.Result{}, err, attempt); err != nil {
+				return err
+			} else if retry {
+				continue
+			}
+			return s.reply(seq+1, lostConnection())
+		}
+		cmd, err := st.rewrite(payload, id, c)
+		if err != nil {
+			return s.reply(seq+1, wire.NewError(mysql.ER_MALFORMED_PACKET))
+		}
+		st.long = nil
+		res, err := s.exchange(c, cmd, seq, wire.Results, true, nil)
+		if err != nil {
+			if retry, err := s.failed(c, res, err, attempt); err != nil {
+				return err
+			} else if retry && st.class.Read {
+				s.stats.Retries++
+				continue
+			}
+			return s.reply(seq+1, lostConnection())
+		}
+		st.exec = c
+		s.count(c)
+		return nil
+	}
+}
+
+// rewrite is an execute payload for connection c: its statement id, and the parameter types
+// included when the client left them out (it sent them before, to another connection).
+func (st *stmt) rewrite(payload []byte, id uint32, c *backend.Conn) ([]byte, error) {
+	out := append([]byte(nil), payload...)
+	binary.LittleEndian.PutUint32(out[1:], id)
+	if st.params == 0 {
+		return out, nil
+	}
+	nullBitmap := (st.params + 7) / 8
+	flagAt := 10 + nullBitmap
+	if len(out) <= flagAt {
+		return nil, fmt.Errorf("short execute packet")
+	}
+	if out[flagAt] == 1 {
+		end := flagAt + 1 + 2*st.params
+		if len(out) < end {
+			return nil, fmt.Errorf("short execute packet")
+		}
+		st.types = append(st.types[:0], out[flagAt+1:end]...)
+		st.typesOn = map[*backend.Conn]bool{c: true}
+		return out, nil
+	}
+	if st.typesOn[c] || st.types == nil {
+		return out, nil
+	}
+	st.typesOn[c] = true
+	withTypes := append(append(append([]byte(nil), out[:flagAt]...), 1), st.types...)
+	return append(withTypes, out[flagAt+1:]...), nil
+}
+
+// longData is COM_STMT_SEND_LONG_DATA (no response): to where the next execution will run.
+func (s *Session) longData(payload []byte) error {
+	if len(payload) < 7 {
+		return nil
+	}
+	st := s.stmts[binary.LittleEndian.Uint32(payload[1:])]
+	if st == nil {
+		return nil // as a server: no answer, the execution will fail
+	}
+	c, err := s.target(st)
+	if err != nil {
+		return nil
+	}
+	id, err := s.on(st, c)
+	if err != nil {
+		return nil
+	}
+	cmd := append([]byte(nil), payload...)
+	binary.LittleEndian.PutUint32(cmd[1:], id)
+	if _, err := c.WritePayload(0, cmd); err != nil {
+		s.drop(c, true)
+		return nil
+	}
+	if err := c.W.Flush(); err != nil {
+		s.drop(c, true)
+		return nil
+	}
+	st.long = c
+	return nil
+}
+
+// closeStmt is COM_STMT_CLOSE (no response): closed on every connection it was prepared on.
+func (s *Session) closeStmt(payload []byte) error {
+	if len(payload) < 5 {
+		return nil
+	}
+	id := binary.LittleEndian.Uint32(payload[1:])
+	st := s.stmts[id]
+	if st == nil {
+		return nil
+	}
+	delete(s.stmts, id)
+	for c, sid := range st.on {
+		cmd := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_CLOSE}, sid)
+		if _, err := c.WritePayload(0, cmd); err == nil {
+			c.W.Flush()
+		}
+	}
+	return nil
+}
+
+// resetStmt is COM_STMT_RESET: on the connection the statement last ran on (or where long
+// data waits); a statement that never ran has nothing to reset.
+func (s *Session) resetStmt(payload []byte, seq byte) error {
+	st, err := s.lookup(payload, seq, "mysqld_stmt_reset")
+	if st == nil {
+		return err
+	}
+	c := st.long
+	if c == nil {
+		c = st.exec
+	}
+	if c == nil {
+		return s.ok(seq + 1)
+	}
+	st.long = nil
+	return s.onStmtConn(c, st, payload, seq, wire.Simple)
+}
+
+// onStmtConn relays a command about st to the one connection that has its state (a cursor,
+// long data): no other server can answer it, so a failure is not retried.
+func (s *Session) onStmtConn(c *backend.Conn, st *stmt, payload []byte, seq byte, kind wire.Kind) error {
+	cmd := append([]byte(nil), payload...)
+	binary.LittleEndian.PutUint32(cmd[1:], st.on[c])
+	res, err := s.exchange(c, cmd, seq, kind, true, nil)
+	if err != nil {
+		if _, err = s.failed(c, res, err, 2); err != nil {
+			return err
+		}
+		return s.reply(seq+1, lostConnection())
+	}
+	return nil
+}
+
+// fetch is COM_STMT_FETCH: rows of the cursor of the connection the statement ran on.
+func (s *Session) fetch(payload []byte, seq byte) error {
+	st, err := s.lookup(payload, seq, "mysqld_stmt_fetch")
+	if st == nil {
+		return err
+	}
+	c := st.exec
+	if c == nil {
+		return s.reply(seq+1, wire.AppendErr(nil, mysql.ER_STMT_HAS_NO_OPEN_CURSOR, "HY000", "The statement has no open cursor."))
+	}
+	return s.onStmtConn(c, st, payload, seq, wire.Rows)
+}
