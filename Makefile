@@ -56,6 +56,7 @@ bench: build
 	bench/run.sh -scripts
 	bench/run.sh -tls
 	bench/run.sh -sync
+	bench/run.sh -mysql
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

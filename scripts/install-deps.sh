@@ -2,7 +2,9 @@
 # Installs what the tests, the demo and the benchmarks need, idempotently:
 #   - MariaDB server and client, etcd, sysbench (and the benchmark peers) from Debian;
 #   - Consul, which Debian does not package, built once from its Go module and cached
-#     under ${XDG_CACHE_HOME:-~/.cache}/slardar/consul-<version>/consul.
+#     under ${XDG_CACHE_HOME:-~/.cache}/slardar/consul-<version>/consul;
+#   - with --bench, Gaea (XiaoMi's MySQL proxy) built once from bench/gaea (its module pinned
+#     there) and cached under ${XDG_CACHE_HOME:-~/.cache}/slardar/gaea-<version>/gaea.
 # Usage: scripts/install-deps.sh [--no-consul] [--bench]
 # Prints the path of the Consul binary on its last line (when built).
 set -euo pipefail
@@ -39,6 +41,21 @@ fi
 for svc in mariadb etcd haproxy nginx sniproxy; do
   if command -v service >/dev/null 2>&1; then sudo_ service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+
+# --- Gaea, built from its Go module (benchmarks only) -----------------------------------------
+if [ "$want_bench" = 1 ]; then
+  gaea_version=$(sed -n 's/^require github.com\/XiaoMi\/Gaea \(v[^ ]*\)$/\1/p' "$(dirname "$0")/../bench/gaea/go.mod")
+  gaea=${XDG_CACHE_HOME:-$HOME/.cache}/slardar/gaea-$gaea_version/gaea
+  if [ -x "$gaea" ]; then
+    log "gaea $gaea_version cached at $gaea"
+  else
+    log "building gaea $gaea_version from its Go module (about a minute, once per machine)"
+    mkdir -p "$(dirname "$gaea")"
+    (cd "$(dirname "$0")/../bench/gaea" && go build -trimpath -o "$gaea.tmp" github.com/XiaoMi/Gaea/cmd/gaea)
+    mv "$gaea.tmp" "$gaea"
+    log "gaea cached at $gaea"
+  fi
+fi
 
 # --- Consul, built from its Go module --------------------------------------------------------
 if [ "$want_consul" = 1 ]; then

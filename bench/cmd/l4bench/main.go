@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +159,7 @@ func run(o options) error {
 		}
 		cells := make([]string, len(best))
 		for i, v := range best {
-			cells[i] = fmtNum(v)
+			cells[i] = proc.Num(v)
 		}
 		if o.scripts {
 			fmt.Printf("| %s | %s | %s | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "), best[1]/best[0], best[2]/best[0])
@@ -178,13 +177,6 @@ func joinNames(ps []path) string {
 		n = append(n, p.name)
 	}
 	return strings.Join(n, " | ")
-}
-
-func fmtNum(v float64) string {
-	if v >= 100 {
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
 func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
@@ -358,18 +350,9 @@ func connRate(p, clients int, d time.Duration) (float64, error) {
 	})
 }
 
-var qpsRE = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
-
 func sysbenchQPS(cmd *exec.Cmd) (float64, error) {
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("sysbench: %v\n%s", err, out)
-	}
-	m := qpsRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no qps in sysbench output:\n%s", out)
-	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	qps, _, err := proc.Sysbench(cmd)
+	return qps, err
 }
 
 func mkdir(parent, name string) string {

@@ -1,5 +1,5 @@
-// Package proc starts and stops the processes a benchmark compares (proxies, backends) and
-// waits for their ports.
+// Package proc starts and stops the processes a benchmark compares (proxies, backends), waits
+// for their ports, and reads what they did (sysbench's rate, a process's CPU time).
 package proc
 
 import (
@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,4 +117,47 @@ func Rate(clients int, d time.Duration, what string, attempt func() error) (floa
 		return 0, fmt.Errorf("%d of %d %s failed", f, f+ok.Load(), what)
 	}
 	return float64(ok.Load()) / d.Seconds(), nil
+}
+
+var sysbenchRE = regexp.MustCompile(`queries:\s+(\d+)\s+\(([\d.]+) per sec`)
+
+// Sysbench runs a sysbench command and returns its queries per second and total queries.
+func Sysbench(cmd *exec.Cmd) (qps float64, queries int64, err error) {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("sysbench: %v\n%s", err, out)
+	}
+	m := sysbenchRE.FindSubmatch(out)
+	if m == nil {
+		return 0, 0, fmt.Errorf("no qps in sysbench output:\n%s", out)
+	}
+	queries, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	qps, err = strconv.ParseFloat(string(m[2]), 64)
+	return qps, queries, err
+}
+
+// CPU is the user + system time process pid has used so far (from /proc/<pid>/stat).
+func CPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces, in parentheses): state is field 3,
+	// utime 14 and stime 15, in clock ticks (USER_HZ, 100 on Linux).
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// Num formats a measurement: whole numbers from 100 up, two decimals below.
+func Num(v float64) string {
+	if v >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
 }

@@ -75,6 +75,24 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// TestIdleTimeout: a client silent for mysql.idle_timeout is closed; one that keeps talking,
+// for longer than that in all, is not (the deadline moves with every command).
+func TestIdleTimeout(t *testing.T) {
+	cfg := proxyConfig(t, "")
+	cfg.MySQL.IdleTimeout = 1500 * time.Millisecond
+	_, addr := startProxy(t, cfg)
+	db := openDB(t, addr, "")
+	busy, silent := conn(t, db), conn(t, db)
+	run(t, silent, "select 1")
+	for range 8 {
+		run(t, busy, "select 1")
+		time.Sleep(300 * time.Millisecond)
+	}
+	if _, err := silent.ExecContext(context.Background(), "select 1"); err == nil {
+		t.Fatal("a client silent for longer than idle_timeout is still connected")
+	}
+}
+
 // TestAccessLogAndLuaHooks: one access-log line per session with what it did; a preread hook
 // on a mysql-proxy port refuses connections as on slardar-proxy.
 func TestAccessLogAndLuaHooks(t *testing.T) {

@@ -128,6 +128,9 @@ func (s *Session) acquire(upstream string) (*backend.Conn, error) {
 
 // sync brings c to the session's schema and replays the session state it has not seen.
 func (s *Session) sync(c *backend.Conn) error {
+	if (s.schema == "" || c.Schema == s.schema) && s.applied[c] == len(s.state) {
+		return nil // the common case, checked first: no timer for a context per command
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
 	if s.schema != "" && c.Schema != s.schema {

@@ -79,6 +79,7 @@ type Session struct {
 	nextStmt         uint32
 	draining         atomic.Bool
 	inTx             atomic.Bool // tx != nil, for the drain's goroutine
+	armedAt          time.Time   // when the idle deadline was last set (armIdle)
 	stats            Stats
 }
 
@@ -114,7 +115,7 @@ func (s *Session) loop() error {
 		if s.draining.Load() && s.tx == nil {
 			return nil
 		}
-		s.cl.SetReadDeadline(wire.Deadline(s.idleTimeout()))
+		s.armIdle()
 		if s.draining.Load() && s.tx == nil { // the drain began after the check above: its wake-up may be overwritten
 			return nil
 		}
@@ -129,7 +130,6 @@ func (s *Session) loop() error {
 			}
 			return err
 		}
-		s.cl.SetReadDeadline(time.Time{})
 		if len(payload) == 0 {
 			return errors.New("empty command packet")
 		}
@@ -144,6 +144,20 @@ func (s *Session) loop() error {
 			return err
 		}
 	}
+}
+
+// armIdle sets the client's read deadline to the idle timeout from now. The deadline stays
+// while a command runs (it is hours away; a client read inside a command, LOAD DATA LOCAL,
+// is bounded by it too), and is moved at most once a second (an eighth of the timeout, if that
+// is less): a deadline is a runtime timer change, and this runs for every command. During a drain it is always set again, as the
+// drain's wake-up may have moved it.
+func (s *Session) armIdle() {
+	now, idle := time.Now(), s.idleTimeout()
+	if !s.draining.Load() && now.Sub(s.armedAt) < min(time.Second, idle/8) {
+		return
+	}
+	s.armedAt = now
+	s.cl.SetReadDeadline(now.Add(idle))
 }
 
 func (s *Session) idleTimeout() time.Duration {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 )
 
 // MaxPacket is the largest payload of one packet; a payload of exactly this size is followed by
@@ -179,12 +178,4 @@ func (p *Packet) Payload(r *bufio.Reader) ([]byte, error) {
 		return nil, unexpected(err)
 	}
 	return b, nil
-}
-
-// SetDeadline is on the embedded net.Conn; Deadline is a helper for a relative one.
-func Deadline(d time.Duration) time.Time {
-	if d <= 0 {
-		return time.Time{}
-	}
-	return time.Now().Add(d)
 }

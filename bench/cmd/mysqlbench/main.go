@@ -1,0 +1,275 @@
+// Command mysqlbench measures mysql-proxy side by side with the L4 proxies (slardar-proxy,
+// HAProxy) and a MySQL-aware peer (Gaea), all over the same MariaDB primary and replica, with
+// direct connections as the ceiling, in one run on this machine:
+//
+//   - sysbench oltp_point_select and oltp_read_only at 16 and 64 threads;
+//   - the CPU time each proxy process spent per query (from /proc/<pid>/stat).
+//
+// Reads are spread over both servers everywhere: sysbench's own host list for direct, round
+// robin for the L4 proxies, db_read over both for mysql-proxy, both as slaves for Gaea. It
+// prints a markdown table. bench/run.sh -mysql runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slardar-go/slardar/bench/internal/proc"
+	"github.com/slardar-go/slardar/internal/testserver"
+)
+
+type options struct {
+	mysqlProxy, slardarProxy, gaea string
+	sbTime, rounds                 int
+	only                           string
+	extra                          string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.mysqlProxy, "mysql-proxy", "bin/mysql-proxy", "mysql-proxy binary")
+	flag.StringVar(&o.slardarProxy, "slardar-proxy", "bin/slardar-proxy", "slardar-proxy binary")
+	flag.StringVar(&o.gaea, "gaea", filepath.Join(cacheDir(), "slardar", "gaea-v1.2.5", "gaea"), "Gaea binary (scripts/install-deps.sh --bench builds it)")
+	flag.IntVar(&o.sbTime, "sysbench-time", 10, "seconds of each sysbench run")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every measurement; the best is reported")
+	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. point_select, 64)")
+	flag.StringVar(&o.extra, "mysql-proxy-yaml", "", "extra YAML for mysql-proxy's config (e.g. a consistency setting)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "mysqlbench:", err)
+		os.Exit(1)
+	}
+}
+
+func cacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache")
+}
+
+// target is one way to reach the servers: sysbench's host and port lists, and the process whose
+// CPU is counted (none for direct).
+type target struct {
+	name  string
+	hosts string
+	ports string
+	cmd   *exec.Cmd
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "mysqlbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	repl, err := testserver.StartReplication(ctx, dir, 0, 0)
+	if err != nil {
+		return err
+	}
+	defer repl.Stop()
+	primary, replica := repl.Primary.Port, repl.Replica.Port
+
+	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
+	for _, s := range []struct {
+		name  string
+		start func(dir string, port, primary, replica int) (*exec.Cmd, error)
+	}{{"mysql-proxy", o.startMySQLProxy}, {"slardar-proxy (L4)", o.startSlardar}, {"HAProxy (L4)", startHAProxy}, {"Gaea", o.startGaea}} {
+		port := proc.Port()
+		sub := filepath.Join(dir, strings.Fields(s.name)[0])
+		os.MkdirAll(sub, 0o755)
+		cmd, err := s.start(sub, port, primary, replica)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		defer proc.Stop(cmd)
+		if err := proc.WaitPort(port); err != nil {
+			return fmt.Errorf("%s: %w (log in %s)", s.name, err, sub)
+		}
+		targets = append(targets, target{name: s.name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd})
+	}
+
+	sb := func(test string, threads, secs int, t target, cmd string) *exec.Cmd {
+		return exec.Command("sysbench", test, "--db-driver=mysql", "--mysql-host="+t.hosts, "--mysql-port="+t.ports,
+			"--mysql-user="+testserver.User, "--mysql-password="+testserver.Password, "--mysql-db="+testserver.Database,
+			"--tables=1", "--table-size=10000", "--threads="+strconv.Itoa(threads),
+			"--time="+strconv.Itoa(secs), "--report-interval=0", cmd)
+	}
+	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
+	if out, err := sb("oltp_point_select", 4, 0, prep, "prepare").CombinedOutput(); err != nil {
+		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
+	}
+	if err := repl.Sync(ctx); err != nil {
+		return err
+	}
+	// A first short run through each target warms every pool and the servers' caches.
+	for _, t := range targets {
+		if _, _, err := proc.Sysbench(sb("oltp_point_select", 16, 2, t, "run")); err != nil {
+			return fmt.Errorf("warming %s: %w", t.name, err)
+		}
+	}
+
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	fmt.Printf("| sysbench | unit | %s | mysql-proxy/direct | mysql-proxy/slardar-proxy | mysql-proxy/HAProxy | mysql-proxy/Gaea |\n", strings.Join(names, " | "))
+	fmt.Printf("|---|---|%s---|---|---|---|\n", strings.Repeat("---|", len(targets)))
+	for _, test := range []string{"oltp_point_select", "oltp_read_only"} {
+		for _, threads := range []int{16, 64} {
+			row := fmt.Sprintf("%s, %d threads", test, threads)
+			if o.only != "" && !strings.Contains(row, o.only) {
+				continue
+			}
+			cpu := make([]float64, len(targets)) // µs of proxy CPU per query, in the best round
+			best, err := proc.Best(row, "qps", names, o.rounds, func(i int) (float64, error) {
+				t := targets[i]
+				var before time.Duration
+				if t.cmd != nil {
+					before, _ = proc.CPU(t.cmd.Process.Pid)
+				}
+				qps, queries, err := proc.Sysbench(sb(test, threads, o.sbTime, t, "run"))
+				if err != nil || t.cmd == nil || queries == 0 {
+					return qps, err
+				}
+				after, err := proc.CPU(t.cmd.Process.Pid)
+				if err != nil {
+					return 0, err
+				}
+				if us := float64((after - before).Microseconds()) / float64(queries); cpu[i] == 0 || us < cpu[i] {
+					cpu[i] = us
+				}
+				return qps, nil
+			})
+			if err != nil {
+				return err
+			}
+			cells := make([]string, len(best))
+			for i, v := range best {
+				cells[i] = proc.Num(v)
+			}
+			fmt.Printf("| %s | qps | %s | %.2f | %.2f | %.2f | %.2f |\n", row, strings.Join(cells, " | "),
+				best[1]/best[0], best[1]/best[2], best[1]/best[3], best[1]/best[4])
+			for i := range cpu {
+				cells[i] = "—"
+				if cpu[i] > 0 {
+					cells[i] = strconv.FormatFloat(cpu[i], 'f', 1, 64)
+				}
+			}
+			fmt.Printf("| %s | µs CPU/query | %s | | | | %.2f |\n", row, strings.Join(cells, " | "), cpu[1]/cpu[4])
+		}
+	}
+	return nil
+}
+
+func (o options) startMySQLProxy(dir string, port, primary, replica int) (*exec.Cmd, error) {
+	up := func(ports ...int) string {
+		var s []string
+		for _, p := range ports {
+			s = append(s, fmt.Sprintf("{host: 127.0.0.1, port: %d}", p))
+		}
+		return fmt.Sprintf("{typ: mysql, user: %s, pass: %s, timeout: 2, cluster: [{servers: [%s]}]}", testserver.User, testserver.Password, strings.Join(s, ", "))
+	}
+	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+listeners: [{listen: "127.0.0.1:%d", upstream: db}]
+users: [{name: %s, password: %s}]
+upstreams:
+  db: %s
+  db_read: %s
+%s
+`, proc.Port(), port, testserver.User, testserver.Password, up(primary), up(primary, replica), o.extra)
+	return startWithConfig(dir, "mysql-proxy.yaml", cfg, o.mysqlProxy, "--config")
+}
+
+func (o options) startSlardar(dir string, port, primary, replica int) (*exec.Cmd, error) {
+	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+listeners: [{listen: "127.0.0.1:%d", upstream: db}]
+upstreams:
+  db: {cluster: [{servers: [{host: 127.0.0.1, port: %d}, {host: 127.0.0.1, port: %d}]}]}
+`, proc.Port(), port, primary, replica)
+	return startWithConfig(dir, "slardar.yaml", cfg, o.slardarProxy, "--config")
+}
+
+func startHAProxy(dir string, port, primary, replica int) (*exec.Cmd, error) {
+	cfg := fmt.Sprintf(`global
+  maxconn 8000
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10m
+  timeout server 10m
+listen db
+  bind 127.0.0.1:%d
+  balance roundrobin
+  server primary 127.0.0.1:%d
+  server replica 127.0.0.1:%d
+`, port, primary, replica)
+	return startWithConfig(dir, "haproxy.cfg", cfg, "haproxy", "-db", "-f")
+}
+
+// startGaea runs Gaea with a file-configured namespace: the primary as master, both servers as
+// slaves (read/write split on), pools big enough for 64 threads.
+func (o options) startGaea(dir string, port, primary, replica int) (*exec.Cmd, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "namespace"), 0o755); err != nil {
+		return nil, err
+	}
+	ns := fmt.Sprintf(`{
+  "name": "bench", "online": true, "read_only": false,
+  "allowed_dbs": {%[1]q: true},
+  "slow_sql_time": "1000",
+  "slices": [{"name": "slice-0", "user_name": %[2]q, "password": %[3]q,
+    "master": "127.0.0.1:%[4]d", "slaves": ["127.0.0.1:%[4]d@1", "127.0.0.1:%[5]d@1"],
+    "capacity": 64, "max_capacity": 128, "idle_timeout": 60}],
+  "users": [{"user_name": %[2]q, "password": %[3]q, "namespace": "bench", "rw_flag": 2, "rw_split": 1}],
+  "default_slice": "slice-0"
+}
+`, testserver.Database, testserver.User, testserver.Password, primary, replica)
+	if err := os.WriteFile(filepath.Join(dir, "namespace", "bench.json"), []byte(ns), 0o644); err != nil {
+		return nil, err
+	}
+	ini := fmt.Sprintf(`config_type=file
+file_config_path=%[1]s
+environ=local
+service_name=gaea_proxy
+cluster_name=gaea_bench
+log_path=%[1]s
+log_level=Notice
+log_filename=gaea
+log_output=file
+admin_addr=127.0.0.1:%[2]d
+admin_user=admin
+admin_password=admin
+proto_type=tcp4
+proxy_addr=127.0.0.1:%[3]d
+proxy_charset=utf8
+slow_sql_time=100
+session_timeout=3600
+stats_enabled=true
+stats_interval=10
+encrypt_key=1234abcd5678efg*
+server_version=5.6.20-gaea
+auth_plugin=mysql_native_password
+`, dir, proc.Port(), port)
+	return startWithConfig(dir, "gaea.ini", ini, o.gaea, "-config")
+}
+
+// startWithConfig writes cfg to dir/name and starts bin with args and the file's path, its
+// output in dir/log.
+func startWithConfig(dir, name, cfg, bin string, args ...string) (*exec.Cmd, error) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append(args, path)...)
+	return cmd, proc.StartLogged(cmd, filepath.Join(dir, "log"))
+}
