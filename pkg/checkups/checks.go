@@ -3,6 +3,7 @@ package checkups
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -106,9 +107,11 @@ func parseStatusLine(line string) (string, bool) {
 	return trimmed[:n], true
 }
 
-// checkMySQL logs in with the upstream's user, pass and name (database), exactly what the
-// original's resty.mysql connect did: handshake and authentication, no query.
-func checkMySQL(ctx context.Context, up *Upstream, srv Server) error {
+// checkMySQL logs in with the upstream's user, pass and name (database), as the original's
+// resty.mysql connect did, then reads the server's replication state (replicaState): a
+// replica behind max_replication_lag is lagging, and read_only contradicting the upstream's
+// role is flagged.
+func checkMySQL(ctx context.Context, up *Upstream, role string, srv Server) (heartbeatResult, error) {
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr = "tcp", srv.Addr()
 	cfg.User, cfg.Passwd, cfg.DBName = up.User, up.Pass, up.Name
@@ -116,18 +119,24 @@ func checkMySQL(ctx context.Context, up *Upstream, srv Server) error {
 	cfg.Logger = discardMySQLLog{}
 	if up.Charset != "" {
 		if err := cfg.Apply(mysql.Charset(up.Charset, "")); err != nil {
-			return fmt.Errorf("mysql charset %q: %w", up.Charset, err)
+			return heartbeatResult{}, fmt.Errorf("mysql charset %q: %w", up.Charset, err)
 		}
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return fmt.Errorf("mysql config: %w", err)
+		return heartbeatResult{}, fmt.Errorf("mysql config: %w", err)
 	}
-	c, err := conn.Connect(ctx)
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		return heartbeatResult{}, fmt.Errorf("mysql login to %s: %w", srv.Addr(), unwrapOpError(err))
+	}
+	st, err := readReplicaState(ctx, db)
 	if err != nil {
-		return fmt.Errorf("mysql login to %s: %w", srv.Addr(), unwrapOpError(err))
+		return heartbeatResult{}, fmt.Errorf("mysql %s: %w", srv.Addr(), unwrapOpError(err))
 	}
-	return c.Close()
+	return st.verdict(role, up.MaxReplicationLag), nil
 }
 
 type discardMySQLLog struct{}

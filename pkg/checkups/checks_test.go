@@ -88,7 +88,7 @@ func TestCheckRedis(t *testing.T) {
 				}
 			}()
 			srv := Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
-			res := check(context.Background(), &Upstream{Typ: TypRedis, Timeout: 2}, srv)
+			res := check(context.Background(), &Upstream{Typ: TypRedis, Timeout: 2}, "", srv)
 			if res.status != tt.want || res.extra["redis_version"] != "7.0.15" {
 				t.Fatalf("got %+v", res)
 			}

@@ -115,7 +115,7 @@ func (r *Registry) checkPool(ctx context.Context, p *pool) {
 				return
 			}
 			defer func() { <-sem }()
-			results[j] = check(ctx, p.up, pe.srv)
+			results[j] = check(ctx, p.up, r.roleOf(p), pe.srv)
 		}()
 	}
 	wg.Wait()
@@ -146,6 +146,9 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 		if it.r.status == StatusUnstable && seenOK {
 			it.r.status = StatusErr
 		}
+		if it.r.status == StatusOK && it.r.msg != "" && it.r.msg != it.pe.state.message() {
+			r.logger().Warn("peer flagged", "upstream", p.name, "server", it.pe.srv.Addr(), "msg", it.r.msg)
+		}
 		if it.pe.state.recordHeartbeat(it.r, p.up.sensibility(), p.up.rise(), now) {
 			if it.r.status == StatusOK {
 				r.logger().Info("peer up", "upstream", p.name, "server", it.pe.srv.Addr())
@@ -157,6 +160,8 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 	for j, pe := range p.all {
 		it := item{pe: pe, r: res[j]}
 		switch {
+		case it.r.status == StatusLagging:
+			write(it) // a verdict of its own: never held back nor kept usable as the last server
 		case it.r.status == StatusOK:
 			if !seenOK {
 				seenOK = true
@@ -187,14 +192,17 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 }
 
 // check runs one heartbeat of the upstream's type against a server.
-func check(ctx context.Context, up *Upstream, srv Server) heartbeatResult {
+func check(ctx context.Context, up *Upstream, role string, srv Server) heartbeatResult {
 	ctx, cancel := context.WithTimeout(ctx, up.DialTimeout())
 	defer cancel()
 	var err error
 	var res heartbeatResult
 	switch up.typ() {
 	case TypMySQL:
-		err = checkMySQL(ctx, up, srv)
+		res, err = checkMySQL(ctx, up, role, srv)
+		if err == nil {
+			return res
+		}
 	case TypHTTP:
 		err = checkHTTP(ctx, up, srv)
 	case TypRedis:

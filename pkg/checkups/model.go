@@ -33,7 +33,13 @@ type Upstream struct {
 	User        string    `json:"user,omitempty"`        // mysql heartbeat user
 	Pass        string    `json:"pass,omitempty"`        // mysql heartbeat password
 	Charset     string    `json:"charset,omitempty"`     // mysql heartbeat charset
-	Cluster     Cluster   `json:"cluster"`
+	// Role is primary or replica (mysql, extension): the heartbeat flags a server whose
+	// read_only says otherwise. mysql-proxy implies it for its upstreams N and N_read.
+	Role string `json:"role,omitempty"`
+	// MaxReplicationLag, in seconds (mysql, extension): a replica further behind, or with a
+	// replication thread stopped, is lagging and gets no connections until it catches up.
+	MaxReplicationLag float64 `json:"max_replication_lag,omitempty"`
+	Cluster           Cluster `json:"cluster"`
 }
 
 // HTTPOpts configures the http heartbeat.
@@ -322,6 +328,14 @@ func (u *Upstream) validate() error {
 		if f.v < 0 {
 			return invalid("%s must not be negative", f.name)
 		}
+	}
+	switch u.Role {
+	case "", RolePrimary, RoleReplica:
+	default:
+		return invalid("role invalid: %q (want primary or replica)", u.Role)
+	}
+	if u.MaxReplicationLag < 0 {
+		return invalid("max_replication_lag must not be negative")
 	}
 	if u.Try < 0 || u.Sensibility < 0 || u.Rise < 0 {
 		return invalid("try, sensibility and rise must not be negative")

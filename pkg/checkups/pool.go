@@ -83,9 +83,9 @@ func (p *pool) states() map[string]*peerState {
 func (p *pool) heartbeatEnabled() bool { return p.up.enabled(p.heartbeatDefault) }
 
 // usable is checkups' peer_cb: an err heartbeat excludes a server (unstable does not), and so
-// does an err passive status.
+// do a lagging replica and an err passive status.
 func (p *pool) usable(pe *peer, now time.Time) bool {
-	if p.heartbeatEnabled() && pe.state.heartbeat() == StatusErr {
+	if hs := pe.state.heartbeat(); p.heartbeatEnabled() && (hs == StatusErr || hs == StatusLagging) {
 		return false
 	}
 	return pe.state.passive(pe.srv, now) == StatusOK
@@ -106,7 +106,12 @@ type Peer struct {
 	Upstream string
 	Server   Server
 	pe       *peer
+	pool     *pool
 }
+
+// Usable reports whether the server may still be chosen (its health now): a connection held
+// past a change (a replica that started lagging) can be let go.
+func (p Peer) Usable() bool { return p.pool == nil || p.pool.usable(p.pe, time.Now()) }
 
 // Addr is the server's host:port.
 func (p Peer) Addr() string { return p.Server.Addr() }
@@ -219,7 +224,7 @@ func (p *pool) try(ctx context.Context, key string, now func() time.Time, onFail
 			}
 			tried[pe] = true
 			attempts++
-			peer := Peer{Upstream: p.name, Server: pe.srv, pe: pe}
+			peer := Peer{Upstream: p.name, Server: pe.srv, pe: pe, pool: p}
 			err := fn(ctx, peer)
 			if err == nil {
 				return peer, attempts, nil

@@ -22,6 +22,9 @@ type Registry struct {
 	DisableHeartbeatDefault bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// ImpliedRole gives the role of an upstream without "role" (mysql-proxy: its listeners'
+	// upstreams are primaries, their _read upstreams replicas). Nil: none.
+	ImpliedRole func(upstream string) string
 
 	mu      sync.RWMutex
 	pools   map[string]*pool
@@ -187,4 +190,30 @@ func (r *Registry) Timeout(name string) time.Duration {
 		return p.up.DialTimeout()
 	}
 	return 5 * time.Second
+}
+
+// roleOf is an upstream's role: its own, or the implied one.
+func (r *Registry) roleOf(p *pool) string {
+	if p.up.Role != "" || r.ImpliedRole == nil {
+		return p.up.Role
+	}
+	return r.ImpliedRole(p.name)
+}
+
+// Replication is what the last mysql heartbeat read of a server of an upstream (read_only,
+// gtid_slave_pos, lag, ...; see GET upstream status), or nil.
+func (r *Registry) Replication(upstream, addr string) map[string]any {
+	p := r.get(upstream)
+	if p == nil {
+		return nil
+	}
+	for _, pe := range p.all {
+		if pe.srv.Addr() == addr {
+			pe.state.mu.Lock()
+			defer pe.state.mu.Unlock()
+			repl, _ := pe.state.hExtra["replication"].(map[string]any)
+			return repl
+		}
+	}
+	return nil
 }

@@ -261,23 +261,23 @@ func TestChecksAgainstSockets(t *testing.T) {
 	ctx := context.Background()
 	up := &Upstream{Timeout: 1, HTTPOpts: &HTTPOpts{Query: "GET /status HTTP/1.0\r\n\r\n", Statuses: map[string]bool{"500": false}}}
 
-	if res := check(ctx, up, srv); res.status != StatusOK {
+	if res := check(ctx, up, "", srv); res.status != StatusOK {
 		t.Fatalf("general: %+v", res)
 	}
-	if res := check(ctx, up, closed); res.status != StatusErr || !strings.Contains(res.msg, "refused") {
+	if res := check(ctx, up, "", closed); res.status != StatusErr || !strings.Contains(res.msg, "refused") {
 		t.Fatalf("general closed: %+v", res)
 	}
 	up.Typ = TypHTTP
 	replies <- "HTTP/1.1 200 OK\r\n\r\n"
-	if res := check(ctx, up, srv); res.status != StatusOK {
+	if res := check(ctx, up, "", srv); res.status != StatusOK {
 		t.Fatalf("http 200: %+v", res)
 	}
 	replies <- "HTTP/1.1 500 Oops\r\n\r\n"
-	if res := check(ctx, up, srv); res.status != StatusErr || res.msg != "bad status code 500" {
+	if res := check(ctx, up, "", srv); res.status != StatusErr || res.msg != "bad status code 500" {
 		t.Fatalf("http 500: %+v", res)
 	}
 	replies <- "SSH-2.0-OpenSSH\r\n"
-	if res := check(ctx, up, srv); res.status != StatusErr || !strings.HasPrefix(res.msg, "bad status line") {
+	if res := check(ctx, up, "", srv); res.status != StatusErr || !strings.HasPrefix(res.msg, "bad status line") {
 		t.Fatalf("http garbage: %+v", res)
 	}
 }

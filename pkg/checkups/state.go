@@ -55,6 +55,13 @@ func (st *peerState) passiveLocked(srv Server, now time.Time) Status {
 	return st.pStatus
 }
 
+// message is the last heartbeat's message.
+func (st *peerState) message() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.hMsg
+}
+
 // heartbeat returns the active status.
 func (st *peerState) heartbeat() Status {
 	st.mu.Lock()
@@ -105,7 +112,7 @@ func (st *peerState) recordHeartbeat(r heartbeatResult, sensibility, rise int, n
 	if r.status == StatusOK {
 		st.hFailNum = 0
 		st.hOKNum++
-		st.hMsg = ""
+		st.hMsg = r.msg // a flag on a usable server (mysql: read_only against the role), or ""
 		if st.hStatus != StatusOK && st.hOKNum >= rise {
 			st.hStatus, st.hLastMod = StatusOK, now
 			return true

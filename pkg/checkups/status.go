@@ -12,7 +12,7 @@ type ServerStatus struct {
 	Weight       int            `json:"weight"`
 	MaxFails     int            `json:"max_fails"`
 	FailTimeout  float64        `json:"fail_timeout"`
-	Status       Status         `json:"status"` // heartbeat: ok, err, unstable or unchecked
+	Status       Status         `json:"status"` // heartbeat: ok, err, unstable, lagging or unchecked
 	Msg          *string        `json:"msg"`
 	FailNum      int            `json:"fail_num"`
 	LastModified string         `json:"lastmodified"`

@@ -61,6 +61,10 @@ type Scripts struct {
 type Listener struct {
 	Listen   string `yaml:"listen"`   // "3131" (all interfaces) or "127.0.0.1:3131"
 	Upstream string `yaml:"upstream"` // default: the port, as in the original
+	// Consistency and Window are mysql-proxy's read-after-write mode of the listener (session,
+	// global, window or none; default mysql.consistency) and its window; other daemons refuse them.
+	Consistency string        `yaml:"consistency,omitempty"`
+	Window      time.Duration `yaml:"window,omitempty"`
 }
 
 // Common is the part of the configuration every proxy daemon has.
@@ -115,6 +119,11 @@ func Parse(data []byte) (*File, error) {
 	}
 	if err := f.finish(); err != nil {
 		return nil, err
+	}
+	for i, l := range f.Listeners {
+		if l.Consistency != "" || l.Window != 0 {
+			return nil, fmt.Errorf("listeners[%d]: consistency and window are mysql-proxy settings", i)
+		}
 	}
 	return f, nil
 }
@@ -226,17 +235,18 @@ func ParseListener(s string) (Listener, error) {
 // AddListeners adds the listeners of --listen flags (see ParseListener) that the file does not
 // already have.
 func (f *File) AddListeners(specs []string) error {
-	seen := make(map[Listener]bool)
+	type key struct{ listen, upstream string }
+	seen := make(map[key]bool)
 	for _, l := range f.Listeners {
-		seen[l] = true
+		seen[key{l.Listen, l.Upstream}] = true
 	}
 	for _, s := range specs {
 		l, err := ParseListener(s)
 		if err != nil {
 			return fmt.Errorf("--listen: %w", err)
 		}
-		if !seen[l] {
-			seen[l] = true
+		if k := (key{l.Listen, l.Upstream}); !seen[k] {
+			seen[k] = true
 			f.Listeners = append(f.Listeners, l)
 		}
 	}

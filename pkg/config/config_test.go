@@ -128,6 +128,13 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
+// consistency and window belong to mysql-proxy's listeners only.
+func TestListenerConsistencyRefusedElsewhere(t *testing.T) {
+	if _, err := Parse([]byte("listeners: [{listen: 1, consistency: session}]")); err == nil || !strings.Contains(err.Error(), "mysql-proxy") {
+		t.Fatalf("slardar-proxy config with consistency: %v", err)
+	}
+}
+
 func TestExampleSNIConfig(t *testing.T) {
 	f, err := LoadSNI("../../examples/sni-router.yaml")
 	if err != nil {
@@ -166,6 +173,10 @@ func TestExampleMySQLConfig(t *testing.T) {
 	if u := f.Users[1]; u.BackendUser != "runner" || u.BackendPassword == "" {
 		t.Fatalf("backend account: %+v", u)
 	}
+	if mode, window := f.ListenerConsistency(f.Listeners[0]); mode != "session" || window != 500*time.Millisecond ||
+		f.Upstreams["db_read"].MaxReplicationLag != 5 || f.MySQL.GTIDWaitTimeout != time.Second {
+		t.Fatalf("consistency: %s %s %+v", mode, window, f.MySQL)
+	}
 	for _, bad := range []struct{ yaml, want string }{
 		{"users: [{name: a, auth: sha256_password}]", "auth"},
 		{"users: [{name: a}, {name: a}]", "twice"},
@@ -173,6 +184,9 @@ func TestExampleMySQLConfig(t *testing.T) {
 		{"mysql: {tls_cert: x}", "go together"},
 		{"mysql: {max_packet: lots}", "max_packet"},
 		{"mysql: {pool: {max_idel: 3}}", "max_idel"},
+		{"mysql: {consistency: strict}", "want one of session, global, window, none"},
+		{"listeners: [{listen: 1, upstream: db, consistency: none}, {listen: 2, upstream: db}]", "different consistency"},
+		{"upstreams: {db_read: {max_replication_lag: -1, servers: [{host: a, port: 1}]}}", "max_replication_lag"},
 	} {
 		if _, err := ParseMySQL([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: %v, want an error naming %q", bad.yaml, err, bad.want)

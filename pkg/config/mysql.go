@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,16 @@ type MySQL struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxPacket bounds one command (max_allowed_packet), e.g. 64m; default 64m.
 	MaxPacket string `yaml:"max_packet"`
+	// Consistency is the read-after-write mode of listeners that set none: session (default:
+	// a client never reads older data than it wrote, by GTID), global (nor older than anything
+	// written through this proxy), window (reads stay on the primary for window after a write)
+	// or none.
+	Consistency string `yaml:"consistency"`
+	// Window is the window mode's time after a write; default 500ms.
+	Window time.Duration `yaml:"window"`
+	// GTIDWaitTimeout bounds MASTER_GTID_WAIT on a replica that has not yet applied what a read
+	// must see; after it the primary serves the read. Default 1s.
+	GTIDWaitTimeout time.Duration `yaml:"gtid_wait_timeout"`
 	// Pool of backend connections between client sessions.
 	Pool struct {
 		MaxIdle     int           `yaml:"max_idle"`     // per server and user, default 64
@@ -107,6 +118,25 @@ func (f *MySQLFile) Validate() error {
 	if (f.MySQL.TLSCert == "") != (f.MySQL.TLSKey == "") {
 		return fmt.Errorf("mysql: tls_cert and tls_key go together")
 	}
+	if err := checkConsistency(f.MySQL.Consistency); err != nil {
+		return fmt.Errorf("mysql.consistency: %w", err)
+	}
+	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 {
+		return fmt.Errorf("mysql: window and gtid_wait_timeout must not be negative")
+	}
+	byUpstream := map[string]Listener{}
+	for i, l := range f.Listeners {
+		if err := checkConsistency(l.Consistency); err != nil {
+			return fmt.Errorf("listeners[%d] (%s): consistency: %w", i, l.Listen, err)
+		}
+		if l.Window < 0 {
+			return fmt.Errorf("listeners[%d] (%s): window must not be negative", i, l.Listen)
+		}
+		if o, ok := byUpstream[l.Upstream]; ok && (o.Consistency != l.Consistency || o.Window != l.Window) {
+			return fmt.Errorf("listeners %s and %s serve upstream %q with different consistency settings", o.Listen, l.Listen, l.Upstream)
+		}
+		byUpstream[l.Upstream] = l
+	}
 	if f.MySQL.MaxPacket != "" {
 		if _, err := script.ParseSize(f.MySQL.MaxPacket); err != nil {
 			return fmt.Errorf("mysql.max_packet: %w", err)
@@ -122,4 +152,29 @@ func ParseUser(s string) (MySQLUser, error) {
 		return MySQLUser{}, fmt.Errorf("user %q: want NAME:PASSWORD", s)
 	}
 	return MySQLUser{Name: name, Password: password}, nil
+}
+
+// Consistency modes of mysql-proxy (see MySQL.Consistency).
+var consistencyModes = []string{"session", "global", "window", "none"}
+
+func checkConsistency(mode string) error {
+	if mode == "" || slices.Contains(consistencyModes, mode) {
+		return nil
+	}
+	return fmt.Errorf("%q: want one of %s", mode, strings.Join(consistencyModes, ", "))
+}
+
+// ListenerConsistency is a listener's effective mode and window (its own, else the defaults).
+func (f *MySQLFile) ListenerConsistency(l Listener) (mode string, window time.Duration) {
+	mode, window = l.Consistency, l.Window
+	if mode == "" {
+		mode = f.MySQL.Consistency
+	}
+	if mode == "" {
+		mode = "session"
+	}
+	if window == 0 {
+		window = f.MySQL.Window
+	}
+	return mode, window
 }

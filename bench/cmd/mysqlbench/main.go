@@ -30,6 +30,7 @@ type options struct {
 	sbTime, rounds                 int
 	only                           string
 	extra                          string
+	consistency                    bool
 }
 
 func main() {
@@ -40,7 +41,8 @@ func main() {
 	flag.IntVar(&o.sbTime, "sysbench-time", 10, "seconds of each sysbench run")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every measurement; the best is reported")
 	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. point_select, 64)")
-	flag.StringVar(&o.extra, "mysql-proxy-yaml", "", "extra YAML for mysql-proxy's config (e.g. a consistency setting)")
+	flag.StringVar(&o.extra, "mysql-proxy-yaml", "", "extra YAML for mysql-proxy's config")
+	flag.BoolVar(&o.consistency, "consistency", false, "instead of the peers: mysql-proxy with consistency none, window and session on oltp_read_write")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "mysqlbench:", err)
@@ -79,6 +81,9 @@ func run(o options) error {
 	defer repl.Stop()
 	primary, replica := repl.Primary.Port, repl.Replica.Port
 
+	if o.consistency {
+		return o.consistencyRun(ctx, dir, repl)
+	}
 	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
 	for _, s := range []struct {
 		name  string
@@ -131,6 +136,7 @@ func run(o options) error {
 				continue
 			}
 			cpu := make([]float64, len(targets)) // µs of proxy CPU per query, in the best round
+			failed := make([]string, len(targets))
 			best, err := proc.Best(row, "qps", names, o.rounds, func(i int) (float64, error) {
 				t := targets[i]
 				var before time.Duration
@@ -138,6 +144,10 @@ func run(o options) error {
 					before, _ = proc.CPU(t.cmd.Process.Pid)
 				}
 				qps, queries, err := proc.Sysbench(sb(test, threads, o.sbTime, t, "run"))
+				if err != nil && i > 1 { // a peer that fails the workload is a result, not the end of the run
+					failed[i] = sysbenchError(err)
+					return 0, nil
+				}
 				if err != nil || t.cmd == nil || queries == 0 {
 					return qps, err
 				}
@@ -156,22 +166,48 @@ func run(o options) error {
 			cells := make([]string, len(best))
 			for i, v := range best {
 				cells[i] = proc.Num(v)
+				if v == 0 && failed[i] != "" {
+					cells[i] = "fails: " + failed[i]
+				}
 			}
-			fmt.Printf("| %s | qps | %s | %.2f | %.2f | %.2f | %.2f |\n", row, strings.Join(cells, " | "),
-				best[1]/best[0], best[1]/best[2], best[1]/best[3], best[1]/best[4])
+			fmt.Printf("| %s | qps | %s | %s | %s | %s | %s |\n", row, strings.Join(cells, " | "),
+				ratio(best[1], best[0]), ratio(best[1], best[2]), ratio(best[1], best[3]), ratio(best[1], best[4]))
 			for i := range cpu {
 				cells[i] = "—"
 				if cpu[i] > 0 {
 					cells[i] = strconv.FormatFloat(cpu[i], 'f', 1, 64)
 				}
 			}
-			fmt.Printf("| %s | µs CPU/query | %s | | | | %.2f |\n", row, strings.Join(cells, " | "), cpu[1]/cpu[4])
+			fmt.Printf("| %s | µs CPU/query | %s | | | | %s |\n", row, strings.Join(cells, " | "), ratio(cpu[1], cpu[4]))
 		}
 	}
 	return nil
 }
 
+// ratio is a/b with two decimals, or a dash when b failed.
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64)
+}
+
+// sysbenchError is the first FATAL line of a failed sysbench run, without its prefix.
+func sysbenchError(err error) string {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		if msg, ok := strings.CutPrefix(line, "FATAL: "); ok {
+			return msg
+		}
+	}
+	return "exit status"
+}
+
 func (o options) startMySQLProxy(dir string, port, primary, replica int) (*exec.Cmd, error) {
+	return o.startMySQLProxyOver(dir, port, primary, primary, replica)
+}
+
+// startMySQLProxyOver runs mysql-proxy with db on the primary and db_read over replicas.
+func (o options) startMySQLProxyOver(dir string, port, primary int, replicas ...int) (*exec.Cmd, error) {
 	up := func(ports ...int) string {
 		var s []string
 		for _, p := range ports {
@@ -186,7 +222,7 @@ upstreams:
   db: %s
   db_read: %s
 %s
-`, proc.Port(), port, testserver.User, testserver.Password, up(primary), up(primary, replica), o.extra)
+`, proc.Port(), port, testserver.User, testserver.Password, up(primary), up(replicas...), o.extra)
 	return startWithConfig(dir, "mysql-proxy.yaml", cfg, o.mysqlProxy, "--config")
 }
 
@@ -272,4 +308,105 @@ func startWithConfig(dir, name, cfg, bin string, args ...string) (*exec.Cmd, err
 	}
 	cmd := exec.Command(bin, append(args, path)...)
 	return cmd, proc.StartLogged(cmd, filepath.Join(dir, "log"))
+}
+
+// consistencyRun compares mysql-proxy's read-after-write modes on sysbench oltp_read_write
+// (autocommit statements, --skip_trx=on: inside transactions every mode reads on the primary),
+// reads on the replica only, and reports from the access log the share of reads that waited
+// for the replica (MASTER_GTID_WAIT) or went to the primary.
+func (o options) consistencyRun(ctx context.Context, dir string, repl *testserver.Replication) error {
+	modes := []string{"none", "window", "session"}
+	ports := make([]int, len(modes))
+	logs := make([]string, len(modes))
+	for i, mode := range modes {
+		ports[i] = proc.Port()
+		sub := filepath.Join(dir, "mysql-proxy-"+mode)
+		os.MkdirAll(sub, 0o755)
+		po := o
+		po.extra = "mysql: {consistency: " + mode + "}\n" + o.extra
+		cmd, err := po.startMySQLProxyOver(sub, ports[i], repl.Primary.Port, repl.Replica.Port)
+		if err != nil {
+			return err
+		}
+		defer proc.Stop(cmd)
+		if err := proc.WaitPort(ports[i]); err != nil {
+			return fmt.Errorf("mysql-proxy %s: %w", mode, err)
+		}
+		logs[i] = filepath.Join(sub, "log")
+	}
+	sb := func(port, secs int, cmd string) *exec.Cmd {
+		return exec.Command("sysbench", "oltp_read_write", "--db-driver=mysql", "--mysql-host=127.0.0.1",
+			"--mysql-port="+strconv.Itoa(port), "--mysql-user="+testserver.User, "--mysql-password="+testserver.Password,
+			"--mysql-db="+testserver.Database, "--tables=1", "--table-size=10000", "--threads=16", "--skip_trx=on",
+			"--mysql-ignore-errors=1062,1213,1020,1205", // sysbench's default list, and 1062: without transactions, threads race on the DELETE+INSERT of one id (so does direct)
+			"--time="+strconv.Itoa(secs), "--report-interval=0", cmd)
+	}
+	if out, err := sb(repl.Primary.Port, 0, "prepare").CombinedOutput(); err != nil {
+		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
+	}
+	if err := repl.Sync(ctx); err != nil {
+		return err
+	}
+	names := make([]string, len(modes))
+	for i, m := range modes {
+		names[i] = "consistency " + m
+	}
+	best, err := proc.Best("oltp_read_write --skip_trx=on, 16 threads", "qps", names, o.rounds, func(i int) (float64, error) {
+		qps, _, err := proc.Sysbench(sb(ports[i], o.sbTime, "run"))
+		return qps, err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| sysbench oltp_read_write --skip_trx=on, 16 threads | %s |\n|---|%s\n", strings.Join(names, " | "), strings.Repeat("---|", len(names)))
+	cells := make([]string, len(best))
+	for i, v := range best {
+		cells[i] = proc.Num(v)
+	}
+	fmt.Printf("| qps | %s |\n", strings.Join(cells, " | "))
+	for i := range best {
+		cells[i] = ratio(best[i], best[0])
+	}
+	fmt.Printf("| qps / none | %s |\n", strings.Join(cells, " | "))
+	for _, f := range []struct{ label, field string }{
+		{"reads on a replica after a MASTER_GTID_WAIT", "gtid_waits"},
+		{"reads on the primary: the GTID wait timed out", "gtid_fallbacks"},
+		{"reads on the primary: inside the window", "window_reads"},
+	} {
+		for i := range logs {
+			sums, err := accessSums(logs[i])
+			if err != nil {
+				return err
+			}
+			// Reads: those the replica served, and those sent to the primary instead.
+			reads := sums["reads"] + sums["gtid_fallbacks"] + sums["window_reads"]
+			cells[i] = "—"
+			if reads > 0 {
+				cells[i] = fmt.Sprintf("%.1f %%", 100*float64(sums[f.field])/float64(reads))
+			}
+		}
+		fmt.Printf("| %s | %s |\n", f.label, strings.Join(cells, " | "))
+	}
+	return nil
+}
+
+// accessSums adds up the numeric fields of mysql-proxy's access-log lines in a log file.
+func accessSums(path string) (map[string]int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]int64{}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if !strings.Contains(line, "log=access") {
+			continue
+		}
+		for field := range strings.FieldsSeq(line) {
+			k, v, ok := strings.Cut(field, "=")
+			if n, err := strconv.ParseInt(v, 10, 64); ok && err == nil {
+				sums[k] += n
+			}
+		}
+	}
+	return sums, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,18 +15,40 @@ import (
 	"github.com/slardar-go/slardar/internal/testutil"
 )
 
-// buildBinaries builds mysql-proxy and slardarctl into a temporary directory.
-func buildBinaries(t *testing.T) (proxy, ctl string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"mysql-proxy", "slardarctl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
-		}
-	}
-	return filepath.Join(dir, "mysql-proxy"), filepath.Join(dir, "slardarctl")
+// binDir holds the binaries the tests build, once per run (removed by TestMain).
+var binDir string
+
+var built sync.Map // name → *sync.Once-guarded result
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
 }
+
+// buildBinary builds cmd/<name> once per test run.
+func buildBinary(t *testing.T, name string) string {
+	t.Helper()
+	v, _ := built.LoadOrStore(name, &buildResult{})
+	b := v.(*buildResult)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, name)
+		if out, err := exec.Command("go", "build", "-o", b.path, "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// buildBinaries builds mysql-proxy and slardarctl.
+func buildBinaries(t *testing.T) (proxy, ctl string) {
+	return buildBinary(t, "mysql-proxy"), buildBinary(t, "slardarctl")
+}
+
+func buildCtl(t *testing.T) string { return buildBinary(t, "slardarctl") }
 
 // TestShippedExample runs the binary on examples/mysql-proxy.yaml, its addresses moved to the
 // test servers: the split, the backend account, slardarctl status, SIGHUP and SIGTERM.

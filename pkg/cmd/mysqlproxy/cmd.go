@@ -31,7 +31,10 @@ replicas; with no usable server there, to N). Transactions stay on one server (t
 of every response say where one is open); SET and USE run on the primary and are replayed on a
 replica connection before its next use; state that cannot be replayed (temporary tables, LOCK
 TABLES, GET_LOCK, text PREPARE, :=, SQL_CALC_FOUND_ROWS) keeps the session on the primary. A
-/*master*/ or /*+ primary */ comment sends a statement to the primary.
+/*master*/ or /*+ primary */ comment sends a statement to the primary. A client never reads
+older data than it wrote (consistency: session, by the GTIDs of its writes and
+MASTER_GTID_WAIT; global, window and none are the other modes), and a replica behind its
+upstream's max_replication_lag gets no reads.
 
 Clients log in as the users of --user or the config file (mysql_native_password or
 caching_sha2_password, with TLS); the proxy logs in to the servers as the same user unless the

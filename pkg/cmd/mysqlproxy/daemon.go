@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
 	"github.com/slardar-go/slardar/pkg/l4"
@@ -45,7 +46,9 @@ type Daemon struct {
 	reload   daemon.Reloader[*config.MySQLFile]
 	front    *front.Server
 	pool     *backend.Pool
-	sessions atomic.Pointer[session.Config]
+	sessions atomic.Pointer[map[string]*session.Config] // by listener upstream
+	roles    atomic.Pointer[map[string]string]          // implied checkups roles: N primary, N_read replica
+	pos      session.Positions
 	users    atomic.Pointer[map[string]config.MySQLUser]
 	log      *slog.Logger
 
@@ -54,8 +57,11 @@ type Daemon struct {
 
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
-	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout}}
+	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout,
+		Setup: session.TrackGTIDs}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
+	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
+	d.roles.Store(&map[string]string{})
 	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply}
 	tlsConf, key, err := serverTLS(cfg.MySQL)
 	if err != nil {
@@ -95,9 +101,19 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		users[u.Name] = u
 	}
 	maxPacket, _ := script.ParseSize(cfg.MySQL.MaxPacket) // validated with the config
+	sessions := make(map[string]*session.Config, len(cfg.Listeners))
+	roles := make(map[string]string, 2*len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		mode, window := cfg.ListenerConsistency(l)
+		sessions[l.Upstream] = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front,
+			Log: d.log.With("component", "mysql", "upstream", l.Upstream), Backend: d.backendUser,
+			MaxStmts: cfg.MySQL.MaxPreparedStatements, IdleTimeout: cfg.MySQL.IdleTimeout, MaxPacket: maxPacket,
+			Consistency: session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}, Positions: &d.pos}
+		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
+	}
 	d.users.Store(&users)
-	d.sessions.Store(&session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql"),
-		Backend: d.backendUser, MaxStmts: cfg.MySQL.MaxPreparedStatements, IdleTimeout: cfg.MySQL.IdleTimeout, MaxPacket: maxPacket})
+	d.sessions.Store(&sessions)
+	d.roles.Store(&roles)
 	ch.Commit(ctx)
 	if len(users) == 0 {
 		d.log.Warn("no users configured: every login is refused; give --user NAME:PASSWORD or users: in the config file")
@@ -160,10 +176,14 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	}
 	cc.SetDeadline(time.Time{})
 	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
-	stats, err := session.Serve(ctx, d.sessions.Load(), cl, cx.Upstream, host)
+	cfg := (*d.sessions.Load())[cx.Upstream]
+	if cfg == nil { // a listener the config just removed: its last settings are gone, these are sane
+		cfg = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log, Backend: d.backendUser, Positions: &d.pos}
+	}
+	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host)
 	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,
 		"reads", stats.Reads, "writes", stats.Writes, "read_fallbacks", stats.Fallbacks, "retries", stats.Retries,
-		"backends", strings.Join(stats.Backends, ","))
+		"gtid_waits", stats.GTIDWaits, "gtid_fallbacks", stats.GTIDFallbacks, "window_reads", stats.WindowReads, "backends", strings.Join(stats.Backends, ","))
 	if len(stats.Backends) > 0 {
 		cx.Server = stats.Backends[0]
 	}

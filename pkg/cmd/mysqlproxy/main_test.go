@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = filepath.Join(dir, "bin")
+	os.Mkdir(binDir, 0o755)
 	if repl, err = testserver.StartReplication(context.Background(), dir, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "starting MariaDB replication (make test installs MariaDB):", err)
 		return 1

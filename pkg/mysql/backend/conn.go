@@ -49,9 +49,10 @@ type Conn struct {
 	// Dirty marks a connection whose state a reset would not restore (COM_SET_OPTION changed
 	// the multi-statement option): it is closed instead of pooled.
 	Dirty bool
-	// Release ends the connection's count in checkups (least_conn, status); set by whoever
-	// chose its server.
+	// Release ends the connection's count in checkups (least_conn, status); Usable says whether
+	// checkups would still choose its server. Set by whoever chose the server.
 	Release func()
+	Usable  func() bool
 	idleAt  time.Time
 }
 
@@ -145,4 +146,91 @@ func (c *Conn) Exec(ctx context.Context, cmd byte, arg string) error {
 		return res.Err
 	}
 	return nil
+}
+
+// maxValue bounds each packet Value reads.
+const maxValue = 1 << 20
+
+// Row runs an internal query (MASTER_GTID_WAIT, @@variables) and returns its first row, a nil
+// for each SQL NULL. A query that returns no result set, or no row, is an error; an ERR packet
+// is returned as *wire.ErrPacket.
+func (c *Conn) Row(ctx context.Context, query string) ([]*string, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+		defer c.SetDeadline(time.Time{})
+	}
+	if _, err := c.WritePayload(0, append([]byte{mysql.COM_QUERY}, query...)); err != nil {
+		return nil, err
+	}
+	if err := c.W.Flush(); err != nil {
+		return nil, err
+	}
+	p, _, err := c.ReadPayload(maxValue)
+	if err != nil {
+		return nil, err
+	}
+	switch p[0] {
+	case wire.HeaderErr:
+		return nil, wire.ParseErr(p)
+	case wire.HeaderOK:
+		return nil, fmt.Errorf("%q returned no result set", query)
+	}
+	cols, _, _ := wire.LenencInt(p)
+	defs := int(cols)
+	if !c.Has(mysql.CLIENT_DEPRECATE_EOF) {
+		defs++ // the EOF after the column definitions
+	}
+	for range defs {
+		if _, _, err := c.ReadPayload(maxValue); err != nil {
+			return nil, err
+		}
+	}
+	var row []*string
+	for {
+		p, _, err := c.ReadPayload(maxValue)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case p[0] == wire.HeaderErr:
+			return nil, wire.ParseErr(p)
+		case p[0] == wire.HeaderEOF && len(p) < 9 && !c.Has(mysql.CLIENT_DEPRECATE_EOF):
+			c.Status = wire.EOFStatus(p)
+		case p[0] == wire.HeaderEOF && len(p) < 0xFFFFFF && c.Has(mysql.CLIENT_DEPRECATE_EOF):
+			ok, _ := wire.ParseOK(p, c.Has(mysql.CLIENT_SESSION_TRACK))
+			c.Status = ok.Status
+		default:
+			if row == nil {
+				row = textRow(p, int(cols))
+			}
+			continue
+		}
+		if row == nil {
+			return nil, fmt.Errorf("%q returned no row", query)
+		}
+		return row, nil
+	}
+}
+
+// textRow reads the values of a text-protocol row.
+func textRow(p []byte, cols int) []*string {
+	row := make([]*string, 0, cols)
+	for range cols {
+		if len(p) > 0 && p[0] == 0xFB {
+			row = append(row, nil)
+			p = p[1:]
+			continue
+		}
+		v, n, ok := wire.LenencString(p)
+		if !ok {
+			break
+		}
+		s := string(v)
+		row = append(row, &s)
+		p = p[n:]
+	}
+	for len(row) < cols {
+		row = append(row, nil)
+	}
+	return row
 }

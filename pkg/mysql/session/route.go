@@ -37,8 +37,19 @@ func routeOf(c sqlclass.Class) route {
 
 // conn returns the connection a command of route r runs on: the open transaction's, the
 // primary while the session is pinned or not in autocommit, else what r asks for. The
-// connection has the session's schema and state.
+// connection has the session's schema and state. A replica that refused the state, or failed
+// while the proxy made it consistent, is dropped and the choice made again.
 func (s *Session) conn(r route) (*backend.Conn, error) {
+	for range 3 {
+		c, err := s.choose(r)
+		if !errors.Is(err, errRetry) {
+			return c, err
+		}
+	}
+	return s.choose(routePrimary)
+}
+
+func (s *Session) choose(r route) (*backend.Conn, error) {
 	switch {
 	case s.tx != nil:
 		return s.tx, nil
@@ -78,6 +89,12 @@ func (s *Session) primaryConn() (*backend.Conn, error) {
 // readConn is the session's replica connection; with no usable server in the read upstream
 // (or none at all), reads go to the primary, and the change is logged once per listener.
 func (s *Session) readConn() (*backend.Conn, error) {
+	if s.inWindow() {
+		return s.primaryConn()
+	}
+	if s.replica != nil && s.replica.Usable != nil && !s.replica.Usable() {
+		s.drop(s.replica, false) // its server lags or failed its checks since: choose again
+	}
 	if s.replica == nil && s.cfg.Registry.Has(s.read) {
 		c, err := s.acquire(s.read)
 		if err == nil {
@@ -93,7 +110,19 @@ func (s *Session) readConn() (*backend.Conn, error) {
 		s.stats.Fallbacks++
 		return s.primaryConn()
 	}
-	return s.replica, s.sync(s.replica)
+	c := s.replica
+	if err := s.sync(c); err != nil {
+		return nil, err
+	}
+	ok, err := s.consistent(c)
+	if err != nil {
+		s.drop(c, true)
+		return nil, errRetry
+	}
+	if !ok {
+		return s.primaryConn()
+	}
+	return c, nil
 }
 
 // acquire takes a connection to a server of upstream, chosen by checkups (levels, balancer,
@@ -105,6 +134,9 @@ func (s *Session) acquire(upstream string) (*backend.Conn, error) {
 	}
 	key := backend.Key{User: user, Password: password, Caps: s.cl.Capabilities & backend.Framing,
 		Collation: s.cl.Collation, Schema: s.schema}
+	if s.cfg.Consistency.tracksGTIDs() {
+		key.Caps |= mysql.CLIENT_SESSION_TRACK // writes report their GTID; stripped for a client without it
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.Registry.Timeout(upstream)+time.Second)
 	defer cancel()
 	var c *backend.Conn
@@ -118,7 +150,7 @@ func (s *Session) acquire(upstream string) (*backend.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Release = peer.Acquire()
+	c.Release, c.Usable = peer.Acquire(), peer.Usable
 	if !slices.Contains(s.stats.Backends, peer.Addr()) {
 		s.stats.Backends = append(s.stats.Backends, peer.Addr())
 	}
@@ -194,7 +226,7 @@ func (s *Session) drop(c *backend.Conn, broken bool) {
 	}
 	if c.Release != nil {
 		c.Release()
-		c.Release = nil
+		c.Release, c.Usable = nil, nil
 	}
 	if broken {
 		s.cfg.Pool.Discard(c)
@@ -220,7 +252,10 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, seq byte, kind wire.
 		return wire.Result{}, err
 	}
 	rl := wire.Relay{From: c.R, DeprecateEOF: c.Has(mysql.CLIENT_DEPRECATE_EOF), SessionTrack: c.Has(mysql.CLIENT_SESSION_TRACK),
-		PrepareID: prepareID}
+		StripSessionTrack: !s.cl.Has(mysql.CLIENT_SESSION_TRACK), PrepareID: prepareID}
+	if s.cfg.Consistency.tracksGTIDs() {
+		rl.OnState = s.track
+	}
 	if toClient {
 		rl.To = s.cl.W
 		if s.cl.Has(mysql.CLIENT_LOCAL_FILES) {
@@ -260,9 +295,6 @@ func (s *Session) setTx(c *backend.Conn) {
 func (s *Session) run(r route, payload []byte, seq byte, kind wire.Kind) (*backend.Conn, wire.Result, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := s.conn(r)
-		if errors.Is(err, errRetry) {
-			continue
-		}
 		if err != nil {
 			var ep *wire.ErrPacket
 			if errors.As(err, &ep) {
@@ -320,6 +352,9 @@ func (s *Session) query(payload []byte, seq byte) error {
 		return err
 	}
 	s.count(c)
+	if r == routePrimary && !class.Session {
+		s.lastWrite = time.Now()
+	}
 	if res.Err != nil {
 		return nil
 	}

@@ -21,6 +21,9 @@ import (
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
+// ReadSuffix names a listener's read upstream: writes go to N, reads to N_read.
+const ReadSuffix = "_read"
+
 // Defaults of a session.
 const (
 	DefaultMaxStmts    = 1024
@@ -39,6 +42,10 @@ type Config struct {
 	MaxStmts    int           // prepared statements per session; default DefaultMaxStmts
 	IdleTimeout time.Duration // a client silent this long is closed; default DefaultIdleTimeout
 	MaxPacket   int           // largest command; default DefaultMaxPacket
+	// Consistency is the listener's read-after-write mode; Positions is shared by the daemon's
+	// sessions (it must not be nil when the mode is Session or Global).
+	Consistency Consistency
+	Positions   *Positions
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 }
@@ -56,6 +63,9 @@ type Stats struct {
 	Queries, Reads, Writes int64
 	Fallbacks              int64 // reads served by the primary because no replica was usable
 	Retries                int64 // reads re-run on another server after a failure
+	GTIDWaits              int64 // reads that waited for the replica to apply the session's writes
+	GTIDFallbacks          int64 // reads sent to the primary because the replica had not applied them in time
+	WindowReads            int64 // reads sent to the primary inside the window after a write
 	Backends               []string
 }
 
@@ -80,6 +90,8 @@ type Session struct {
 	draining         atomic.Bool
 	inTx             atomic.Bool // tx != nil, for the drain's goroutine
 	armedAt          time.Time   // when the idle deadline was last set (armIdle)
+	written          gtidSet     // GTIDs of the session's writes (Session consistency)
+	lastWrite        time.Time   // the session's last write (Window consistency)
 	stats            Stats
 }
 
@@ -89,7 +101,7 @@ type Session struct {
 // upstream (writes); reads go to upstream+"_read" when it has a usable server. It returns what
 // the session did and why it ended (nil: the client quit).
 func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key string) (Stats, error) {
-	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + "_read", key: key,
+	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + ReadSuffix, key: key,
 		schema: cl.Schema, applied: make(map[*backend.Conn]int), stmts: make(map[uint32]*stmt)}
 	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
 	stop := context.AfterFunc(ctx, func() {

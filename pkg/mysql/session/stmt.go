@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -181,6 +182,9 @@ func (s *Session) execute(payload []byte, seq byte) error {
 		}
 		st.exec = c
 		s.count(c)
+		if routeOf(st.class) == routePrimary {
+			s.lastWrite = time.Now()
+		}
 		return nil
 	}
 }

@@ -46,11 +46,11 @@ func ParseOK(payload []byte, sessionTrack bool) (OK, error) {
 	pos := 1
 	var n int
 	var good bool
-	if ok.AffectedRows, n, good = lenencInt(payload[pos:]); !good {
+	if ok.AffectedRows, n, good = LenencInt(payload[pos:]); !good {
 		return ok, fmt.Errorf("short OK packet")
 	}
 	pos += n
-	if ok.LastInsertID, n, good = lenencInt(payload[pos:]); !good {
+	if ok.LastInsertID, n, good = LenencInt(payload[pos:]); !good {
 		return ok, fmt.Errorf("short OK packet")
 	}
 	pos += n
@@ -158,9 +158,9 @@ func NewError(code uint16, args ...any) []byte {
 	return AppendErr(nil, e.Code, e.State, e.Message)
 }
 
-// lenencInt reads a length-encoded integer; ok is false when b is too short (go-mysql's own
-// reader indexes past the end of a short buffer).
-func lenencInt(b []byte) (n uint64, size int, ok bool) {
+// LenencInt reads a length-encoded integer at the start of b; ok is false when b is too short
+// (go-mysql's own reader indexes past the end of a short buffer).
+func LenencInt(b []byte) (n uint64, size int, ok bool) {
 	if len(b) == 0 {
 		return 0, 0, false
 	}
@@ -187,7 +187,7 @@ func lenencInt(b []byte) (n uint64, size int, ok bool) {
 
 // LenencString reads a length-encoded string; ok is false when b is too short.
 func LenencString(b []byte) (s []byte, size int, ok bool) {
-	n, k, ok := lenencInt(b)
+	n, k, ok := LenencInt(b)
 	if !ok || uint64(len(b)-k) < n {
 		return nil, 0, false
 	}

@@ -32,11 +32,13 @@ type Relay struct {
 	To   *bufio.Writer // the client; nil discards the response (an internal command)
 	// DeprecateEOF is CLIENT_DEPRECATE_EOF as negotiated by both sides (they must agree).
 	DeprecateEOF bool
-	// SessionTrack is CLIENT_SESSION_TRACK of the server connection.
-	SessionTrack bool
-	// OnOK, when set, gets every OK packet that carries session state changes and returns the
-	// payload to send on (a client without session tracking gets it stripped).
-	OnOK func(payload []byte) ([]byte, error)
+	// SessionTrack is CLIENT_SESSION_TRACK of the server connection; StripSessionTrack says the
+	// client did not negotiate it (the proxy turned it on for itself): its OK packets are
+	// re-encoded without session state and with the info as such a client reads it.
+	SessionTrack, StripSessionTrack bool
+	// OnState, when set, gets the session state change information of every OK packet that
+	// carries some (mysql-proxy reads last_gtid there).
+	OnState func(state []byte)
 	// LocalInfile relays the client's file after a LOCAL INFILE request was sent to it (the
 	// client's packets up to an empty one, to the server). Nil refuses the request.
 	LocalInfile func() error
@@ -51,7 +53,6 @@ type Result struct {
 	Err     *ErrPacket // the ERR packet that ended it, if one did
 	Started bool       // a packet was written to the client
 	Stmt    Stmt       // for Prepare: what the server said of the statement
-	OKs     []OK       // the OK packets, when session state was read (OnOK set)
 }
 
 // Stmt is a prepare OK.
@@ -113,22 +114,29 @@ func (rl *Relay) simple(res *Result) error {
 	return rl.continuation(&p, res)
 }
 
-// ok relays an OK packet, giving it to OnOK when it carries session state.
+// ok relays an OK packet: as it is, unless its session state is wanted (OnState) or must be
+// stripped for the client (StripSessionTrack).
 func (rl *Relay) ok(p *Packet, res *Result) error {
-	ok, _ := ParseOK(p.Head(), rl.SessionTrack)
-	res.Status, res.Seen = ok.Status, true
-	if rl.OnOK == nil || ok.Status&StatusStateChanged == 0 || p.Continued() {
+	head, _ := ParseOK(p.Head(), rl.SessionTrack)
+	res.Status, res.Seen = head.Status, true
+	state := rl.OnState != nil && rl.SessionTrack && head.Status&StatusStateChanged != 0
+	strip := rl.StripSessionTrack && rl.SessionTrack && rl.To != nil
+	if p.Continued() || !(state || strip) {
 		return rl.copy(p, res)
 	}
 	payload, err := p.Payload(rl.From)
 	if err != nil {
 		return err
 	}
-	if full, err := ParseOK(payload, rl.SessionTrack); err == nil {
-		res.OKs = append(res.OKs, full)
+	ok, err := ParseOK(payload, true)
+	if err != nil {
+		return rl.write(p.Seq, payload, res)
 	}
-	if payload, err = rl.OnOK(payload); err != nil {
-		return err
+	if state && ok.SessionState != nil {
+		rl.OnState(ok.SessionState)
+	}
+	if strip {
+		payload = AppendOK(payload[:0:0], payload[0], ok, false)
 	}
 	return rl.write(p.Seq, payload, res)
 }
@@ -204,7 +212,7 @@ func (rl *Relay) localInfile(p *Packet, res *Result) error {
 // resultSet relays one result set from its column count packet; it reports an open cursor
 // (COM_STMT_EXECUTE with a cursor: the rows come with COM_STMT_FETCH).
 func (rl *Relay) resultSet(p *Packet, res *Result) (cursor bool, err error) {
-	cols, _, _ := lenencInt(p.Head())
+	cols, _, _ := LenencInt(p.Head())
 	if err := rl.copy(p, res); err != nil {
 		return false, err
 	}
