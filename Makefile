@@ -57,6 +57,7 @@ bench: build
 	bench/run.sh -tls
 	bench/run.sh -sync
 	bench/run.sh -mysql
+	bench/run.sh -mysql -consistency
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
