@@ -14,9 +14,10 @@ const module = "github.com/slardar-go/slardar/"
 var rank = map[string]int{
 	"pkg/accept": 0, "pkg/backoff": 0, "pkg/checkups": 0, "pkg/sni": 0, "pkg/version": 0, "pkg/cmdutil": 0,
 	"pkg/admin": 0, "pkg/store": 0, // each imports one leaf of its own layer (accept, backoff)
-	"pkg/l4":     1,
-	"pkg/script": 2,
-	"pkg/config": 3, "pkg/mirror": 3,
+	"pkg/metrics": 0,
+	"pkg/l4":      1,
+	"pkg/script":  2,
+	"pkg/config":  3, "pkg/mirror": 3,
 	"pkg/mysql/wire": 0, "pkg/mysql/sqlclass": 0,
 	"pkg/mysql/front":   1,
 	"pkg/mysql/backend": 2,

@@ -46,6 +46,9 @@ type Server struct {
 	IdleTimeout time.Duration // default DefaultIdleTimeout
 	MaxConns    int           // default DefaultMaxConns
 	Token       string        // empty: no authentication
+	// OnCommand, when set, gets every routed command after its handler ran, with the reply
+	// (metrics and the audit log).
+	OnCommand func(ctx context.Context, cmd Command, body []byte, reply Reply)
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -267,7 +270,11 @@ func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *boo
 	if s.Token != "" {
 		ctx = context.WithValue(ctx, authenticatedKey{}, true)
 	}
-	return rt.handler(ctx, cmd.Name, body), nil
+	reply := rt.handler(ctx, cmd.Name, body)
+	if s.OnCommand != nil {
+		s.OnCommand(ctx, cmd, body, reply)
+	}
+	return reply, nil
 }
 
 // lineError is a command line the server refuses to read further (too long); its message is

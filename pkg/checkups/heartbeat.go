@@ -101,10 +101,15 @@ func (r *Registry) CheckOnce(ctx context.Context) {
 
 // checkPool runs one round of one upstream's checks and applies its verdicts.
 func (r *Registry) checkPool(ctx context.Context, p *pool) {
+	start := time.Now()
 	sem := make(chan struct{}, maxConcurrentChecks)
 	var wg sync.WaitGroup
 	results := make([]heartbeatResult, len(p.all))
 	for j, pe := range p.all {
+		if pe.state.adminState() == StateMaint {
+			results[j] = heartbeatResult{status: statusSkipped}
+			continue // paused: its state stays as it was
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -121,6 +126,9 @@ func (r *Registry) checkPool(ctx context.Context, p *pool) {
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
+	}
+	if r.OnHeartbeat != nil {
+		r.OnHeartbeat(p.name, time.Since(start))
 	}
 	now := r.now()
 	r.apply(p, results, now)
@@ -160,6 +168,7 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 	for j, pe := range p.all {
 		it := item{pe: pe, r: res[j]}
 		switch {
+		case it.r.status == statusSkipped:
 		case it.r.status == StatusLagging:
 			write(it) // a verdict of its own: never held back nor kept usable as the last server
 		case it.r.status == StatusOK:
@@ -190,6 +199,9 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 		write(h)
 	}
 }
+
+// statusSkipped is the result of a server in maintenance: nothing is recorded.
+const statusSkipped Status = "skipped"
 
 // check runs one heartbeat of the upstream's type against a server.
 func check(ctx context.Context, up *Upstream, role string, srv Server) heartbeatResult {

@@ -30,6 +30,7 @@ type pool struct {
 	all    []*peer
 
 	heartbeatDefault bool
+	observe          func(upstream, server string, err error) // Registry.OnDial
 }
 
 type levelState struct {
@@ -83,8 +84,11 @@ func (p *pool) states() map[string]*peerState {
 func (p *pool) heartbeatEnabled() bool { return p.up.enabled(p.heartbeatDefault) }
 
 // usable is checkups' peer_cb: an err heartbeat excludes a server (unstable does not), and so
-// do a lagging replica and an err passive status.
+// do a lagging replica, an err passive status and an operator's drain or maint.
 func (p *pool) usable(pe *peer, now time.Time) bool {
+	if pe.state.adminState() != StateReady {
+		return false // drained or in maintenance by an operator
+	}
 	if hs := pe.state.heartbeat(); p.heartbeatEnabled() && (hs == StatusErr || hs == StatusLagging) {
 		return false
 	}
@@ -226,6 +230,9 @@ func (p *pool) try(ctx context.Context, key string, now func() time.Time, onFail
 			attempts++
 			peer := Peer{Upstream: p.name, Server: pe.srv, pe: pe, pool: p}
 			err := fn(ctx, peer)
+			if p.observe != nil {
+				p.observe(p.name, pe.srv.Addr(), err)
+			}
 			if err == nil {
 				return peer, attempts, nil
 			}

@@ -22,6 +22,10 @@ type Registry struct {
 	DisableHeartbeatDefault bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnDial, when set, gets every attempt of Try (a dial, a MySQL login) with its error; set
+	// it before the first upstream. OnHeartbeat gets each upstream's heartbeat round time.
+	OnDial      func(upstream, server string, err error)
+	OnHeartbeat func(upstream string, d time.Duration)
 	// ImpliedRole gives the role of an upstream without "role" (mysql-proxy: its listeners'
 	// upstreams are primaries, their _read upstreams replicas). Nil: none.
 	ImpliedRole func(upstream string) string
@@ -86,6 +90,7 @@ func (r *Registry) setLocked(name string, up *Upstream) {
 		states = old.states()
 	}
 	r.pools[name] = newPool(name, up, states, !r.DisableHeartbeatDefault, r.now())
+	r.pools[name].observe = r.OnDial
 	r.version.Add(1)
 }
 

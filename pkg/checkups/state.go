@@ -14,6 +14,15 @@ const (
 	StatusErr       Status = "err"
 	StatusUnstable  Status = "unstable"
 	StatusUnchecked Status = "unchecked"
+	// StatusMaint is a server in maintenance: heartbeats paused, no connections.
+	StatusMaint Status = "maint"
+)
+
+// Admin states of a server, set by an operator (PUT server), as HAProxy's "set server state".
+const (
+	StateReady = "ready" // chosen as its health allows
+	StateDrain = "drain" // no new connections; open ones finish
+	StateMaint = "maint" // no new connections, heartbeats paused
 )
 
 // peerState is the health of one server of one upstream. It outlives upstream replacements:
@@ -33,6 +42,18 @@ type peerState struct {
 	hMsg     string
 	hLastMod time.Time
 	hExtra   map[string]any
+	// operator's state: StateReady (""), StateDrain or StateMaint
+	admin string
+}
+
+// adminState is the operator's state of the server.
+func (st *peerState) adminState() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.admin == "" {
+		return StateReady
+	}
+	return st.admin
 }
 
 func newPeerState(now time.Time) *peerState {

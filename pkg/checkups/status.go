@@ -1,6 +1,12 @@
 package checkups
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
 
 // TimeLayout is how checkups prints times (local time).
 const TimeLayout = "2006-01-02 15:04:05"
@@ -12,7 +18,8 @@ type ServerStatus struct {
 	Weight       int            `json:"weight"`
 	MaxFails     int            `json:"max_fails"`
 	FailTimeout  float64        `json:"fail_timeout"`
-	Status       Status         `json:"status"` // heartbeat: ok, err, unstable, lagging or unchecked
+	Status       Status         `json:"status"` // heartbeat: ok, err, unstable, lagging or unchecked; maint when paused
+	State        string         `json:"state"`  // the operator's: ready, drain or maint (PUT server)
 	Msg          *string        `json:"msg"`
 	FailNum      int            `json:"fail_num"`
 	LastModified string         `json:"lastmodified"`
@@ -21,6 +28,8 @@ type ServerStatus struct {
 	ActiveConns  int64          `json:"active_conns"`
 	Replication  map[string]any `json:"replication,omitempty"`
 	RedisVersion any            `json:"redis_version,omitempty"`
+
+	Upstream, Addr string `json:"-"` // for Go callers: the upstream's name, the server's host:port
 }
 
 // Status is GET upstream status: checkups' fields plus "cls:<name>" → levels → servers.
@@ -86,6 +95,12 @@ func (p *pool) serverStatus(pe *peer, now time.Time) ServerStatus {
 		LastModified: st.hLastMod.Format(TimeLayout),
 		Passive:      st.passiveLocked(pe.srv, now),
 		ActiveConns:  st.active.Load(),
+		State:        StateReady,
+		Upstream:     p.name,
+		Addr:         pe.srv.Addr(),
+	}
+	if st.admin != "" {
+		s.State = st.admin
 	}
 	if s.Passive == StatusErr || !st.pLastMod.Add(pe.srv.failTimeout()).Before(now) {
 		s.PassiveFails = st.pFails
@@ -97,9 +112,82 @@ func (p *pool) serverStatus(pe *peer, now time.Time) ServerStatus {
 	if !p.heartbeatEnabled() {
 		s.Status, s.FailNum, s.Msg = StatusUnchecked, 0, nil
 	}
+	if s.State == StateMaint {
+		s.Status = StatusMaint
+	}
 	if st.hExtra != nil {
 		s.Replication, _ = st.hExtra["replication"].(map[string]any)
 		s.RedisVersion = st.hExtra["redis_version"]
 	}
 	return s
+}
+
+// EachServer calls f with the status of every server of every upstream, by upstream name.
+func (r *Registry) EachServer(f func(ServerStatus)) {
+	now := r.now()
+	r.mu.RLock()
+	names := slices.Sorted(maps.Keys(r.pools))
+	pools := make([]*pool, len(names))
+	for i, n := range names {
+		pools[i] = r.pools[n]
+	}
+	r.mu.RUnlock()
+	for _, p := range pools {
+		for _, pe := range p.all {
+			f(p.serverStatus(pe, now))
+		}
+	}
+}
+
+// ErrNoServer is a server that is not in the upstream.
+var ErrNoServer = errors.New("no such server")
+
+// server finds addr (host:port) in upstream.
+func (r *Registry) server(upstream, addr string) (*pool, *peer, error) {
+	p := r.get(upstream)
+	if p == nil {
+		return nil, nil, &UnknownUpstreamError{Name: upstream}
+	}
+	for _, pe := range p.all {
+		if pe.srv.Addr() == addr {
+			return p, pe, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: upstream %s has no server %s", ErrNoServer, upstream, addr)
+}
+
+// Server is the status of one server of an upstream (GET server).
+func (r *Registry) Server(upstream, addr string) (ServerStatus, error) {
+	p, pe, err := r.server(upstream, addr)
+	if err != nil {
+		return ServerStatus{}, err
+	}
+	return p.serverStatus(pe, r.now()), nil
+}
+
+// SetServerState sets the operator's state of a server (PUT server): StateDrain takes it out
+// of rotation while its open connections finish, StateMaint also pauses its heartbeats,
+// StateReady brings it back. The state stays with the server through PUTs of its upstream
+// that keep it.
+func (r *Registry) SetServerState(upstream, addr, state string) error {
+	switch state {
+	case StateReady, StateDrain, StateMaint:
+	default:
+		return fmt.Errorf("state %q: want ready, drain or maint", state)
+	}
+	_, pe, err := r.server(upstream, addr)
+	if err != nil {
+		return err
+	}
+	prev := pe.state.adminState()
+	pe.state.mu.Lock()
+	pe.state.admin = state
+	if state == StateReady {
+		pe.state.admin = ""
+	}
+	pe.state.mu.Unlock()
+	if prev != state {
+		r.logger().Info("server state set", "upstream", upstream, "server", addr, "state", state, "open", pe.state.active.Load())
+	}
+	return nil
 }

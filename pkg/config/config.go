@@ -31,6 +31,14 @@ type Admin struct {
 	MaxConns    int           `yaml:"max_conns"`    // open admin connections, default 64; one more is refused
 }
 
+// HTTP is a daemon's HTTP endpoint: /metrics, /livez, /readyz and, with Pprof, /debug/pprof/.
+type HTTP struct {
+	// Listen is its address; empty turns it off; absent (nil) takes the --http-listen flag's
+	// default (127.0.0.1:1995 for slardar-proxy, 1996 mysql-proxy, 1997 sni-router).
+	Listen *string `yaml:"listen"`
+	Pprof  bool    `yaml:"pprof"` // serve the Go profiler (off by default: it costs CPU when used)
+}
+
 // Log configures logging.
 type Log struct {
 	Format string `yaml:"format"` // text (default) or json
@@ -70,6 +78,7 @@ type Listener struct {
 // Common is the part of the configuration every proxy daemon has.
 type Common struct {
 	Admin     Admin                         `yaml:"admin"`
+	HTTP      HTTP                          `yaml:"http"`
 	Log       Log                           `yaml:"log"`
 	Proxy     Proxy                         `yaml:"proxy"`
 	Checkups  Checkups                      `yaml:"checkups"`

@@ -10,12 +10,16 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/l4"
+	"github.com/slardar-go/slardar/pkg/metrics"
 )
 
 // DefaultShutdownGrace is how long open connections may finish after SIGTERM.
@@ -25,11 +29,20 @@ const DefaultShutdownGrace = 30 * time.Second
 // topic), the checkups registry and its heartbeats, the data listeners and the proxy behind
 // them, and the drain on shutdown. slardar-proxy and sni-router are a Core plus their hooks.
 type Core struct {
-	Log     *slog.Logger
-	Reg     *checkups.Registry
-	Proxy   *l4.Proxy
-	Mux     *admin.Mux // topics the daemon serves; upstream is registered by NewCore
+	Log   *slog.Logger
+	Reg   *checkups.Registry
+	Proxy *l4.Proxy
+	Mux   *admin.Mux // topics the daemon serves; upstream and server are registered by NewCore
+	// Prom is the daemon's metrics registry (served by StartHTTP); Metrics the proxy metrics
+	// on it. A daemon registers its own metrics on Prom.
+	Prom    *prometheus.Registry
+	Metrics *metrics.Proxy
 	tracker *l4.Tracker
+
+	reloadMu   sync.Mutex
+	lastReload Reload
+	ready      atomic.Bool // the first config is applied and the daemon is not draining
+	http       *metrics.Endpoint
 
 	admin     config.Admin // settings in force (a change needs a restart)
 	adminLn   net.Listener
@@ -67,7 +80,9 @@ func NewCore(log *slog.Logger, common *config.Common, hooks l4.Hooks) *Core {
 	}
 	c.Proxy = &l4.Proxy{Registry: c.Reg, AccessLog: log.With("log", "access"), Logger: log, Tracker: c.tracker,
 		Hooks: hooks, BaseContext: connCtx}
-	registerUpstream(c.Mux, c.Reg)
+	c.observe()
+	c.registerUpstream()
+	c.registerServer()
 	return c
 }
 
@@ -83,7 +98,12 @@ func (c *Core) StartAdmin(ctx context.Context, a config.Admin, defaultAddr strin
 	}
 	c.admin, c.adminLn = a, ln
 	srv := &admin.Server{Mux: c.Mux, Logger: c.Log.With("component", "admin"), MaxBody: a.MaxBody,
-		MaxLine: a.MaxLine, IdleTimeout: a.IdleTimeout, MaxConns: a.MaxConns, Token: a.Token}
+		MaxLine: a.MaxLine, IdleTimeout: a.IdleTimeout, MaxConns: a.MaxConns, Token: a.Token, OnCommand: c.OnCommand}
+	for _, spec := range c.Mux.Specs() { // every command's counters exist from the start
+		for _, result := range []string{"ok", "error"} {
+			c.Metrics.AdminCommands.WithLabelValues(spec.Method, spec.Topic, result)
+		}
+	}
 	c.adminDone = make(chan struct{})
 	go func() { defer close(c.adminDone); srv.Serve(ctx, ln) }()
 	c.Log.Info("admin listening", "addr", ln.Addr().String(), "token", a.Token != "")
@@ -184,6 +204,8 @@ func (ch *Change) Commit(ctx context.Context) {
 	c.fileUpstreams.Commit(ch.upstreamDefs)
 	c.applyHeartbeat(ctx, ch.common.Checkups.Interval)
 	c.swapListeners(ctx, ch.want, ch.opened)
+	c.prime()
+	c.ready.Store(true)
 }
 
 // Apply prepares and commits a config in one step.
@@ -300,6 +322,7 @@ func (c *Core) Shutdown(ctx context.Context) {
 }
 
 func (c *Core) shutdown(ctx context.Context) {
+	c.ready.Store(false)
 	c.mu.Lock()
 	for key, rl := range c.listeners {
 		rl.cancel()
@@ -323,5 +346,32 @@ func (c *Core) shutdown(ctx context.Context) {
 	if c.adminLn != nil {
 		c.adminLn.Close()
 		<-c.adminDone
+	}
+	c.http.Close()
+}
+
+// prime creates the series of every listener, upstream and server at zero, so that a rate or
+// an alert sees them before the first event. Called with c.mu held.
+func (c *Core) prime() {
+	m := c.Metrics
+	servers := map[string][]string{}
+	for name, up := range c.Reg.Info() {
+		for _, l := range up.Cluster.Levels {
+			for _, srv := range l.Servers {
+				servers[name] = append(servers[name], srv.Addr())
+			}
+		}
+		m.Bytes.WithLabelValues(name, "in")
+		m.Bytes.WithLabelValues(name, "out")
+		for _, addr := range servers[name] {
+			m.DialAttempts.WithLabelValues(name, addr, "ok")
+			m.DialAttempts.WithLabelValues(name, addr, "error")
+		}
+	}
+	for _, rl := range c.listeners {
+		up := rl.upstream.Get()
+		for _, addr := range servers[up] {
+			m.Connections.WithLabelValues(rl.ln.Addr().String(), up, addr, "ok")
+		}
 	}
 }

@@ -12,15 +12,19 @@ import (
 type CommonFlags struct {
 	ConfigPath  string
 	AdminListen string
+	HTTPListen  string
+	Check       bool
 	Token       string
 	LogFormat   string
 	LogLevel    string
 }
 
 // Register adds the flags to fs; what the config file holds is named in configHelp.
-func (o *CommonFlags) Register(fs *pflag.FlagSet, defaultAdmin, configHelp string) {
+func (o *CommonFlags) Register(fs *pflag.FlagSet, defaultAdmin, defaultHTTP, configHelp string) {
 	fs.StringVarP(&o.ConfigPath, "config", "c", "", "YAML config file ("+configHelp+")")
 	fs.StringVar(&o.AdminListen, "admin-listen", defaultAdmin, "admin protocol address; beyond loopback it needs a token")
+	fs.StringVar(&o.HTTPListen, "http-listen", defaultHTTP, `address of /metrics, /livez and /readyz; "" turns it off`)
+	fs.BoolVar(&o.Check, "check", false, "check the config file and flags, print what would listen where, and exit (0: valid, 2: not)")
 	fs.StringVar(&o.Token, "token", "", "shared admin token that clients must send first (AUTH token <token>)")
 	cmdutil.Alias(fs, "admin-token", "token")
 	fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default text)")
@@ -31,6 +35,10 @@ func (o *CommonFlags) Register(fs *pflag.FlagSet, defaultAdmin, configHelp strin
 func (o *CommonFlags) Apply(fs *pflag.FlagSet, c *config.Common) error {
 	if fs.Changed("admin-listen") || c.Admin.Listen == "" {
 		c.Admin.Listen = o.AdminListen
+	}
+	if fs.Changed("http-listen") || c.HTTP.Listen == nil {
+		addr := o.HTTPListen
+		c.HTTP.Listen = &addr
 	}
 	if fs.Changed("token") {
 		c.Admin.Token = o.Token

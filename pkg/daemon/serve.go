@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
@@ -43,33 +46,76 @@ func Serve(ctx context.Context, log *slog.Logger, name string, start func(ctx co
 	var nofile syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) // Go raised the soft limit to the hard one
 	log.Info(name+" started", "version", version.Version, "max_open_files", nofile.Cur)
+	notify(sdReady)
 	for {
 		select {
 		case <-hup:
+			notify(sdReloading())
 			if err := d.Reload(serveCtx); err != nil {
 				log.Error("config not reloaded", "err", err)
+				notify(sdReady + "\nSTATUS=config not reloaded: " + firstLine(err.Error()))
 			} else {
 				log.Info("config reloaded")
+				notify(sdReady + "\nSTATUS=config reloaded")
 			}
 		case <-sigCtx.Done():
 			log.Info("shutting down")
+			notify(sdStopping)
 			d.Shutdown(context.Background())
 			return nil
 		}
 	}
 }
 
+// systemd notifications (Type=notify units; see deploy/systemd). Without $NOTIFY_SOCKET they
+// do nothing.
+const (
+	sdReady    = systemd.SdNotifyReady
+	sdStopping = systemd.SdNotifyStopping
+)
+
+// sdReloading is RELOADING=1 with the monotonic time systemd 253 and later require with it.
+func sdReloading() string {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return fmt.Sprintf("%s\nMONOTONIC_USEC=%d", systemd.SdNotifyReloading, ts.Nano()/1000)
+}
+
+func notify(state string) { systemd.SdNotify(false, state) }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 // Configured is a daemon's whole configuration (its file with the flags on top).
-type Configured interface{ Logging() config.Log }
+type Configured interface {
+	Logging() config.Log
+	Summary() []string // what --check prints: what would listen where
+}
 
 // Run is the life of every daemon command, read top to bottom: the configuration loaded and
-// validated once (a failure is a usage error, exit 2), the logger it configures, then Serve with
-// the daemon start builds from it; load is kept for SIGHUP.
+// validated once (a failure is a usage error, exit 2), with --check only that and a summary,
+// then the logger it configures, then Serve with the daemon start builds from it; load is kept
+// for SIGHUP.
 func Run[C Configured, S Service](cmd *cobra.Command, load func() (C, error),
 	start func(context.Context, *slog.Logger, C, func() (C, error)) (S, error)) error {
 	cfg, err := load()
+	if err == nil {
+		if c, ok := any(cfg).(interface{ Check() error }); ok {
+			err = c.Check()
+		}
+	}
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
+	}
+	if check, _ := cmd.Flags().GetBool("check"); check {
+		w := cmd.OutOrStdout()
+		for _, line := range cfg.Summary() {
+			fmt.Fprintln(w, line)
+		}
+		fmt.Fprintln(w, "config ok")
+		return nil
 	}
 	log := cfg.Logging().NewLogger(cmd.ErrOrStderr())
 	return Serve(cmd.Context(), log, cmd.Name(), func(ctx context.Context) (Service, error) {
@@ -80,12 +126,21 @@ func Run[C Configured, S Service](cmd *cobra.Command, load func() (C, error),
 // Reloader is the Reload of a daemon: read the config again with Load and apply it with Use.
 // A config that does not load changes nothing.
 type Reloader[C any] struct {
-	Load func() (C, error)
-	Use  func(context.Context, C) error
+	Load   func() (C, error)
+	Use    func(context.Context, C) error
+	Record func(error) // the outcome of each reload (Core.RecordReload); nil: none
 }
 
 // Reload implements Service.
 func (r Reloader[C]) Reload(ctx context.Context) error {
+	err := r.reload(ctx)
+	if r.Record != nil {
+		r.Record(err)
+	}
+	return err
+}
+
+func (r Reloader[C]) reload(ctx context.Context) error {
 	cfg, err := r.Load()
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)

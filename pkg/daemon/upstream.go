@@ -16,7 +16,8 @@ import (
 //	                                  Heartbeat passwords are masked (checkups.MaskPass) unless
 //	                                  the connection authenticated with the daemon's token.
 //	DELETE upstream <name>            removes it; "upstream <name> not found"
-func registerUpstream(mux *admin.Mux, reg *checkups.Registry) {
+func (c *Core) registerUpstream() {
+	mux, reg := c.Mux, c.Reg
 	mux.Handle("PUT", "upstream", true, func(_ context.Context, name string, body []byte) admin.Reply {
 		return admin.Result(reg.PutJSON(name, body))
 	})
@@ -31,7 +32,10 @@ func registerUpstream(mux *admin.Mux, reg *checkups.Registry) {
 			}
 			return admin.Message(reg.Info())
 		case "status":
-			return admin.Message(reg.Status(version.SlardarVersion))
+			st := reg.Status(version.SlardarVersion)
+			r := c.LastReload()
+			st["last_reload"] = map[string]any{"time": r.Time.Format(checkups.TimeLayout), "ok": r.OK, "error": r.Error}
+			return admin.Message(st)
 		}
 		return admin.Errorf(admin.ErrNotAllowed)
 	})

@@ -28,6 +28,9 @@ type Proxy struct {
 	// BaseContext is the context of every connection: hooks' waits end when it is done (the
 	// daemon drains). Closing a listener does not end it. Default: never done.
 	BaseContext context.Context
+	// Observe, when set, gets every connection when it has ended, with its listener's bound
+	// address and its outcome (the access log's): the daemon's metrics.
+	Observe func(listener string, cx *Conn, outcome string)
 
 	idle atomic.Int64 // see SetIdleTimeout
 	own  ownAddrs     // the listeners being served, so that a dial back to one is refused
@@ -87,9 +90,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream *Upstream) 
 		base = context.Background()
 	}
 	defer p.own.add(ln.Addr())()
+	listener := ln.Addr().String()
 	accept.Loop(ctx, ln, p.Logger, func(c net.Conn) {
 		p.Tracker.Add(c)
-		go p.handle(base, c, upstream.Get())
+		go p.handle(base, c, listener, upstream.Get())
 	})
 }
 
@@ -124,7 +128,7 @@ const (
 	StatusLoop        = 508 // the backend would be this proxy itself
 )
 
-func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
+func (p *Proxy) handle(ctx context.Context, c net.Conn, listener, upstream string) {
 	defer p.Tracker.Remove(c)
 	defer c.Close()
 	cx := &Conn{Client: c, Upstream: upstream, Start: time.Now(), Status: StatusOK}
@@ -140,14 +144,18 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, upstream string) {
 		c.Close() // the client does not wait for the log hook
 		p.Hooks.Log(cx)
 	}
+	how := outcome(cx.Err)
+	if p.Observe != nil {
+		p.Observe(listener, cx, how)
+	}
 	attrs := []any{
-		"listener", c.LocalAddr().String(),
+		"listener", listener,
 		"upstream", cx.Upstream,
 		"client", c.RemoteAddr().String(),
 		"attempts", attempts,
 		"server", cx.Server, "bytes_in", cx.BytesIn, "bytes_out", cx.BytesOut,
 		"duration_ms", time.Since(cx.Start).Milliseconds(),
-		"status", cx.Status, "outcome", outcome(cx.Err),
+		"status", cx.Status, "outcome", how,
 	}
 	attrs = append(attrs, cx.LogAttrs...)
 	if cx.Err != nil && !isReset(cx.Err) && !errors.Is(cx.Err, errIdle) {

@@ -40,7 +40,9 @@ func New(log *slog.Logger, cfg *config.File, load func() (*config.File, error), 
 		hooks = wrap(d.Scripts)
 	}
 	d.Core = daemon.NewCore(log, &cfg.Common, hooks)
+	d.Reloader.Record = d.RecordReload
 	d.Code.Register(d.Mux)
+	d.Scripts.OnRun = func(name, result string) { d.Metrics.ScriptRuns.WithLabelValues(name, result).Inc() }
 	return d
 }
 
@@ -49,7 +51,7 @@ func New(log *slog.Logger, cfg *config.File, load func() (*config.File, error), 
 // again on Reload. ctx bounds the daemon's life as a whole; call Shutdown to stop it gracefully.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.File, load func() (*config.File, error), adminDefault string) (*Daemon, error) {
 	d := New(log, cfg, load, nil)
-	if err := d.Serve(ctx, cfg.Admin, adminDefault, func() error { return d.apply(ctx, cfg) }); err != nil {
+	if err := d.Serve(ctx, &cfg.Common, adminDefault, func() error { return d.apply(ctx, cfg) }); err != nil {
 		return nil, err
 	}
 	if len(cfg.Listeners) == 0 {
@@ -58,10 +60,10 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.File, load func() 
 	return d, nil
 }
 
-// Serve starts the admin port, then apply (the first config); if apply fails the daemon is
-// shut down.
-func (d *Daemon) Serve(ctx context.Context, a config.Admin, adminDefault string, apply func() error) error {
-	if err := d.StartAdmin(ctx, a, adminDefault); err != nil {
+// Serve starts the HTTP endpoint and the admin port, then apply (the first config); if apply
+// fails the daemon is shut down.
+func (d *Daemon) Serve(ctx context.Context, common *config.Common, adminDefault string, apply func() error) error {
+	if err := d.StartEndpoints(ctx, common, adminDefault); err != nil {
 		return err
 	}
 	if err := apply(); err != nil {
@@ -168,6 +170,11 @@ func (d *Daemon) installScripts(dir string, found map[string]*script.Module) {
 	for i, name := range set {
 		install[i] = found[name]
 		d.Log.Info("script loaded", "name", name, "dir", dir)
+		if strings.HasPrefix(name, "script.") { // a hook: its runs are counted from now
+			for _, result := range []string{"ok", "exit", "error"} {
+				d.Metrics.ScriptRuns.WithLabelValues(name, result)
+			}
+		}
 	}
 	for _, name := range gone {
 		d.Log.Info("script removed with its file", "name", name)

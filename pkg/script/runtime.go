@@ -29,6 +29,9 @@ type Runtime struct {
 	Code   *Code
 	Dicts  *Dicts
 	Logger *slog.Logger // script errors and ngx.log; default: discard
+	// OnRun, when set, gets every hook run: the script's name and ok, exit (ngx.exit) or error
+	// (a Lua error, the time budget or the memory guard).
+	OnRun func(script, result string)
 
 	limits atomic.Pointer[Limits]
 	pool   sync.Pool
@@ -304,6 +307,19 @@ type invocation struct {
 // run calls module m as a hook of sess. The function runs with its own globals (reads fall
 // through to the shared ones), under the time budget and the heap guard.
 func (rt *Runtime) run(ctx context.Context, sess *session, m *Module) (err error) {
+	if rt.OnRun != nil {
+		defer func() {
+			var exit *ExitError
+			switch {
+			case err == nil:
+				rt.OnRun(m.Name, "ok")
+			case errors.As(err, &exit):
+				rt.OnRun(m.Name, "exit")
+			default:
+				rt.OnRun(m.Name, "error")
+			}
+		}()
+	}
 	v := rt.get()
 	defer func() {
 		var se *ScriptError

@@ -4,14 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the syncer's counters, served as Prometheus text and as the health check.
+// Metrics are the syncer's counters: a Prometheus collector, and the health check's facts.
+// One Metrics may outlive a Syncer (store-sync keeps it across SIGHUP).
 type Metrics struct {
 	mu      sync.Mutex
 	targets map[string]*TargetStats
@@ -64,41 +69,41 @@ func (m *Metrics) source(name string) *SourceStats {
 	return m.sources[name]
 }
 
-// ServeMetrics writes the Prometheus text exposition.
-func (m *Metrics) ServeMetrics(w http.ResponseWriter, _ *http.Request) {
+var (
+	storeUpDesc = prometheus.NewDesc("slardar_sync_store_up", "Whether the last read of the store succeeded.", []string{"store"}, nil)
+	invalidDesc = prometheus.NewDesc("slardar_sync_invalid_keys", "Store values skipped because they are invalid.", []string{"store"}, nil)
+	lastOKDesc  = prometheus.NewDesc("slardar_sync_last_success_timestamp_seconds", "When the target was last found or made equal to the store.", []string{"target"}, nil)
+	changesDesc = prometheus.NewDesc("slardar_sync_changes_applied_total", "Admin commands applied to the target.", []string{"target"}, nil)
+	errorsDesc  = prometheus.NewDesc("slardar_sync_errors_total", "Failed sync attempts.", []string{"target"}, nil)
+	lagDesc     = prometheus.NewDesc("slardar_sync_target_lag_seconds", "Age of the store snapshot the target last matched (NaN before the first).", []string{"target"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{storeUpDesc, invalidDesc, lastOKDesc, changesDesc, errorsDesc, lagDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: the stores' and targets' state at scrape time.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintln(w, "# HELP slardar_sync_store_up Whether the last read of the store succeeded.\n# TYPE slardar_sync_store_up gauge")
 	for _, n := range slices.Sorted(maps.Keys(m.sources)) {
-		fmt.Fprintf(w, "slardar_sync_store_up{store=%q} %d\n", n, b2i(m.sources[n].up.Load()))
+		src := m.sources[n]
+		ch <- prometheus.MustNewConstMetric(storeUpDesc, prometheus.GaugeValue, float64(b2i(src.up.Load())), n)
+		ch <- prometheus.MustNewConstMetric(invalidDesc, prometheus.GaugeValue, float64(src.invalid.Load()), n)
 	}
-	fmt.Fprintln(w, "# HELP slardar_sync_invalid_keys Store values skipped because they are invalid.\n# TYPE slardar_sync_invalid_keys gauge")
-	for _, n := range slices.Sorted(maps.Keys(m.sources)) {
-		fmt.Fprintf(w, "slardar_sync_invalid_keys{store=%q} %d\n", n, m.sources[n].invalid.Load())
-	}
-	for _, metric := range []struct {
-		name, help, typ string
-		value           func(*TargetStats) string
-	}{
-		{"slardar_sync_last_success_timestamp_seconds", "When the target was last found or made equal to the store.", "gauge",
-			func(t *TargetStats) string { return fmt.Sprintf("%.3f", float64(t.lastOK.Load())/1e9) }},
-		{"slardar_sync_changes_applied_total", "Admin commands applied to the target.", "counter",
-			func(t *TargetStats) string { return fmt.Sprint(t.changes.Load()) }},
-		{"slardar_sync_errors_total", "Failed sync attempts.", "counter",
-			func(t *TargetStats) string { return fmt.Sprint(t.errors.Load()) }},
-		{"slardar_sync_target_lag_seconds", "Age of the store snapshot the target last matched.", "gauge",
-			func(t *TargetStats) string {
-				if t.latestAt.Load() == 0 {
-					return "NaN"
-				}
-				return fmt.Sprintf("%.3f", time.Since(time.Unix(0, t.latestAt.Load())).Seconds())
-			}},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", metric.name, metric.help, metric.name, metric.typ)
-		for _, n := range slices.Sorted(maps.Keys(m.targets)) {
-			fmt.Fprintf(w, "%s{target=%q} %s\n", metric.name, n, metric.value(m.targets[n]))
+	for _, n := range slices.Sorted(maps.Keys(m.targets)) {
+		t := m.targets[n]
+		ch <- prometheus.MustNewConstMetric(lastOKDesc, prometheus.GaugeValue, float64(t.lastOK.Load())/1e9, n)
+		ch <- prometheus.MustNewConstMetric(changesDesc, prometheus.CounterValue, float64(t.changes.Load()), n)
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(t.errors.Load()), n)
+		lag := math.NaN()
+		if at := t.latestAt.Load(); at != 0 {
+			lag = time.Since(time.Unix(0, at)).Seconds()
 		}
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, lag, n)
 	}
 }
 
@@ -107,6 +112,21 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// StoresUp is nil when every store answered its last read, else an error naming those that did
+// not (store-sync's /readyz).
+func (s *Syncer) StoresUp() error {
+	var down []string
+	for _, sy := range s.Syncs {
+		if !s.Metrics.source(sy.Store.String()).up.Load() {
+			down = append(down, sy.Store.String())
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("store not reachable: %s", strings.Join(down, ", "))
+	}
+	return nil
 }
 
 // ServeHealth answers 200 when every store is reachable and every target matched the latest

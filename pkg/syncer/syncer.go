@@ -41,7 +41,7 @@ type Syncer struct {
 	DebounceMin time.Duration // quiet time after a change before applying; default 50ms
 	DebounceMax time.Duration // longest delay under a burst of changes; default 1s
 
-	Metrics Metrics
+	Metrics *Metrics // nil: Run makes one
 
 	mu      sync.Mutex
 	running []*source
@@ -99,6 +99,9 @@ type target struct {
 
 // Run watches every source and drives every target until ctx is done.
 func (s *Syncer) Run(ctx context.Context) {
+	if s.Metrics == nil {
+		s.Metrics = &Metrics{}
+	}
 	var wg sync.WaitGroup
 	for _, sy := range s.Syncs {
 		src := &source{sync: sy, owned: mirror.Owned{}}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/slardar-go/slardar/internal/testserver"
 	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/admin"
@@ -234,10 +236,8 @@ func TestBurstAndInvalid(t *testing.T) {
 		return true
 	})
 	t.Logf("1000 keys: both proxies equal to the store %v after the last write", took)
-	rec := httptest.NewRecorder()
-	s.Metrics.ServeMetrics(rec, nil)
-	if !strings.Contains(rec.Body.String(), `slardar_sync_invalid_keys{store="etcd://`+etcdProc.Addr+`"} 2`) {
-		t.Fatalf("metrics:\n%s", rec.Body.String())
+	if out := scrape(t, s.Metrics); !strings.Contains(out, `slardar_sync_invalid_keys{store="etcd://`+etcdProc.Addr+`"} 2`) {
+		t.Fatalf("metrics:\n%s", out)
 	}
 	testutil.WaitFor(t, "health to report in sync", 15*time.Second, func() bool {
 		rec := httptest.NewRecorder()
@@ -323,10 +323,8 @@ func TestStoreOutageNoticed(t *testing.T) {
 	if !strings.Contains(logs.String(), "store unreachable") {
 		t.Fatalf("the outage is not logged:\n%s", logs.String())
 	}
-	rec := httptest.NewRecorder()
-	s.Metrics.ServeMetrics(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), `slardar_sync_store_up{store="etcd://`+etcdProc.Addr+`"} 0`) {
-		t.Fatalf("store_up while etcd is down:\n%s", rec.Body.String())
+	if out := scrape(t, s.Metrics); !strings.Contains(out, `slardar_sync_store_up{store="etcd://`+etcdProc.Addr+`"} 0`) {
+		t.Fatalf("store_up while etcd is down:\n%s", out)
 	}
 	time.Sleep(5 * time.Second) // long enough for client backoffs to have grown
 	if err := etcdProc.Start(ctx); err != nil {
@@ -336,4 +334,14 @@ func TestStoreOutageNoticed(t *testing.T) {
 	took = testutil.WaitFor(t, "the first change after the outage", 8*time.Second, all([]*slardarproxy.Daemon{p2}, "B"))
 	t.Logf("first change after the outage arrived in %v", took)
 	testutil.WaitFor(t, "/health back to 200", 5*time.Second, healthy)
+}
+
+// scrape is the Prometheus text exposition of a collector.
+func scrape(t *testing.T, c prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }

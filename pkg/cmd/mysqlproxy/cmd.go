@@ -58,7 +58,7 @@ SIGHUP reloads the config file.
 		},
 	}
 	f := cmd.Flags()
-	o.CommonFlags.Register(f, DefaultAdminListen, "listeners, users, upstreams, mysql, scripts, admin, log")
+	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listeners, users, upstreams, mysql, scripts, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =NAME (writes go to upstream NAME, reads to NAME_read; default name: the port); repeatable (default "+DefaultListen+" when nothing is configured)")
 	f.StringArrayVar(&o.Users, "user", nil, "a user clients log in as, NAME:PASSWORD (the servers are logged in to as the same user); repeatable")
 	return cmd

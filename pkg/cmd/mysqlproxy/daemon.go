@@ -36,6 +36,7 @@ import (
 // Defaults of mysql-proxy.
 const (
 	DefaultAdminListen = "127.0.0.1:1896"
+	DefaultHTTPListen  = "127.0.0.1:1996"
 	DefaultListen      = "127.0.0.1:3141"
 	loginTimeout       = 10 * time.Second
 )
@@ -49,6 +50,7 @@ type Daemon struct {
 	sessions atomic.Pointer[map[string]*session.Config] // by listener upstream
 	roles    atomic.Pointer[map[string]string]          // implied checkups roles: N primary, N_read replica
 	pos      session.Positions
+	counters counters
 	users    atomic.Pointer[map[string]config.MySQLUser]
 	log      *slog.Logger
 
@@ -61,15 +63,16 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load fu
 		Setup: session.TrackGTIDs}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
+	d.Prom.MustRegister(d)
 	d.roles.Store(&map[string]string{})
-	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply}
+	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply, Record: d.RecordReload}
 	tlsConf, key, err := serverTLS(cfg.MySQL)
 	if err != nil {
 		return nil, err
 	}
 	d.front = &front.Server{Version: cfg.MySQL.ServerVersion, TLS: tlsConf, RSAKey: key, Users: d.user,
 		LocalFiles: cfg.MySQL.LocalInfile == nil || *cfg.MySQL.LocalInfile}
-	if err := d.Serve(ctx, cfg.Admin, DefaultAdminListen, func() error { return d.apply(ctx, cfg) }); err != nil {
+	if err := d.Serve(ctx, &cfg.Common, DefaultAdminListen, func() error { return d.apply(ctx, cfg) }); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -108,7 +111,8 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		sessions[l.Upstream] = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front,
 			Log: d.log.With("component", "mysql", "upstream", l.Upstream), Backend: d.backendUser,
 			MaxStmts: cfg.MySQL.MaxPreparedStatements, IdleTimeout: cfg.MySQL.IdleTimeout, MaxPacket: maxPacket,
-			Consistency: session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}, Positions: &d.pos}
+			Consistency: session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}, Positions: &d.pos,
+			Counters: d.counters.get(l.Upstream)}
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}
 	d.users.Store(&users)
@@ -178,7 +182,8 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
 	cfg := (*d.sessions.Load())[cx.Upstream]
 	if cfg == nil { // a listener the config just removed: its last settings are gone, these are sane
-		cfg = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log, Backend: d.backendUser, Positions: &d.pos}
+		cfg = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log, Backend: d.backendUser, Positions: &d.pos,
+			Counters: d.counters.get(cx.Upstream)}
 	}
 	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host)
 	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// Binaries the tests start serve no HTTP endpoint unless a test asks (its default port
+	// would be shared by every test process).
+	os.Setenv("SLARDAR_HTTP_LISTEN", "")
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	dir, err := os.MkdirTemp("", "mysqlproxy-test-")
 	if err != nil {

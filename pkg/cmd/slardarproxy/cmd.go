@@ -20,6 +20,9 @@ import (
 // DefaultAdminListen is slardar-proxy's admin address.
 const DefaultAdminListen = "127.0.0.1:1895"
 
+// DefaultHTTPListen serves /metrics, /livez and /readyz: the original Slardar's HTTP admin port.
+const DefaultHTTPListen = "127.0.0.1:1995"
+
 // Daemon is a running slardar-proxy: a daemon.Core whose hooks are Lua scripts.
 type Daemon = luaproxy.Daemon
 
@@ -63,7 +66,7 @@ Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.sh
 		},
 	}
 	f := cmd.Flags()
-	o.CommonFlags.Register(f, DefaultAdminListen, "listeners, upstreams, scripts, checkups, admin, log")
+	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listeners, upstreams, scripts, checkups, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")
 	f.StringArrayVar(&o.SharedDicts, "shared-dict", nil, "declare an ngx.shared dictionary NAME=SIZE (e.g. stream_limit_req_store=10m); repeatable")
 	f.StringVar(&o.ScriptsDir, "scripts-dir", "", "directory of *.lua scripts and modules loaded at start and on SIGHUP")

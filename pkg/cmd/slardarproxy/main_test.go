@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// Binaries the tests start serve no HTTP endpoint unless a test asks (its default port
+	// would be shared by every test process).
+	os.Setenv("SLARDAR_HTTP_LISTEN", "")
 	// Connections the tests kill on purpose make the driver log; keep the output readable.
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	dir, err := os.MkdirTemp("", "slardarproxy-test-")

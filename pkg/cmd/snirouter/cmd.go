@@ -48,7 +48,7 @@ Signals: SIGTERM/SIGINT drain, SIGHUP reloads the config file.
 		},
 	}
 	f := cmd.Flags()
-	o.CommonFlags.Register(f, DefaultAdminListen, "listen, routes, upstreams, sni, admin, log")
+	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listen, routes, upstreams, sni, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data address PORT or HOST:PORT; repeatable (default :443)")
 	f.StringArrayVar(&o.Allow, "allow", nil, "allow targets HOST:PORT, *.DOMAIN:PORT or ~REGEXP (port may be *); repeatable")
 	return cmd

@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/metrics"
 	"github.com/slardar-go/slardar/pkg/sni"
 )
 
 // Defaults of sni-router.
 const (
 	DefaultAdminListen = "127.0.0.1:1897"
+	DefaultHTTPListen  = "127.0.0.1:1997"
 	DefaultListen      = ":443"
 )
 
@@ -34,8 +37,17 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.SNIFile, load func
 	d := &Daemon{router: &Router{Routes: &sni.Table{}}}
 	d.Reloader = daemon.Reloader[*config.SNIFile]{Load: load, Use: d.apply}
 	d.Core = daemon.NewCore(log, &cfg.Common, d.router)
+	d.Reloader.Record = d.RecordReload
+	routed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "sni_routes_total",
+		Help: "Connections by route (its pattern; empty when none matched) and result: routed, no_route, bad_hello (no readable ClientHello), forbidden (a target outside the allow-list)."},
+		[]string{"route", "result"})
+	d.Prom.MustRegister(routed)
+	for _, result := range []string{"no_route", "bad_hello"} {
+		routed.WithLabelValues("", result)
+	}
+	d.router.Routed = func(route, result string) { routed.WithLabelValues(route, result).Inc() }
 	registerRoute(d.Mux, d.router.Routes)
-	if err := d.StartAdmin(ctx, cfg.Admin, DefaultAdminListen); err != nil {
+	if err := d.StartEndpoints(ctx, &cfg.Common, DefaultAdminListen); err != nil {
 		return nil, err
 	}
 	if err := d.apply(ctx, cfg); err != nil {

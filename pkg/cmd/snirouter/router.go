@@ -20,6 +20,10 @@ const DefaultHelloTimeout = 5 * time.Second
 // Router is the l4.Hooks of sni-router: its preread peeks the ClientHello and routes.
 type Router struct {
 	Routes *sni.Table
+	// Routed, when set, counts each connection's routing: the route's pattern ("" when none
+	// matched) and the result: routed, no_route, bad_hello (not TLS, or no readable hello),
+	// forbidden (a target outside the allow-list).
+	Routed func(route, result string)
 
 	limits atomic.Pointer[Limits]
 	bufs   sync.Pool // *bufio.Reader of sni.BufferSize(MaxHello), reused across connections
@@ -71,20 +75,28 @@ func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
 	}
 	m, ok := rt.Routes.Lookup(h, cx.Port)
 	cx.LogAttrs = append(cx.LogAttrs, "sni", h.ServerName)
+	count := func(route, result string) {
+		if rt.Routed != nil {
+			rt.Routed(route, result)
+		}
+	}
 	if herr != nil && (!ok || m.Pattern != sni.DefaultPattern) {
 		cx.Status = l4.StatusBadRequest
+		count("", "bad_hello")
 		return fmt.Errorf("reading ClientHello: %w", herr)
 	}
 	if !ok {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write(unrecognizedName)
 		cx.Status = l4.StatusMisdirected
+		count("", "no_route")
 		return fmt.Errorf("%w for %q", ErrNoRoute, h.ServerName)
 	}
 	cx.LogAttrs = append(cx.LogAttrs, "route", m.Pattern)
 	if m.Target != "" {
 		if !rt.Routes.Allows(m.Target) {
 			cx.Status = l4.StatusForbidden
+			count(m.Pattern, "forbidden")
 			return fmt.Errorf("target %s not in the allow-list", m.Target)
 		}
 		cx.Target = m.Target
@@ -92,6 +104,7 @@ func (rt *Router) Preread(_ context.Context, cx *l4.Conn) error {
 		cx.Upstream = m.Route.Upstream
 	}
 	cx.ProxyProtocol = m.Route.ProxyProtocol
+	count(m.Pattern, "routed")
 	return nil
 }
 

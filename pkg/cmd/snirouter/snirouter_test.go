@@ -452,3 +452,38 @@ func TestNoSelfLoop(t *testing.T) {
 		t.Fatalf("%d connections for one client: the router chained to itself\n%s", n, logs.String())
 	}
 }
+
+// TestRouteMetrics: sni-router's routing shows in slardar_sni_routes_total, routed by pattern and
+// refused by reason (no route, no readable hello), with the common metrics beside it.
+func TestRouteMetrics(t *testing.T) {
+	cfg, err := config.ParseSNI([]byte(baseYAML(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := "127.0.0.1:0"
+	cfg.Admin.Listen, cfg.Listen, cfg.HTTP.Listen = "127.0.0.1:0", []string{"127.0.0.1:0"}, &web
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := Start(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, func() (*config.SNIFile, error) { return cfg, nil })
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
+	addr := d.ListenerAddr("")
+	sClient(t, addr, "a.example.com")
+	sClient(t, addr, "nowhere.test")
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Write([]byte("GET / HTTP/1.0\r\n\r\n")) // not TLS
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	testutil.WaitFor(t, "routing counted", 5*time.Second, func() bool {
+		m := testutil.Scrape(t, d.HTTPAddr())
+		routed, _ := m.Value("slardar_sni_routes_total", map[string]string{"route": "a.example.com", "result": "routed"})
+		noRoute, _ := m.Value("slardar_sni_routes_total", map[string]string{"route": "", "result": "no_route"})
+		bad, _ := m.Value("slardar_sni_routes_total", map[string]string{"route": "", "result": "bad_hello"})
+		conns, _ := m.Value("slardar_connections_total", map[string]string{"upstream": "a", "outcome": "ok"})
+		return routed == 1 && noRoute == 1 && bad == 1 && conns == 1
+	})
+}

@@ -3,25 +3,31 @@
 package storesync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	systemd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/metrics"
 	"github.com/slardar-go/slardar/pkg/store"
 	"github.com/slardar-go/slardar/pkg/syncer"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
-// DefaultListen serves /health and /metrics.
+// DefaultListen serves /metrics, /livez, /readyz and /health.
 const DefaultListen = "127.0.0.1:1898"
 
 // Options are store-sync's flags.
@@ -60,8 +66,11 @@ A store that is unreachable changes nothing; an invalid value is reported with i
 skipped. Deletions in the store are applied to names the store had while store-sync ran;
 --prune deletes everything the store does not have.
 
-GET /health on --http-listen answers 200 when the stores are reachable and every target is in
-sync; GET /metrics is Prometheus text.
+On --http-listen: /metrics (Prometheus), /livez, /readyz (200 when every store is reachable;
+a target that is down is a metric and a /health detail, not unreadiness) and /health (200 when
+the stores are reachable and every target is in sync, with the details as JSON). SIGHUP reads
+the config file and flags again: a config that does not load leaves the running syncs as they
+are.
 
 ` + cmdutil.EnvHelp + `
 A token given to one sync of the config file wins over --token.`,
@@ -80,7 +89,7 @@ A token given to one sync of the config file wins over --token.`,
 	f.StringVar(&o.Token, "token", "", "admin token of the targets")
 	cmdutil.Alias(f, "admin-token", "token")
 	f.BoolVar(&o.Prune, "prune", false, "delete from the proxies what the store does not have")
-	f.StringVar(&o.HTTPListen, "http-listen", DefaultListen, "address of /health and /metrics")
+	f.StringVar(&o.HTTPListen, "http-listen", DefaultListen, "address of /metrics, /livez, /readyz and /health")
 	cmdutil.Alias(f, "listen", "http-listen")
 	f.DurationVar(&o.Resync, "resync", syncer.DefaultResync, "full resync period")
 	f.BoolVar(&o.Once, "once", false, "apply once and exit; non-zero if anything is not in sync")
@@ -138,27 +147,11 @@ func (o *Options) run(cmd *cobra.Command) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
 	}
-	var syncs []syncer.Sync
-	for i, s := range f.Syncs {
-		st, err := store.Open(s.Source)
-		if err != nil {
-			return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("syncs[%d]: %w", i, err))
-		}
-		defer st.Close()
-		if len(s.Targets) == 0 {
-			return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("syncs[%d]: no targets", i))
-		}
-		for _, t := range s.Targets {
-			if _, _, err := net.SplitHostPort(t); err != nil {
-				return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("target %q: want HOST:PORT", t))
-			}
-		}
-		prefix := s.Prefix
-		if prefix == "" {
-			prefix = store.DefaultPrefix
-		}
-		syncs = append(syncs, syncer.Sync{Store: st, Prefix: prefix, Targets: s.Targets, Token: s.Token, Prune: s.Prune})
+	syncs, closeStores, err := openSyncs(f)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
 	}
+	defer func() { closeStores() }()
 	log := f.Log.NewLogger(cmd.ErrOrStderr())
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -172,25 +165,114 @@ func (o *Options) run(cmd *cobra.Command) error {
 		}
 		return nil
 	}
-	s := &syncer.Syncer{Syncs: syncs, Log: log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max}
-	ln, err := net.Listen("tcp", f.Listen)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// The metrics and the endpoint outlive the syncers a SIGHUP replaces.
+	m := &syncer.Metrics{}
+	reg := metrics.NewRegistry(version.Version)
+	reg.MustRegister(m)
+	reload := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "config_last_reload_successful",
+		Help: "1 when the last configuration load (start or reload) succeeded."})
+	reloadTime := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "config_last_reload_timestamp_seconds",
+		Help: "When the configuration was last loaded (start or reload), successfully or not."})
+	reg.MustRegister(reload, reloadTime)
+	recordReload := func(ok bool) {
+		reloadTime.SetToCurrentTime()
+		reload.Set(float64(b2f(ok)))
+	}
+	recordReload(true)
+	var current atomic.Pointer[syncer.Syncer]
+	ready := func() error { return current.Load().StoresUp() }
+	ep, err := metrics.Serve(f.Listen, reg, ready, false)
 	if err != nil {
-		return fmt.Errorf("health listener: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", s.ServeHealth)
-	mux.HandleFunc("/metrics", s.Metrics.ServeMetrics)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-	var names []string
-	for _, sy := range syncs {
-		names = append(names, sy.Store.String()+" -> "+strings.Join(sy.Targets, ","))
+	defer ep.Close()
+	ep.Mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHealth(w, r) })
+
+	for {
+		s := &syncer.Syncer{Syncs: syncs, Log: log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max, Metrics: m}
+		current.Store(s)
+		var names []string
+		for _, sy := range syncs {
+			names = append(names, sy.Store.String()+" -> "+strings.Join(sy.Targets, ","))
+		}
+		log.Info("store-sync started", "version", version.Version, "syncs", names, "http", ep.Addr())
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(runCtx) }()
+		systemd.SdNotify(false, systemd.SdNotifyReady)
+	wait:
+		select {
+		case <-ctx.Done():
+			systemd.SdNotify(false, systemd.SdNotifyStopping)
+			cancel()
+			<-done
+			log.Info("store-sync stopped")
+			return nil
+		case <-hup:
+			nf, err := o.config(cmd)
+			var next []syncer.Sync
+			var closeNext func()
+			if err == nil {
+				next, closeNext, err = openSyncs(nf)
+			}
+			if err != nil {
+				recordReload(false)
+				log.Error("config not reloaded", "err", err)
+				goto wait
+			}
+			recordReload(true)
+			cancel()
+			<-done
+			closeStores()
+			f, syncs, closeStores = nf, next, closeNext
+			log.Info("config reloaded")
+		}
 	}
-	log.Info("store-sync started", "version", version.Version, "syncs", names, "health", ln.Addr().String())
-	s.Run(ctx)
-	log.Info("store-sync stopped")
-	return nil
+}
+
+// openSyncs opens the stores of f's syncs and checks their targets; closeStores closes them.
+func openSyncs(f *config.SyncFile) (syncs []syncer.Sync, closeStores func(), err error) {
+	var opened []store.Store
+	closeStores = func() {
+		for _, st := range opened {
+			st.Close()
+		}
+	}
+	for i, s := range f.Syncs {
+		st, err := store.Open(s.Source)
+		if err != nil {
+			closeStores()
+			return nil, nil, fmt.Errorf("syncs[%d]: %w", i, err)
+		}
+		opened = append(opened, st)
+		if len(s.Targets) == 0 {
+			closeStores()
+			return nil, nil, fmt.Errorf("syncs[%d]: no targets", i)
+		}
+		for _, t := range s.Targets {
+			if _, _, err := net.SplitHostPort(t); err != nil {
+				closeStores()
+				return nil, nil, fmt.Errorf("target %q: want HOST:PORT", t)
+			}
+		}
+		prefix := s.Prefix
+		if prefix == "" {
+			prefix = store.DefaultPrefix
+		}
+		syncs = append(syncs, syncer.Sync{Store: st, Prefix: prefix, Targets: s.Targets, Token: s.Token, Prune: s.Prune})
+	}
+	return syncs, closeStores, nil
+}
+
+func b2f(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func printResults(cmd *cobra.Command, output string, results []syncer.Result) error {

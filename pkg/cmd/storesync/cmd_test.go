@@ -7,7 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,5 +85,77 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if len(f.Syncs) != 1 || len(f.Syncs[0].Targets) != 2 || f.Debounce.Max != time.Second {
 		t.Fatalf("example: %+v", f)
+	}
+}
+
+// TestEndpointsAndReload: the running command serves /livez, /readyz (the store reachable),
+// /metrics (client_golang, with the process metrics) and /health; SIGHUP with a broken file
+// keeps the running sync and says so in the metrics; a good file is applied.
+func TestEndpointsAndReload(t *testing.T) {
+	p := proxy(t)
+	dir := t.TempDir()
+	st := &store.Dir{Root: dir}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	backend := testutil.Greeter("A")
+	host, port, _ := net.SplitHostPort(backend)
+	st.Put(ctx, "config/slardar/upstreams_stream/3131", []byte(fmt.Sprintf(`{"enable":false,"servers":[{"host":%q,"port":%s}]}`, host, port)))
+	web := testutil.Listen(t)
+	webAddr := web.Addr().String()
+	web.Close()
+	cfgPath := filepath.Join(t.TempDir(), "store-sync.yaml")
+	good := fmt.Sprintf("listen: %s\nsyncs: [{source: \"dir://%s\", targets: [%s]}]\n", webAddr, dir, p.AdminAddr())
+	os.WriteFile(cfgPath, []byte(good), 0o644)
+	cmd := NewCommand()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	var logs testutil.SyncBuffer
+	cmd.SetErr(&logs)
+	cmd.SetArgs([]string{"--config", cfgPath})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	testutil.WaitFor(t, "/readyz", 10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", webAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		code, _ := testutil.Get(t, webAddr, "/readyz")
+		return code == 200
+	})
+	if code, _ := testutil.Get(t, webAddr, "/livez"); code != 200 {
+		t.Fatalf("/livez: %d", code)
+	}
+	testutil.WaitFor(t, "/health in sync", 10*time.Second, func() bool {
+		code, _ := testutil.Get(t, webAddr, "/health")
+		return code == 200
+	})
+	m := testutil.Scrape(t, webAddr)
+	if v, _ := m.Value("slardar_sync_store_up", map[string]string{"store": "dir://" + dir}); v != 1 || m["process_cpu_seconds_total"] == nil || m["slardar_build_info"] == nil {
+		t.Fatalf("metrics: store_up %v, process metrics %v", v, m["process_cpu_seconds_total"] != nil)
+	}
+
+	os.WriteFile(cfgPath, []byte("syncs: [{source: \"nope://x\", targets: [a:1]}]\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	testutil.WaitFor(t, "failed reload reported", 5*time.Second, func() bool {
+		v, _ := testutil.Scrape(t, webAddr).Value("slardar_config_last_reload_successful", nil)
+		return v == 0 && strings.Contains(logs.String(), "config not reloaded")
+	})
+	if code, _ := testutil.Get(t, webAddr, "/health"); code != 200 {
+		t.Fatal("a failed reload stopped the running sync")
+	}
+	os.WriteFile(cfgPath, []byte(good), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	testutil.WaitFor(t, "good reload", 5*time.Second, func() bool {
+		v, _ := testutil.Scrape(t, webAddr).Value("slardar_config_last_reload_successful", nil)
+		return v == 1 && strings.Contains(logs.String(), "config reloaded")
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("store-sync did not stop")
 	}
 }

@@ -351,7 +351,7 @@ func (s *Session) query(payload []byte, seq byte) error {
 	if err != nil || c == nil {
 		return err
 	}
-	s.count(c)
+	s.count(c, r)
 	if r == routePrimary && !class.Session {
 		s.lastWrite = time.Now()
 	}
@@ -370,12 +370,20 @@ func (s *Session) query(payload []byte, seq byte) error {
 	return nil
 }
 
-// count records where a statement ran, for the access log.
-func (s *Session) count(c *backend.Conn) {
-	if c == s.replica {
+// count records where a statement of route r ran, for the access log and the metrics: a read
+// on a replica, a write (anything on the primary that is not a read), or a read the primary
+// served (no usable replica, consistency, a transaction or a pin).
+func (s *Session) count(c *backend.Conn, r route) {
+	switch {
+	case c == s.replica:
 		s.stats.Reads++
-	} else {
+		s.cfg.Counters.Reads.Add(1)
+	case r == routeRead || r == routeLast:
 		s.stats.Writes++
+		s.cfg.Counters.PrimaryReads.Add(1)
+	default:
+		s.stats.Writes++
+		s.cfg.Counters.Writes.Add(1)
 	}
 }
 
@@ -386,7 +394,7 @@ func (s *Session) initDB(payload []byte, seq byte) error {
 	if err != nil || c == nil {
 		return err
 	}
-	s.count(c)
+	s.count(c, routePrimary)
 	if res.Err != nil {
 		return nil
 	}

@@ -46,6 +46,8 @@ type Config struct {
 	// sessions (it must not be nil when the mode is Session or Global).
 	Consistency Consistency
 	Positions   *Positions
+	// Counters are the listener's metrics; required (they outlive reloads, see mysqlproxy).
+	Counters *Counters
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 }
@@ -55,6 +57,15 @@ func (c *Config) logger() *slog.Logger {
 		return c.Log
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// Counters are what the sessions of a listener did, for the metrics.
+type Counters struct {
+	Reads        atomic.Int64 // statements a replica served
+	Writes       atomic.Int64 // statements the primary served that were not reads
+	PrimaryReads atomic.Int64 // reads the primary served (no usable replica, consistency, transaction, pin)
+	Sessions     atomic.Int64 // sessions open now
+	SessionsDone atomic.Int64 // sessions ended
 }
 
 // Stats are what one session did, for its access-log line.
@@ -104,6 +115,8 @@ func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key str
 	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + ReadSuffix, key: key,
 		schema: cl.Schema, applied: make(map[*backend.Conn]int), stmts: make(map[uint32]*stmt)}
 	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
+	cfg.Counters.Sessions.Add(1)
+	defer func() { cfg.Counters.Sessions.Add(-1); cfg.Counters.SessionsDone.Add(1) }()
 	stop := context.AfterFunc(ctx, func() {
 		s.draining.Store(true)
 		if !s.inTx.Load() {

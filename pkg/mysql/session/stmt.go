@@ -181,7 +181,7 @@ func (s *Session) execute(payload []byte, seq byte) error {
 			return s.reply(seq+1, lostConnection())
 		}
 		st.exec = c
-		s.count(c)
+		s.count(c, routeOf(st.class))
 		if routeOf(st.class) == routePrimary {
 			s.lastWrite = time.Now()
 		}

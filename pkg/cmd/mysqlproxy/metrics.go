@@ -1,0 +1,78 @@
+package mysqlproxy
+
+import (
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slardar-go/slardar/pkg/metrics"
+	"github.com/slardar-go/slardar/pkg/mysql/session"
+)
+
+// counters are the listeners' session counters by upstream; they outlive reloads.
+type counters struct {
+	mu sync.Mutex
+	m  map[string]*session.Counters
+}
+
+func (c *counters) get(upstream string) *session.Counters {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]*session.Counters)
+	}
+	if c.m[upstream] == nil {
+		c.m[upstream] = &session.Counters{}
+	}
+	return c.m[upstream]
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(metrics.Namespace+"_mysql_"+name, help, labels, nil)
+}
+
+var (
+	queriesDesc = desc("queries_total", "Statements by where they ran: read (a replica), write (the primary), "+
+		"primary_read (a read the primary served: no usable replica, consistency, a transaction or a pin).", "upstream", "route")
+	sessionsDesc     = desc("sessions", "Client sessions open now.", "upstream")
+	sessionsDoneDesc = desc("sessions_total", "Client sessions ended.", "upstream")
+	gtidDesc         = desc("consistency_reads_total", "Reads that needed read-after-write care: gtid_wait (a replica after MASTER_GTID_WAIT), "+
+		"gtid_fallback (the primary after the wait timed out), window (the primary inside the window after a write).", "kind")
+	poolDesc     = desc("pool_connections_total", "Backend connections: opened (logins), reused (from the pool), reset (COM_RESET_CONNECTION before reuse), closed.", "event")
+	poolIdleDesc = desc("pool_idle_connections", "Backend connections idle in the pool now.")
+)
+
+// Describe implements prometheus.Collector.
+func (d *Daemon) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range []*prometheus.Desc{queriesDesc, sessionsDesc, sessionsDoneDesc, gtidDesc, poolDesc, poolIdleDesc} {
+		ch <- x
+	}
+}
+
+// Collect implements prometheus.Collector: mysql-proxy's own metrics, read at scrape time.
+func (d *Daemon) Collect(ch chan<- prometheus.Metric) {
+	d.counters.mu.Lock()
+	byUpstream := maps.Clone(d.counters.m)
+	d.counters.mu.Unlock()
+	counter := func(desc *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	for _, up := range slices.Sorted(maps.Keys(byUpstream)) {
+		c := byUpstream[up]
+		counter(queriesDesc, c.Reads.Load(), up, "read")
+		counter(queriesDesc, c.Writes.Load(), up, "write")
+		counter(queriesDesc, c.PrimaryReads.Load(), up, "primary_read")
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(c.Sessions.Load()), up)
+		counter(sessionsDoneDesc, c.SessionsDone.Load(), up)
+	}
+	counter(gtidDesc, d.pos.Waits.Load(), "gtid_wait")
+	counter(gtidDesc, d.pos.WaitFallbacks.Load(), "gtid_fallback")
+	counter(gtidDesc, d.pos.WindowReads.Load(), "window")
+	counter(poolDesc, d.pool.Opened.Load(), "opened")
+	counter(poolDesc, d.pool.Reused.Load(), "reused")
+	counter(poolDesc, d.pool.Resets.Load(), "reset")
+	counter(poolDesc, d.pool.Closed.Load(), "closed")
+	ch <- prometheus.MustNewConstMetric(poolIdleDesc, prometheus.GaugeValue, float64(d.pool.Idle()))
+}
