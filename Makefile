@@ -10,6 +10,7 @@ prefix  ?= /usr/local
 bindir  ?= $(prefix)/bin
 mandir  ?= $(prefix)/share/man
 datadir ?= $(prefix)/share
+unitdir ?= $(prefix)/lib/systemd/system
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
@@ -75,6 +76,11 @@ install: build
 	install -m 0644 completions/bash/* $(DESTDIR)$(datadir)/bash-completion/completions/
 	install -m 0644 completions/zsh/* $(DESTDIR)$(datadir)/zsh/site-functions/
 	install -m 0644 completions/fish/* $(DESTDIR)$(datadir)/fish/vendor_completions.d/
+	install -d $(DESTDIR)$(unitdir) $(DESTDIR)$(datadir)/slardar
+	for u in deploy/systemd/*.service; do \
+		sed 's|/usr/local/bin/|$(bindir)/|g' $$u > $(DESTDIR)$(unitdir)/$$(basename $$u) && chmod 0644 $(DESTDIR)$(unitdir)/$$(basename $$u); \
+	done
+	install -m 0644 deploy/grafana/slardar.json deploy/prometheus/slardar-rules.yml $(DESTDIR)$(datadir)/slardar/
 
 clean:
 	rm -rf bin bench/out

@@ -9,7 +9,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -155,7 +158,7 @@ func (c Cluster) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads an array or an object of levels, validating as an admin PUT does.
 func (c *Cluster) UnmarshalJSON(data []byte) error {
-	parsed, err := parseCluster(data)
+	parsed, err := parseCluster(data, false)
 	if err != nil {
 		return err
 	}
@@ -183,7 +186,7 @@ func invalid(format string, args ...any) error {
 	return &ValidationError{Msg: fmt.Sprintf(format, args...)}
 }
 
-func parseCluster(raw json.RawMessage) (Cluster, error) {
+func parseCluster(raw json.RawMessage, strict bool) (Cluster, error) {
 	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) > 0 && raw[0] == '[':
@@ -193,7 +196,7 @@ func parseCluster(raw json.RawMessage) (Cluster, error) {
 		}
 		c := Cluster{Levels: make([]Level, 0, len(levels))}
 		for _, l := range levels {
-			lv, err := parseLevel(l)
+			lv, err := parseLevel(l, strict)
 			if err != nil {
 				return Cluster{}, err
 			}
@@ -212,7 +215,7 @@ func parseCluster(raw json.RawMessage) (Cluster, error) {
 		sort.Strings(names)
 		c := Cluster{Named: true, Levels: make([]Level, 0, len(levels))}
 		for _, n := range names {
-			lv, err := parseLevel(levels[n])
+			lv, err := parseLevel(levels[n], strict)
 			if err != nil {
 				return Cluster{}, err
 			}
@@ -224,25 +227,35 @@ func parseCluster(raw json.RawMessage) (Cluster, error) {
 	return Cluster{}, invalid(errClusterInvalid)
 }
 
-func parseLevel(raw json.RawMessage) (Level, error) {
+func parseLevel(raw json.RawMessage, strict bool) (Level, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || len(fields) == 0 {
 		return Level{}, invalid(errEmptyLevel)
 	}
-	servers, err := parseServers(fields["servers"])
+	if strict {
+		if err := onlyKnown(fields, "level", "servers"); err != nil {
+			return Level{}, err
+		}
+	}
+	servers, err := parseServers(fields["servers"], strict)
 	if err != nil {
 		return Level{}, err
 	}
 	return Level{Servers: servers}, nil
 }
 
-func parseServers(raw json.RawMessage) ([]Server, error) {
+func parseServers(raw json.RawMessage, strict bool) ([]Server, error) {
 	var items []map[string]json.RawMessage
 	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil || len(items) == 0 {
 		return nil, invalid(errServersInvalid)
 	}
 	out := make([]Server, 0, len(items))
 	for i, it := range items {
+		if strict {
+			if err := onlyKnown(it, fmt.Sprintf("server %d", i+1), "host", "port", "weight", "max_fails", "fail_timeout"); err != nil {
+				return nil, err
+			}
+		}
 		if it["host"] == nil || it["port"] == nil {
 			return nil, invalid(errNoHostPort)
 		}
@@ -275,8 +288,25 @@ func parseServers(raw json.RawMessage) ([]Server, error) {
 }
 
 // ParseUpstream reads an upstream object: {"cluster":...} with the other fields, or the store's
-// short form {"servers":[...], ...}, whose servers become the only level.
-func ParseUpstream(data []byte) (*Upstream, error) {
+// short form {"servers":[...], ...}, whose servers become the only level. Unknown fields are
+// ignored, as the original's admin protocol does.
+func ParseUpstream(data []byte) (*Upstream, error) { return parseUpstream(data, false) }
+
+// ParseUpstreamStrict is ParseUpstream refusing unknown fields, by name (a "wieght" is an
+// error, not a server of weight 1): for config files, slardarctl input and store values.
+func ParseUpstreamStrict(data []byte) (*Upstream, error) { return parseUpstream(data, true) }
+
+// onlyKnown refuses a field not in known.
+func onlyKnown(fields map[string]json.RawMessage, where string, known ...string) error {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if !slices.Contains(known, k) {
+			return invalid("%s: unknown field %q", where, k)
+		}
+	}
+	return nil
+}
+
+func parseUpstream(data []byte, strict bool) (*Upstream, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return nil, invalid(msgInvalidBody)
@@ -285,10 +315,10 @@ func ParseUpstream(data []byte) (*Upstream, error) {
 	var err error
 	switch {
 	case fields["cluster"] != nil:
-		cluster, err = parseCluster(fields["cluster"])
+		cluster, err = parseCluster(fields["cluster"], strict)
 	case fields["servers"] != nil:
 		var servers []Server
-		servers, err = parseServers(fields["servers"])
+		servers, err = parseServers(fields["servers"], strict)
 		cluster = Cluster{Levels: []Level{{Servers: servers}}}
 	default:
 		return nil, invalid(msgInvalidBody)
@@ -300,7 +330,14 @@ func ParseUpstream(data []byte) (*Upstream, error) {
 	delete(fields, "servers")
 	rest, _ := json.Marshal(fields)
 	u := &Upstream{}
-	if err := json.Unmarshal(rest, u); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(u); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, invalid("unknown field %s", name)
+		}
 		return nil, invalid("upstream field: %v", unwrapJSON(err))
 	}
 	u.Cluster = cluster

@@ -112,7 +112,7 @@ func (r *Registry) PutJSON(name string, body []byte) error {
 		}
 		return r.Set(name, up)
 	}
-	servers, err := parseServers(fields["servers"])
+	servers, err := parseServers(fields["servers"], false)
 	if err != nil {
 		return err
 	}

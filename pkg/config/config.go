@@ -163,7 +163,7 @@ func (c *Common) parse() error {
 		if err != nil {
 			return fmt.Errorf("upstream %q: %w", name, err)
 		}
-		up, err := checkups.ParseUpstream(js)
+		up, err := checkups.ParseUpstreamStrict(js)
 		if err != nil {
 			return fmt.Errorf("upstream %q: %w", name, err)
 		}

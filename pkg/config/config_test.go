@@ -187,6 +187,8 @@ func TestExampleMySQLConfig(t *testing.T) {
 		{"mysql: {consistency: strict}", "want one of session, global, window, none"},
 		{"listeners: [{listen: 1, upstream: db, consistency: none}, {listen: 2, upstream: db}]", "different consistency"},
 		{"upstreams: {db_read: {max_replication_lag: -1, servers: [{host: a, port: 1}]}}", "max_replication_lag"},
+		{"upstreams: {db: {servers: [{host: a, port: 1, wieght: 2}]}}", `server 1: unknown field "wieght"`},
+		{"upstreams: {db: {tyq: mysql, servers: [{host: a, port: 1}]}}", `unknown field "tyq"`},
 	} {
 		if _, err := ParseMySQL([]byte(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: %v, want an error naming %q", bad.yaml, err, bad.want)

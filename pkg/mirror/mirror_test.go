@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ func TestParseAndPlan(t *testing.T) {
 	d := ParseSnapshot("p/", map[string][]byte{
 		"p/upstreams_stream/a":         []byte(`{"servers":[{"host":"h","port":1}]}`),
 		"p/upstreams_stream/bad":       []byte(`{`),
+		"p/upstreams_stream/typo":      []byte(`{"servers":[{"host":"h","port":1,"wieght":2}]}`),
 		"p/lua_stream/m":               []byte(`return {}`),
 		"p/lua_stream/version":         []byte(`42`),
 		"p/lua_stream/broken":          []byte(`x = = 1`),
@@ -20,8 +22,11 @@ func TestParseAndPlan(t *testing.T) {
 		"p/upstreams_stream/x/y":       []byte(`nested: ignored`),
 		"elsewhere/upstreams_stream/z": []byte(`{}`),
 	})
-	if len(d.Upstreams) != 1 || len(d.Code) != 1 || len(d.Routes) != 1 || len(d.Problems) != 2 {
+	if len(d.Upstreams) != 1 || len(d.Code) != 1 || len(d.Routes) != 1 || len(d.Problems) != 3 {
 		t.Fatalf("parsed %d upstreams, %d code, %d routes, problems %v", len(d.Upstreams), len(d.Code), len(d.Routes), d.Problems)
+	}
+	if !strings.Contains(fmt.Sprint(d.Problems), `unknown field "wieght"`) {
+		t.Fatalf("a store value with an unknown field: %v", d.Problems)
 	}
 	if !strings.HasPrefix(string(d.Upstreams["a"]), `{"cluster":[{"servers":[{"host":"h","port":1,`) {
 		t.Fatalf("not normalized: %s", d.Upstreams["a"])

@@ -86,11 +86,19 @@ func ParseSnapshot(prefix string, kv map[string][]byte) Desired {
 	return d
 }
 
-// NormalizeUpstream parses an upstream (either the store's {"servers":...} short form or the
-// full form) and writes it back in the full form the proxies echo in GET upstream info, so the
-// two compare byte for byte.
+// NormalizeUpstream parses a store's upstream (either the {"servers":...} short form or the
+// full form; an unknown field is an error) and writes it back in the full form the proxies echo
+// in GET upstream info, so the two compare byte for byte.
 func NormalizeUpstream(b []byte) ([]byte, error) {
-	up, err := checkups.ParseUpstream(b)
+	return normalizeUpstream(b, checkups.ParseUpstreamStrict)
+}
+
+// normalizeEcho is NormalizeUpstream for what a proxy echoes: a proxy of another version may
+// know fields this one does not.
+func normalizeEcho(b []byte) ([]byte, error) { return normalizeUpstream(b, checkups.ParseUpstream) }
+
+func normalizeUpstream(b []byte, parse func([]byte) (*checkups.Upstream, error)) ([]byte, error) {
+	up, err := parse(b)
 	if err != nil {
 		return nil, err
 	}

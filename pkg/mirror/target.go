@@ -25,7 +25,7 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 	if err != nil {
 		return a, err
 	}
-	if a.Upstreams, err = normalizeAll(r.Data, "upstream info", NormalizeUpstream); err != nil {
+	if a.Upstreams, err = normalizeAll(r.Data, "upstream info", normalizeEcho); err != nil {
 		return a, err
 	}
 	if r, err = c.Do(ctx, "GET", "code", "info", nil); err == nil {

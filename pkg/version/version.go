@@ -1,10 +1,46 @@
-// Package version holds the build's version, set with -ldflags "-X ...version.Version=...".
+// Package version holds the build's version, set with -ldflags "-X ...version.Version=..."
+// (make build); a build without it (go install, go build) reports what the Go toolchain
+// recorded: the module version, or the VCS revision.
 package version
 
-import "time"
+import (
+	"runtime/debug"
+	"time"
+)
 
 // Version of this build.
 var Version = "dev"
+
+func init() {
+	if Version == "dev" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			Version = fromBuildInfo(bi)
+		}
+	}
+}
+
+// fromBuildInfo is the module's version (go install ...@v1.2.3), else the commit the binary was
+// built from ("dev-0123456789ab", "-dirty" with uncommitted changes), else "dev".
+func fromBuildInfo(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return "dev-" + rev[:min(12, len(rev))] + dirty
+}
 
 // SlardarVersion is the original's version whose admin protocol this build speaks; status
 // replies report it as slardar_version alongside ours.

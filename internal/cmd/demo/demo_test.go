@@ -11,10 +11,10 @@ import (
 )
 
 // TestDemoSmoke runs `make demo`'s program in its checking mode: a real MariaDB primary and
-// replica, the real binaries, the real mysql client.
+// replica, a real etcd, the real binaries, the real mysql client.
 func TestDemoSmoke(t *testing.T) {
 	bin := t.TempDir()
-	for _, name := range []string{"slardar-proxy", "mysql-proxy", "slardarctl"} {
+	for _, name := range []string{"slardar-proxy", "mysql-proxy", "store-sync", "slardarctl"} {
 		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", name, err, out)
 		}
@@ -24,14 +24,18 @@ func TestDemoSmoke(t *testing.T) {
 	luaPort, _ := testserver.FreePort()
 	mysqlAdmin, _ := testserver.FreePort()
 	mysqlData, _ := testserver.FreePort()
+	web, _ := testserver.FreePort()
+	mysqlWeb, _ := testserver.FreePort()
+	syncWeb, _ := testserver.FreePort()
 	out, err := exec.Command("go", "run", ".", "--smoke",
-		"-proxy", filepath.Join(bin, "slardar-proxy"), "-mysql-proxy", filepath.Join(bin, "mysql-proxy"), "-ctl", filepath.Join(bin, "slardarctl"),
+		"-proxy", filepath.Join(bin, "slardar-proxy"), "-mysql-proxy", filepath.Join(bin, "mysql-proxy"), "-store-sync", filepath.Join(bin, "store-sync"), "-ctl", filepath.Join(bin, "slardarctl"),
+		"-http-port", strconv.Itoa(web), "-mysql-http-port", strconv.Itoa(mysqlWeb), "-sync-http-port", strconv.Itoa(syncWeb),
 		"-admin-port", strconv.Itoa(admin), "-port", strconv.Itoa(data), "-lua-port", strconv.Itoa(luaPort),
 		"-mysql-admin-port", strconv.Itoa(mysqlAdmin), "-mysql-port", strconv.Itoa(mysqlData), "-db1", "0", "-db2", "0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo --smoke: %v\n%s", err, out)
 	}
-	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS", "smoke: mysql-proxy read on"} {
+	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS", "smoke: mysql-proxy read on", "reached slardar-proxy through store-sync", "slardar_connections_total"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}

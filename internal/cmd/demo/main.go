@@ -1,13 +1,15 @@
 // Command demo brings up the talk's test environment as local processes: two MariaDB servers
 // (ports 3306 and 3307 when free; the second replicates from the first), slardar-proxy serving
-// upstream 3131 over both with a mysql heartbeat, and mysql-proxy on 3141 sending writes to the
-// first and reads to the second; then it prints what to try and waits for Ctrl-C, which stops
+// upstream 3131 over both with a mysql heartbeat, mysql-proxy on 3141 sending writes to the
+// first and reads to the second, and the store: etcd (Debian's) with store-sync feeding
+// slardar-proxy from it; then it prints what to try and waits for Ctrl-C, which stops
 // everything it started.
 // `make demo` runs it. With --smoke it runs the printed checks itself and exits (used by tests).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,7 +36,11 @@ func main() {
 type options struct {
 	proxyBin       string
 	mysqlProxyBin  string
+	syncBin        string
 	ctlBin         string
+	httpPort       int
+	mysqlHTTPPort  int
+	syncHTTPPort   int
 	adminPort      int
 	dataPort       int
 	luaPort        int
@@ -48,7 +54,11 @@ func run() error {
 	var o options
 	flag.StringVar(&o.proxyBin, "proxy", "bin/slardar-proxy", "slardar-proxy binary")
 	flag.StringVar(&o.mysqlProxyBin, "mysql-proxy", "bin/mysql-proxy", "mysql-proxy binary")
+	flag.StringVar(&o.syncBin, "store-sync", "bin/store-sync", "store-sync binary")
 	flag.StringVar(&o.ctlBin, "ctl", "bin/slardarctl", "slardarctl binary")
+	flag.IntVar(&o.httpPort, "http-port", 1995, "slardar-proxy's /metrics port")
+	flag.IntVar(&o.mysqlHTTPPort, "mysql-http-port", 1996, "mysql-proxy's /metrics port")
+	flag.IntVar(&o.syncHTTPPort, "sync-http-port", 1898, "store-sync's /metrics and /health port")
 	flag.IntVar(&o.adminPort, "admin-port", 1895, "admin port")
 	flag.IntVar(&o.dataPort, "port", 3131, "data port (upstream name)")
 	flag.IntVar(&o.luaPort, "lua-port", 3351, "port for the talk's content script example")
@@ -61,9 +71,9 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	for _, p := range []int{o.adminPort, o.dataPort, o.luaPort, o.mysqlAdminPort, o.mysqlPort} {
+	for _, p := range []int{o.adminPort, o.dataPort, o.luaPort, o.mysqlAdminPort, o.mysqlPort, o.httpPort, o.mysqlHTTPPort, o.syncHTTPPort} {
 		if !free(p) {
-			return fmt.Errorf("port %d is in use (another demo or proxy running?); pick others with -admin-port, -port, -lua-port, -mysql-admin-port, -mysql-port", p)
+			return fmt.Errorf("port %d is in use (another demo or proxy running?); pick others with -admin-port, -port, -lua-port, -mysql-admin-port, -mysql-port, -http-port, -mysql-http-port, -sync-http-port", p)
 		}
 	}
 	dir, err := os.MkdirTemp("", "slardar-demo-")
@@ -89,6 +99,8 @@ func run() error {
 	cfg := fmt.Sprintf(`# slardar-proxy config written by the demo
 admin:
   listen: 127.0.0.1:%[1]d
+http:
+  listen: 127.0.0.1:%[9]d       # /metrics, /livez, /readyz
 checkups:
   interval: 2s
 shared_dicts:
@@ -107,7 +119,7 @@ upstreams:
       - servers:
           - {host: 127.0.0.1, port: %[6]d, max_fails: 3, fail_timeout: 10}
           - {host: 127.0.0.1, port: %[7]d}
-`, o.adminPort, o.dataPort, testserver.User, testserver.Password, testserver.Database, dbs[0].Port, dbs[1].Port, o.luaPort)
+`, o.adminPort, o.dataPort, testserver.User, testserver.Password, testserver.Database, dbs[0].Port, dbs[1].Port, o.luaPort, o.httpPort)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -115,6 +127,8 @@ upstreams:
 	mysqlCfg := fmt.Sprintf(`# mysql-proxy config written by the demo
 admin:
   listen: 127.0.0.1:%[1]d
+http:
+  listen: 127.0.0.1:%[7]d
 checkups:
   interval: 2s
 listeners:
@@ -135,7 +149,7 @@ upstreams:
     pass: %[4]s
     timeout: 2
     cluster: [{servers: [{host: 127.0.0.1, port: %[6]d}]}]
-`, o.mysqlAdminPort, o.mysqlPort, testserver.User, testserver.Password, dbs[0].Port, dbs[1].Port)
+`, o.mysqlAdminPort, o.mysqlPort, testserver.User, testserver.Password, dbs[0].Port, dbs[1].Port, o.mysqlHTTPPort)
 	if err := os.WriteFile(mysqlCfgPath, []byte(mysqlCfg), 0o600); err != nil {
 		return err
 	}
@@ -152,7 +166,31 @@ upstreams:
 		return err
 	}
 	defer stopMySQLProxy()
-	for _, port := range []int{o.dataPort, o.mysqlPort} {
+	// The store: etcd, and store-sync keeping slardar-proxy equal to it.
+	fmt.Println("starting etcd and store-sync ...")
+	etcd, err := testserver.StartEtcd(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer etcd.Stop()
+	syncCfgPath := filepath.Join(dir, "store-sync.yaml")
+	syncCfg := fmt.Sprintf(`# store-sync config written by the demo
+listen: 127.0.0.1:%d
+syncs:
+  - source: etcd://%s
+    prefix: config/slardar/
+    targets: [127.0.0.1:%d]     # slardar-proxy's admin port
+`, o.syncHTTPPort, etcd.Addr, o.adminPort)
+	if err := os.WriteFile(syncCfgPath, []byte(syncCfg), 0o644); err != nil {
+		return err
+	}
+	syncLogPath := filepath.Join(dir, "store-sync.log")
+	stopSync, err := startProcess(o.syncBin, syncCfgPath, syncLogPath, "store-sync", exited)
+	if err != nil {
+		return err
+	}
+	defer stopSync()
+	for _, port := range []int{o.dataPort, o.mysqlPort, o.syncHTTPPort} {
 		if err := waitPort(ctx, port); err != nil {
 			return err
 		}
@@ -196,13 +234,28 @@ Read/write split through mysql-proxy on %[15]d (admin %[16]d; config %[17]s, log
   mysql -h 127.0.0.1 -P %[15]d -u%[4]s -p%[5]s %[6]s --comments -e '/*master*/ select @@port'   # %[1]d
   bin/slardarctl --addr 127.0.0.1:%[16]d status
 
+The store, as in the talk ("upstream in consul", "code in consul"): etcd %[19]s, with
+store-sync (%[20]s, log %[21]s) applying every change to slardar-proxy:
+  bin/slardarctl store --store etcd://%[19]s put upstream %[7]d -f - <<<'{"servers":[{"host":"127.0.0.1","port":%[2]d}]}'
+  etcdctl --endpoints %[19]s put config/slardar/lua_stream/script.preread%[7]d 'ngx.exit(1)'
+  mysql -h 127.0.0.1 -P %[7]d -u%[4]s -p%[5]s %[6]s      # refused by the script from the store
+  bin/slardarctl store --store etcd://%[19]s delete code script.preread%[7]d
+  curl -s 127.0.0.1:%[22]d/health
+
+Metrics, health and drain:
+  curl -s 127.0.0.1:%[23]d/metrics | grep ^slardar_connections_total
+  curl -s 127.0.0.1:%[24]d/metrics | grep ^slardar_mysql_queries_total
+  bin/slardarctl --addr 127.0.0.1:%[8]d server drain %[7]d 127.0.0.1:%[1]d
+  bin/slardarctl --addr 127.0.0.1:%[8]d status
+
 Kill a backend (new connections keep working, status turns err within one interval):
   kill %[11]d
 
 Ctrl-C stops everything the demo started.
 `, dbs[0].Port, dbs[1].Port, testserver.RootPassword, testserver.User, testserver.Password, testserver.Database,
 		o.dataPort, o.adminPort, cfgPath, logPath, pidOf(dbs[0]), len(rawBody), rawBody, o.luaPort,
-		o.mysqlPort, o.mysqlAdminPort, mysqlCfgPath, mysqlLogPath)
+		o.mysqlPort, o.mysqlAdminPort, mysqlCfgPath, mysqlLogPath, etcd.Addr, syncCfgPath, syncLogPath, o.syncHTTPPort,
+		o.httpPort, o.mysqlHTTPPort)
 	fmt.Print(try)
 	if o.smoke {
 		return smoke(o, dbs)
@@ -292,6 +345,53 @@ func smoke(o options, dbs []*testserver.MariaDB) error {
 		return fmt.Errorf("a write through mysql-proxy answered %q (%v); want the primary's port %d", write, err, dbs[0].Port)
 	}
 	fmt.Printf("smoke: mysql-proxy read on %s, wrote on %s\n", read, write)
+	return smokeStore(o)
+}
+
+// smokeStore writes the talk's ngx.exit(1) preread into etcd with slardarctl store and waits
+// until store-sync has made slardar-proxy refuse connections with it; then deletes it again.
+func smokeStore(o options) error {
+	admin := "127.0.0.1:" + strconv.Itoa(o.adminPort)
+	storeURL := ""
+	if out, err := exec.Command("curl", "-s", fmt.Sprintf("127.0.0.1:%d/health", o.syncHTTPPort)).Output(); err == nil {
+		var h struct {
+			Stores map[string]bool `json:"stores"`
+		}
+		json.Unmarshal(out, &h)
+		for s := range h.Stores {
+			storeURL = s
+		}
+	}
+	if storeURL == "" {
+		return fmt.Errorf("store-sync's /health names no store")
+	}
+	name := "script.preread" + strconv.Itoa(o.dataPort)
+	put := exec.Command(o.ctlBin, "store", "--store", storeURL, "put", "code", name, "-f", "-")
+	put.Stdin = strings.NewReader("ngx.exit(1)")
+	if out, err := put.CombinedOutput(); err != nil {
+		return fmt.Errorf("slardarctl store put: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command(o.ctlBin, "--addr", admin, "code", "info").CombinedOutput()
+		if strings.Contains(string(out), name) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("store-sync did not load %s from %s into slardar-proxy", name, storeURL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("smoke: %s from the store reached slardar-proxy through store-sync\n", name)
+	del := exec.Command(o.ctlBin, "store", "--store", storeURL, "delete", "code", name)
+	if out, err := del.CombinedOutput(); err != nil {
+		return fmt.Errorf("slardarctl store delete: %v: %s", err, out)
+	}
+	metrics, err := exec.Command("curl", "-s", fmt.Sprintf("127.0.0.1:%d/metrics", o.httpPort)).Output()
+	if err != nil || !strings.Contains(string(metrics), "slardar_connections_total{") {
+		return fmt.Errorf("slardar-proxy /metrics: %v", err)
+	}
+	fmt.Println("smoke: /metrics has slardar_connections_total")
 	return nil
 }
 

@@ -63,7 +63,7 @@ not be reached, 4 a proxy answered with an error.
 	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{OutputTable, OutputJSON}, cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newStoreCommand(g), newRawCommand(g))
+	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newServerCommand(g), newStoreCommand(g), newRawCommand(g))
 	return cmd
 }
 

@@ -20,7 +20,7 @@ func newRouteCommand(g *Globals) *cobra.Command {
 name, *.domain (one label), ~regexp or default; a route is {"upstream":NAME} or
 {"target":"$sni:443"}, with optional "alpn" and "proxy_protocol":1|2.`,
 	}
-	put := newPutCommand(g, "route", "PATTERN")
+	put := newPutCommand(g, "route", "PATTERN", checkRoute)
 	put.Short = "Create or replace the route of a pattern (PUT route PATTERN)"
 	put.Example = `  echo '{"upstream":"web"}' | slardarctl --addr 127.0.0.1:1897 route put 'www.example.com' -f -
   echo '{"target":"${1}.internal:8443"}' | slardarctl --addr 127.0.0.1:1897 route put '~(.+)\.svc\.example\.com' -f -`

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -104,10 +105,11 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		code  int
 		msg   string
 	}{
-		{name: "proxy error reply", stdin: `{"servers":[]}`, args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitReplyError, msg: "servers invalid"},
+		{name: "refused before sending", stdin: `{"servers":[]}`, args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "servers invalid"},
 		{name: "delete missing", args: []string{a, "upstream", "delete", "nope"}, code: cmdutil.ExitReplyError, msg: "upstream nope not found"},
 		{name: "get missing", args: []string{a, "upstream", "get", "nope"}, code: cmdutil.ExitError, msg: "upstream nope not found"},
-		{name: "bad input", stdin: "{not: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "neither JSON nor YAML"},
+		{name: "bad JSON input", stdin: "{not: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "JSON line 1, column 2"},
+		{name: "bad YAML input", stdin: "servers: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "YAML"},
 		{name: "missing file flag", args: []string{a, "upstream", "put", "x"}, code: cmdutil.ExitBadArgs, msg: `"file" not set`},
 		{name: "unreachable", args: []string{"--addr=127.0.0.1:1", "status"}, code: cmdutil.ExitUnreachable, msg: "connection refused"},
 		{name: "bad output", args: []string{a, "-o", "yaml", "status"}, code: cmdutil.ExitBadArgs, msg: "want table or json"},
@@ -222,7 +224,7 @@ func TestRouteCommands(t *testing.T) {
 	if code, _, errOut := run(t, "", a, "route", "get", "nope"); code != cmdutil.ExitError || !strings.Contains(errOut, "route nope not found") {
 		t.Fatalf("get missing: %d %s", code, errOut)
 	}
-	if code, _, errOut := run(t, `{"upstream":"x","proxy_protocol":3}`, a, "route", "put", "y", "-f", "-"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "proxy_protocol 3") {
+	if code, _, errOut := run(t, `{"upstream":"x","proxy_protocol":3}`, a, "route", "put", "y", "-f", "-"); code != cmdutil.ExitBadArgs || !strings.Contains(errOut, "proxy_protocol 3") {
 		t.Fatalf("bad route: %d %s", code, errOut)
 	}
 	if code, _, _ := run(t, "", a, "route", "delete", "www.example.com"); code != 0 {
@@ -257,5 +259,58 @@ func TestStoreCommands(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "", "store", "list"); code != cmdutil.ExitBadArgs || !strings.Contains(errOut, "no store given") {
 		t.Fatalf("no store: %d %s", code, errOut)
+	}
+}
+
+// TestServerStates: drain, maint and ready on two proxies at once; status and server get show
+// the state; an unknown server is the proxy's error (exit 4).
+func TestServerStates(t *testing.T) {
+	a1, a2 := startProxy(t, ""), startProxy(t, "")
+	both := "--addr=" + a1 + "," + a2
+	if code, _, errOut := run(t, upstreamYAML, both, "upstream", "put", "3131", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", both, "server", "drain", "3131", "127.0.0.1:2"); code != 0 || strings.Count(errOut, "server 127.0.0.1:2 of 3131: drain") != 2 {
+		t.Fatalf("drain: %d %q", code, errOut)
+	}
+	code, out, _ := run(t, "", "--addr="+a2, "status")
+	if code != 0 || !strings.Contains(out, "STATE") || !regexp.MustCompile(`127\.0\.0\.1:2\s+\S+\s+drain`).MatchString(out) || !strings.Contains(out, "last config load: ") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "--addr="+a1, "-o", "json", "server", "get", "3131", "127.0.0.1:2")
+	if code != 0 || !strings.Contains(out, `"state":"drain"`) && !strings.Contains(out, `"state": "drain"`) {
+		t.Fatalf("server get: %d %s", code, out)
+	}
+	if code, _, _ := run(t, "", both, "server", "ready", "3131", "127.0.0.1:2"); code != 0 {
+		t.Fatalf("ready: %d", code)
+	}
+	if code, _, errOut := run(t, "", "--addr="+a1, "server", "maint", "3131", "127.0.0.1:9"); code != cmdutil.ExitReplyError || !strings.Contains(errOut, "no such server") {
+		t.Fatalf("unknown server: %d %q", code, errOut)
+	}
+	if code, _, _ := run(t, "", "--addr="+a1, "server", "drain", "3131"); code != cmdutil.ExitBadArgs {
+		t.Fatalf("missing argument: %d", code)
+	}
+}
+
+// TestStrictInput: JSON input is JSON (a trailing comma is an error with its line and column,
+// not YAML by accident) and an upstream's unknown field is refused by name before anything is
+// sent; the proxy is left as it was.
+func TestStrictInput(t *testing.T) {
+	addr := startProxy(t, "")
+	a := "--addr=" + addr
+	for _, tt := range []struct{ topic, body, want string }{
+		{"upstream", "{\"servers\":[{\"host\":\"127.0.0.1\",\n \"port\":23306,}]}", "JSON line 2, column"},
+		{"upstream", `{"servers":[{"host":"127.0.0.1","port":1,"wieght":2}]}`, `unknown field "wieght"`},
+		{"upstream", "cluster:\n  - servers: [{host: a, port: 1}]\nmod: rr\n", `unknown field "mod"`},
+		{"upstream", `{"servers":[{"host":"a","port":1}]} {}`, "data after the JSON value"},
+		{"route", `{"upstream":"web","alpn":["h2"],"proxyprotocol":1}`, "proxyprotocol"},
+	} {
+		code, _, errOut := run(t, tt.body, a, tt.topic, "put", "x", "-f", "-")
+		if code != cmdutil.ExitBadArgs || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%s put %q: %d %q; want exit 2 with %q", tt.topic, tt.body, code, errOut, tt.want)
+		}
+	}
+	if _, out, _ := run(t, "", a, "-o", "json", "upstream", "list"); strings.Contains(out, `"x"`) {
+		t.Fatalf("a refused upstream reached the proxy: %s", out)
 	}
 }

@@ -17,10 +17,11 @@ func newStatusCommand(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show checkups status of every server (GET upstream status)",
-		Long: `Shows, for every upstream, level and server: the active health status (ok, err, unstable or
-unchecked), the passive status (err while max_fails failures within fail_timeout hold it down),
+		Long: `Shows, for every upstream, level and server: the active health status (ok, err, unstable,
+lagging, unchecked, or maint), the operator's state (ready, drain, maint: see "server"), the passive status (err while max_fails failures within fail_timeout hold it down),
 consecutive failed heartbeats, open connections, the last heartbeat message and the time the
-status last changed. With several --addr, each proxy's rows are marked with its address.`,
+status last changed; under the table, when the proxy last loaded its config and whether that
+worked. With several --addr, each proxy's rows are marked with its address.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			results := g.do(cmd.Context(), "GET", "upstream", "status", nil)
@@ -33,13 +34,41 @@ status last changed. With several --addr, each proxy's rows are marked with its 
 					}
 				}
 			}
-			return show(g, cmd, results, statuses, table[map[string]json.RawMessage]{
-				header:  []string{"UPSTREAM", "LEVEL", "SERVER", "STATUS", "PASSIVE", "FAIL_NUM", "CONNS", "LAST_CHANGE", "MSG"},
+			err := show(g, cmd, results, statuses, table[map[string]json.RawMessage]{
+				header:  []string{"UPSTREAM", "LEVEL", "SERVER", "STATUS", "STATE", "PASSIVE", "FAIL_NUM", "CONNS", "LAST_CHANGE", "MSG"},
 				listing: true,
 				rows:    statusRows,
 			})
+			if g.Output == OutputTable {
+				for _, addr := range g.Addrs {
+					if m, ok := statuses[addr]; ok {
+						fmt.Fprintln(cmd.OutOrStdout(), lastReload(addr, m["last_reload"], g.multi()))
+					}
+				}
+			}
+			return err
 		},
 	}
+}
+
+// lastReload is the line under the table: when the proxy last loaded its config, and how.
+func lastReload(addr string, raw json.RawMessage, multi bool) string {
+	var r struct {
+		Time  string `json:"time"`
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	line := "last config load: "
+	if multi {
+		line = addr + " " + line
+	}
+	if raw == nil || json.Unmarshal(raw, &r) != nil {
+		return line + "unknown (the proxy does not report it)"
+	}
+	if r.OK {
+		return line + r.Time + " ok"
+	}
+	return line + r.Time + " FAILED: " + r.Error
 }
 
 // statusRows are the rows of one proxy's status: a row per server of every upstream's levels.
@@ -57,7 +86,11 @@ func statusRows(m map[string]json.RawMessage) (rows [][]string) {
 					msg = *s.Msg
 				}
 				server := strings.TrimPrefix(s.Server, name+":")
-				rows = append(rows, []string{name, lv.name, server, string(s.Status), string(s.Passive),
+				state := s.State
+				if state == "" {
+					state = checkups.StateReady // a proxy that predates the field
+				}
+				rows = append(rows, []string{name, lv.name, server, string(s.Status), state, string(s.Passive),
 					strconv.Itoa(s.FailNum), strconv.FormatInt(s.ActiveConns, 10), s.LastModified, msg})
 			}
 		}

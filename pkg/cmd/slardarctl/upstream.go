@@ -22,7 +22,7 @@ func newUpstreamCommand(g *Globals) *cobra.Command {
 }
 
 func newUpstreamPut(g *Globals) *cobra.Command {
-	cmd := newPutCommand(g, "upstream", "NAME")
+	cmd := newPutCommand(g, "upstream", "NAME", checkUpstream)
 	cmd.Short = "Create or replace an upstream (PUT upstream NAME)"
 	cmd.Long = `Sends the upstream in FILE (JSON or YAML; - for stdin) as PUT upstream NAME.
 
@@ -37,7 +37,7 @@ servers of its first level and keeps everything else (the original's rule).`
 
 // newPutCommand is "put ARG -f FILE|-": the file's JSON or YAML sent as PUT <topic> ARG to
 // every proxy.
-func newPutCommand(g *Globals, topic, arg string) *cobra.Command {
+func newPutCommand(g *Globals, topic, arg string, check func(body []byte, path string) error) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:  "put " + arg + " -f FILE|-",
@@ -49,6 +49,9 @@ func newPutCommand(g *Globals, topic, arg string) *cobra.Command {
 			}
 			body, err := toJSON(data, file)
 			if err != nil {
+				return err
+			}
+			if err := check(body, file); err != nil {
 				return err
 			}
 			return g.report(cmd, g.do(cmd.Context(), "PUT", topic, args[0], body), topic+" "+args[0]+" put")

@@ -1,0 +1,243 @@
+// Package deploy_test checks what deploy/ ships against the code: every metric the Grafana
+// dashboard, the alert rules and README name is exported by a real daemon, and the systemd
+// units parse.
+package deploy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/internal/testutil"
+	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/cmd/mysqlproxy"
+	"github.com/slardar-go/slardar/pkg/cmd/slardarproxy"
+	"github.com/slardar-go/slardar/pkg/cmd/snirouter"
+	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/metrics"
+	"github.com/slardar-go/slardar/pkg/store"
+	"github.com/slardar-go/slardar/pkg/syncer"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func httpOn() config.HTTP {
+	addr := "127.0.0.1:0"
+	return config.HTTP{Listen: &addr}
+}
+
+// exported scrapes every daemon after some activity and returns the metric names it exports.
+func exported(t *testing.T) map[string]bool {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	names := map[string]bool{}
+	add := func(m testutil.Metrics) {
+		for n := range m {
+			names[n] = true
+		}
+	}
+
+	// slardar-proxy: a connection, a heartbeat round, an admin command, a script run.
+	backend := testutil.Greeter("hi")
+	host, port, _ := net.SplitHostPort(backend)
+	sp := &config.File{Common: config.Common{Admin: config.Admin{Listen: "127.0.0.1:0"}, HTTP: httpOn(),
+		Checkups: config.Checkups{Interval: 100 * time.Millisecond}}, Listeners: []config.Listener{{Listen: "127.0.0.1:0", Upstream: "u"}}}
+	p, err := slardarproxy.Start(ctx, quiet, sp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	if _, err := admin.Do(ctx, p.AdminAddr(), "", "PUT", "upstream", "u", []byte(fmt.Sprintf(`{"servers":[{"host":%q,"port":%s}]}`, host, port))); err != nil {
+		t.Fatal(err)
+	}
+	_, lport, _ := net.SplitHostPort(p.ListenerAddr("u"))
+	admin.Do(ctx, p.AdminAddr(), "", "LOAD", "code", "script.preread"+lport, []byte("local x = 1"))
+	testutil.Greeting(p.ListenerAddr("u"))
+	time.Sleep(300 * time.Millisecond) // heartbeat rounds
+	add(testutil.Scrape(t, p.HTTPAddr()))
+
+	// mysql-proxy: its own series exist with no server up.
+	free, _ := testserver.FreePort()
+	mp, err := config.ParseMySQL([]byte(fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nlisteners: [{listen: \"127.0.0.1:%d\", upstream: db}]\n", free)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp.HTTP = httpOn()
+	m, err := mysqlproxy.Start(ctx, quiet, mp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	add(testutil.Scrape(t, m.HTTPAddr()))
+
+	// sni-router.
+	sr, err := config.ParseSNI([]byte("admin: {listen: \"127.0.0.1:0\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr.HTTP, sr.Listen = httpOn(), []string{"127.0.0.1:0"}
+	r, err := snirouter.Start(ctx, quiet, sr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	add(testutil.Scrape(t, r.HTTPAddr()))
+
+	// store-sync's collector, after a sync from a directory to the slardar-proxy.
+	dir := t.TempDir()
+	s := &syncer.Syncer{Syncs: []syncer.Sync{{Store: &store.Dir{Root: dir}, Prefix: store.DefaultPrefix, Targets: []string{p.AdminAddr()}}},
+		Log: quiet, Metrics: &syncer.Metrics{}}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(sctx) }()
+	reg := metrics.NewRegistry("test")
+	reg.MustRegister(s.Metrics)
+	ep, err := metrics.Serve("127.0.0.1:0", reg, func() error { return nil }, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	testutil.WaitFor(t, "store-sync's first sync", 10*time.Second, func() bool {
+		return testutil.Scrape(t, ep.Addr())["slardar_sync_last_success_timestamp_seconds"] != nil
+	})
+	add(testutil.Scrape(t, ep.Addr()))
+	stop()
+	<-done
+	return names
+}
+
+var metricName = regexp.MustCompile(`\bslardar_[a-z_]+`)
+
+// mentioned are the slardar_ metric names in text; histogram series (_bucket, _sum, _count)
+// count as their histogram.
+func mentioned(text string) []string {
+	var out []string
+	for _, n := range metricName.FindAllString(text, -1) {
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(n, suffix); ok && strings.HasSuffix(base, "_seconds") {
+				n = base
+			}
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func TestDashboardRulesAndReadmeUseExportedMetrics(t *testing.T) {
+	names := exported(t)
+
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	data, err := os.ReadFile("grafana/slardar.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &dash); err != nil || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard: %v", err)
+	}
+	var exprs []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string            `yaml:"alert"`
+				Expr  string            `yaml:"expr"`
+				For   string            `yaml:"for"`
+				Label map[string]string `yaml:"labels"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	data, err = os.ReadFile("prometheus/slardar-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(false)
+	if err := dec.Decode(&rules); err != nil || len(rules.Groups) == 0 {
+		t.Fatalf("rules: %v", err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Expr == "" || r.Label["severity"] == "" {
+				t.Errorf("rule %+v lacks an alert name, expr or severity", r)
+			}
+			if _, err := time.ParseDuration(r.For); err != nil {
+				t.Errorf("rule %s: for %q: %v", r.Alert, r.For, err)
+			}
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ops, _ := strings.Cut(string(readme), "\n## Operations\n")
+	ops, _, _ = strings.Cut(ops, "\n## ")
+	for _, src := range []struct{ what, text string }{
+		{"dashboard and rules", strings.Join(exprs, "\n")},
+		{"README's Operations", ops},
+	} {
+		used := mentioned(src.text)
+		if len(used) < 10 {
+			t.Fatalf("%s name only %d metrics: %v", src.what, len(used), used)
+		}
+		for _, n := range used {
+			if !names[n] {
+				t.Errorf("%s use %s, which no daemon exports", src.what, n)
+			}
+		}
+	}
+	var _ prometheus.Collector = (*syncer.Metrics)(nil)
+}
+
+// TestSystemdUnits: systemd-analyze verify finds nothing to say about the units (their binaries
+// replaced by /bin/true, which exists everywhere).
+func TestSystemdUnits(t *testing.T) {
+	units, _ := filepath.Glob("systemd/*.service")
+	if len(units) < 4 {
+		t.Fatalf("units: %v", units)
+	}
+	dir := t.TempDir()
+	for _, u := range units {
+		data, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fixed := regexp.MustCompile(`/usr/local/bin/[a-z-]+`).ReplaceAll(data, []byte("/bin/true"))
+		os.WriteFile(filepath.Join(dir, filepath.Base(u)), fixed, 0o644)
+	}
+	copies, _ := filepath.Glob(filepath.Join(dir, "*.service"))
+	out, err := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, copies...)...).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
