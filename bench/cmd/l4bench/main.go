@@ -1,12 +1,16 @@
 // Command l4bench measures slardar-proxy side by side with nginx stream and HAProxy (both from
-// Debian) and direct connections as the ceiling, in one run on this machine:
+// Debian), a minimal Go proxy (bench/cmd/minproxy: the floor of a Go proxy) and direct
+// connections as the ceiling, in one run on this machine:
 //
 //   - bulk throughput: iperf3 through each path;
-//   - new-connection rate: short connections (connect, read one byte, close) per second;
+//   - new-connection rate: short connections (connect, read one byte, close) per second, with 8
+//     and 32 client workers;
+//   - small round trips: 64-byte ping-pong over 1, 16 and 64 persistent connections (round trips
+//     per second, and the p99 latency at 16);
 //   - sysbench oltp_point_select at 16 and 64 threads against one real MariaDB.
 //
 // Every proxy forwards to the same backends with 2 workers/threads (the machine's cores). It
-// prints a markdown table with ratios to direct and to the best peer. bench/run.sh runs it.
+// prints a markdown table with ratios to direct and to each peer. bench/run.sh runs it.
 package main
 
 import (
@@ -14,12 +18,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slardar-go/slardar/bench/internal/proc"
@@ -58,8 +66,8 @@ func main() {
 
 // path is one way to reach the backends: direct or through a proxy, with a port per backend.
 type path struct {
-	name                 string
-	iperf, connrate, sql int
+	name                       string
+	iperf, connrate, sql, ping int
 }
 
 func run(o options) error {
@@ -87,8 +95,13 @@ func run(o options) error {
 		return err
 	}
 	defer stopConn()
+	pingPort, stopPing, err := echoServer()
+	if err != nil {
+		return err
+	}
+	defer stopPing()
 
-	direct := path{name: "direct", iperf: iperfPort, connrate: connPort, sql: db.Port}
+	direct := path{name: "direct", iperf: iperfPort, connrate: connPort, sql: db.Port, ping: pingPort}
 	paths := []path{direct}
 	if o.scripts {
 		sp, cmd, err := o.startScripted(mkdir(dir, "scripted"), direct)
@@ -101,17 +114,17 @@ func run(o options) error {
 	for _, p := range []struct {
 		name  string
 		start func(dir string, in, out path) (*exec.Cmd, error)
-	}{{"slardar-proxy", o.startSlardar}, {"nginx stream", startNginx}, {"haproxy", startHAProxy}} {
+	}{{"slardar-proxy", o.startSlardar}, {"nginx stream", startNginx}, {"haproxy", startHAProxy}, {"minimal Go proxy", o.startMinimal(dir, "minproxy")}, {"Go epoll loop (probe)", o.startMinimal(dir, "epollproxy")}} {
 		if o.scripts {
 			break
 		}
-		in := path{name: p.name, iperf: proc.Port(), connrate: proc.Port(), sql: proc.Port()}
+		in := path{name: p.name, iperf: proc.Port(), connrate: proc.Port(), sql: proc.Port(), ping: proc.Port()}
 		cmd, err := p.start(mkdir(dir, strings.ReplaceAll(p.name, " ", "-")), in, direct)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
 		defer proc.Stop(cmd)
-		for _, pt := range []int{in.iperf, in.connrate, in.sql} {
+		for _, pt := range in.ports() {
 			if err := proc.WaitPort(pt); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -133,13 +146,24 @@ func run(o options) error {
 		name, unit string
 		measure    func(p path) (float64, error)
 	}
+	p99 := map[string]float64{} // ping-pong p99 at 16 connections, by path, from the best round
 	rows := []row{
 		{"bulk throughput (iperf3, 1 stream)", "Gbit/s", func(p path) (float64, error) { return iperfGbps(p.iperf, o.duration) }},
+		{"new connections (8 clients)", "conn/s", func(p path) (float64, error) { return connRate(p.connrate, 8, o.duration) }},
 		{fmt.Sprintf("new connections (%d clients)", o.conns), "conn/s", func(p path) (float64, error) { return connRate(p.connrate, o.conns, o.duration) }},
+		{"ping-pong 64 B, 1 connection", "rt/s", func(p path) (float64, error) { r, _, err := pingPong(p.ping, 1, o.duration); return r, err }},
+		{"ping-pong 64 B, 16 connections", "rt/s", func(p path) (float64, error) {
+			r, lat, err := pingPong(p.ping, 16, o.duration)
+			if err == nil && (p99[p.name] == 0 || lat < p99[p.name]) {
+				p99[p.name] = lat
+			}
+			return r, err
+		}},
+		{"ping-pong 64 B, 64 connections", "rt/s", func(p path) (float64, error) { r, _, err := pingPong(p.ping, 64, o.duration); return r, err }},
 		{"sysbench oltp_point_select, 16 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(16, p, "run")) }},
 		{"sysbench oltp_point_select, 64 threads", "qps", func(p path) (float64, error) { return sysbenchQPS(sb(64, p, "run")) }},
 	}
-	ratios := "slardar/direct | slardar/nginx | slardar/haproxy"
+	ratios := "slardar/direct | slardar/nginx | slardar/haproxy | slardar/minimal Go"
 	if o.scripts {
 		ratios = "trivial/none | limit_req/none"
 	}
@@ -165,10 +189,132 @@ func run(o options) error {
 			fmt.Printf("| %s | %s | %s | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "), best[1]/best[0], best[2]/best[0])
 			continue
 		}
-		fmt.Printf("| %s | %s | %s | %.2f | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "),
-			best[1]/best[0], best[1]/best[2], best[1]/best[3])
+		fmt.Printf("| %s | %s | %s | %.2f | %.2f | %.2f | %.2f |\n", r.name, r.unit, strings.Join(cells, " | "),
+			best[1]/best[0], best[1]/best[2], best[1]/best[3], best[1]/best[4])
+		if strings.HasPrefix(r.name, "ping-pong 64 B, 16") && !o.scripts {
+			for i, p := range paths {
+				cells[i] = proc.Num(p99[p.name])
+			}
+			fmt.Printf("| ping-pong 64 B, 16 connections, p99 | µs | %s | %.2f | %.2f | %.2f | %.2f |\n", strings.Join(cells, " | "),
+				p99[paths[1].name]/p99[paths[0].name], p99[paths[1].name]/p99[paths[2].name], p99[paths[1].name]/p99[paths[3].name], p99[paths[1].name]/p99[paths[4].name])
+		}
 	}
 	return nil
+}
+
+// ports are a path's listening ports.
+func (p path) ports() []int { return []int{p.iperf, p.connrate, p.sql, p.ping} }
+
+// pairs maps each of the path's ports to out's.
+func (p path) pairs(out path) [][2]int {
+	return [][2]int{{p.iperf, out.iperf}, {p.connrate, out.connrate}, {p.sql, out.sql}, {p.ping, out.ping}}
+}
+
+// startMinimal builds bench/cmd/<name> (minproxy: the floor of a Go proxy; epollproxy: an
+// event loop in Go, a design probe) and returns its starter.
+func (o options) startMinimal(dir, name string) func(string, path, path) (*exec.Cmd, error) {
+	return func(sub string, in, out path) (*exec.Cmd, error) {
+		bin := filepath.Join(dir, name)
+		if b, err := exec.Command("go", "build", "-o", bin, "./bench/cmd/"+name).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building %s: %v\n%s", name, err, b)
+		}
+		var args []string
+		for _, pair := range in.pairs(out) {
+			args = append(args, fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", pair[0], pair[1]))
+		}
+		cmd := exec.Command(bin, args...)
+		if o.proxyEnv != "" {
+			cmd.Env = append(os.Environ(), strings.Fields(o.proxyEnv)...)
+		}
+		return cmd, proc.StartLogged(cmd, filepath.Join(sub, "log"))
+	}
+}
+
+// echoServer answers every read with the same bytes, for ping-pong.
+func echoServer() (int, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
+}
+
+// pingPong runs conns persistent connections, each sending 64 bytes and reading the 64-byte
+// echo in a loop, for d; it returns round trips per second and the p99 round trip in µs.
+func pingPong(port, conns int, d time.Duration) (float64, float64, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var mu sync.Mutex
+	var lats []time.Duration
+	var total atomic.Int64
+	errs := make(chan error, conns)
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			msg, buf := make([]byte, 64), make([]byte, 64)
+			var mine []time.Duration
+			for n := 0; time.Now().Before(deadline); n++ {
+				start := time.Now()
+				c.SetDeadline(start.Add(5 * time.Second))
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					errs <- err
+					return
+				}
+				if n%8 == 0 {
+					mine = append(mine, time.Since(start))
+				}
+				total.Add(1)
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, 0, err
+	default:
+	}
+	slices.Sort(lats)
+	p99 := 0.0
+	if len(lats) > 0 {
+		p99 = float64(lats[len(lats)*99/100].Microseconds())
+	}
+	return float64(total.Load()) / d.Seconds(), p99, nil
 }
 
 func joinNames(ps []path) string {
@@ -182,7 +328,7 @@ func joinNames(ps []path) string {
 func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
 	cfg := "log: {level: info}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\nlisteners:\n"
 	ups := "upstreams:\n"
-	for _, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+	for _, pair := range in.pairs(out) {
 		cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
 		ups += fmt.Sprintf("  \"%d\": {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n", pair[0], pair[1])
 	}
@@ -210,8 +356,8 @@ func (o options) startScripted(dir string, out path) ([]path, *exec.Cmd, error) 
 	ups := "upstreams:\n"
 	os.MkdirAll(filepath.Join(dir, "lua"), 0o755)
 	for i := range sets {
-		sets[i].iperf, sets[i].connrate, sets[i].sql = proc.Port(), proc.Port(), proc.Port()
-		for _, pair := range [][2]int{{sets[i].iperf, out.iperf}, {sets[i].connrate, out.connrate}, {sets[i].sql, out.sql}} {
+		sets[i].iperf, sets[i].connrate, sets[i].sql, sets[i].ping = proc.Port(), proc.Port(), proc.Port(), proc.Port()
+		for _, pair := range sets[i].pairs(out) {
 			cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
 			ups += fmt.Sprintf("  \"%d\": {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n", pair[0], pair[1])
 			src := ""
@@ -247,7 +393,7 @@ end
 		return nil, nil, err
 	}
 	for _, p := range sets {
-		for _, pt := range []int{p.iperf, p.connrate, p.sql} {
+		for _, pt := range p.ports() {
 			if err := proc.WaitPort(pt); err != nil {
 				return nil, nil, err
 			}
@@ -258,7 +404,7 @@ end
 
 func startNginx(dir string, in, out path) (*exec.Cmd, error) {
 	var servers strings.Builder
-	for _, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+	for _, pair := range in.pairs(out) {
 		fmt.Fprintf(&servers, "  server { listen 127.0.0.1:%d; proxy_pass 127.0.0.1:%d; }\n", pair[0], pair[1])
 	}
 	conf := fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_stream_module.so;
@@ -281,7 +427,7 @@ stream {
 func startHAProxy(dir string, in, out path) (*exec.Cmd, error) {
 	var b strings.Builder
 	b.WriteString("global\n  maxconn 8000\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10m\n  timeout server 10m\n")
-	for i, pair := range [][2]int{{in.iperf, out.iperf}, {in.connrate, out.connrate}, {in.sql, out.sql}} {
+	for i, pair := range in.pairs(out) {
 		fmt.Fprintf(&b, "listen l%d\n  bind 127.0.0.1:%d\n  server s1 127.0.0.1:%d\n", i, pair[0], pair[1])
 	}
 	path := filepath.Join(dir, "haproxy.cfg")
