@@ -123,6 +123,37 @@ func Greeter(greeting string) string {
 	return ln.Addr().String()
 }
 
+// Echo starts a loopback server that answers every read with prefix and the bytes read, until
+// the client closes; stop closes its listener.
+func Echo(prefix string) (addr string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(append([]byte(prefix), buf[:n]...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { ln.Close() }
+}
+
 // Greeting is the first byte a new connection to addr reads within a second ("" if none).
 func Greeting(addr string) string {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/slardar-go/slardar/bench/internal/proc"
 	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/internal/testutil"
 )
 
 type options struct {
@@ -95,11 +96,9 @@ func run(o options) error {
 		return err
 	}
 	defer stopConn()
-	pingPort, stopPing, err := echoServer()
-	if err != nil {
-		return err
-	}
+	pingAddr, stopPing := testutil.Echo("")
 	defer stopPing()
+	pingPort := portOf(pingAddr)
 
 	direct := path{name: "direct", iperf: iperfPort, connrate: connPort, sql: db.Port, ping: pingPort}
 	paths := []path{direct}
@@ -228,36 +227,6 @@ func (o options) startMinimal(dir, name string) func(string, path, path) (*exec.
 		}
 		return cmd, proc.StartLogged(cmd, filepath.Join(sub, "log"))
 	}
-}
-
-// echoServer answers every read with the same bytes, for ping-pong.
-func echoServer() (int, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, nil, err
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
 }
 
 // pingPong runs conns persistent connections, each sending 64 bytes and reading the 64-byte
@@ -505,4 +474,10 @@ func mkdir(parent, name string) string {
 	d := filepath.Join(parent, name)
 	os.MkdirAll(d, 0o755)
 	return d
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }

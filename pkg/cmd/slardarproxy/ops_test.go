@@ -25,30 +25,11 @@ func httpOn() config.HTTP {
 	return config.HTTP{Listen: &addr}
 }
 
-// echoServer answers every line with name + the line, until the client closes.
+// echoServer answers every read with name + ":" and the bytes, until the client closes.
 func echoServer(t *testing.T, name string) string {
-	t.Helper()
-	ln := testutil.Listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 512)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					c.Write(append([]byte(name+":"), buf[:n]...))
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	addr, stop := testutil.Echo(name + ":")
+	t.Cleanup(stop)
+	return addr
 }
 
 // ask opens a connection to addr, sends msg and returns the reply.
