@@ -41,7 +41,9 @@ type Core struct {
 
 	reloadMu   sync.Mutex
 	lastReload Reload
-	ready      atomic.Bool // the first config is applied and the daemon is not draining
+	seriesMu   sync.Mutex
+	series     map[string][]string // servers by upstream whose series exist (forgetGone)
+	ready      atomic.Bool         // the first config is applied and the daemon is not draining
 	http       *metrics.Endpoint
 
 	admin     config.Admin // settings in force (a change needs a restart)
@@ -354,16 +356,11 @@ func (c *Core) shutdown(ctx context.Context) {
 // an alert sees them before the first event. Called with c.mu held.
 func (c *Core) prime() {
 	m := c.Metrics
-	servers := map[string][]string{}
-	for name, up := range c.Reg.Info() {
-		for _, l := range up.Cluster.Levels {
-			for _, srv := range l.Servers {
-				servers[name] = append(servers[name], srv.Addr())
-			}
-		}
+	servers := c.forgetGone()
+	for name, addrs := range servers {
 		m.Bytes.WithLabelValues(name, "in")
 		m.Bytes.WithLabelValues(name, "out")
-		for _, addr := range servers[name] {
+		for _, addr := range addrs {
 			m.DialAttempts.WithLabelValues(name, addr, "ok")
 			m.DialAttempts.WithLabelValues(name, addr, "error")
 		}
@@ -374,4 +371,38 @@ func (c *Core) prime() {
 			m.Connections.WithLabelValues(rl.ln.Addr().String(), up, addr, "ok")
 		}
 	}
+}
+
+// forgetGone deletes the series of servers and upstreams that left the registry (a PUT or
+// DELETE upstream, a reload), so that server churn (store-sync feeding changing addresses)
+// does not grow the metrics without bound. It returns the servers of every upstream now.
+func (c *Core) forgetGone() map[string][]string {
+	servers := map[string][]string{}
+	for name, up := range c.Reg.Info() {
+		for _, l := range up.Cluster.Levels {
+			for _, srv := range l.Servers {
+				servers[name] = append(servers[name], srv.Addr())
+			}
+		}
+	}
+	c.seriesMu.Lock()
+	defer c.seriesMu.Unlock()
+	m := c.Metrics
+	for name, addrs := range c.series {
+		now, kept := servers[name]
+		for _, addr := range addrs {
+			if !kept || !slices.Contains(now, addr) {
+				gone := prometheus.Labels{"upstream": name, "server": addr}
+				m.Connections.DeletePartialMatch(gone)
+				m.DialAttempts.DeletePartialMatch(gone)
+			}
+		}
+		if !kept {
+			m.Bytes.DeletePartialMatch(prometheus.Labels{"upstream": name})
+			m.Duration.DeletePartialMatch(prometheus.Labels{"upstream": name})
+			m.HeartbeatDuration.DeletePartialMatch(prometheus.Labels{"upstream": name})
+		}
+	}
+	c.series = servers
+	return servers
 }

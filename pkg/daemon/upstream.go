@@ -19,7 +19,9 @@ import (
 func (c *Core) registerUpstream() {
 	mux, reg := c.Mux, c.Reg
 	mux.Handle("PUT", "upstream", true, func(_ context.Context, name string, body []byte) admin.Reply {
-		return admin.Result(reg.PutJSON(name, body))
+		err := reg.PutJSON(name, body)
+		c.forgetGone()
+		return admin.Result(err)
 	})
 	mux.Handle("POST", "upstream", true, func(context.Context, string, []byte) admin.Reply {
 		return admin.Errorf("POST_upstream" + admin.ErrNotAllowed)
@@ -40,6 +42,8 @@ func (c *Core) registerUpstream() {
 		return admin.Errorf(admin.ErrNotAllowed)
 	})
 	mux.Handle("DELETE", "upstream", false, func(_ context.Context, name string, _ []byte) admin.Reply {
-		return admin.Result(reg.Delete(name))
+		err := reg.Delete(name)
+		c.forgetGone()
+		return admin.Result(err)
 	})
 }

@@ -140,6 +140,20 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("dials to %s: %v", a, v)
 	}
 
+	// A server that leaves the upstream takes its series with it (churn must not grow them).
+	putUpstream(t, d, upstreamOf(b))
+	m = testutil.Scrape(t, web)
+	if _, found := m.Value("slardar_dial_attempts_total", map[string]string{"server": a}); found {
+		t.Error("dial series of a removed server remain")
+	}
+	if _, found := m.Value("slardar_connections_total", map[string]string{"server": a}); found {
+		t.Error("connection series of a removed server remain")
+	}
+	if v, _ := m.Value("slardar_dial_attempts_total", map[string]string{"server": b, "result": "ok"}); v != 2 {
+		t.Errorf("the kept server's series lost its count: %v", v)
+	}
+	putUpstream(t, d, upstreamOf(a, b))
+
 	// A script's runs, by result.
 	if r := adminDo(t, d, "LOAD", "code", "script.preread"+portOf(listener), []byte("if ngx.var.remote_addr == 'x' then ngx.exit(1) end")); r.Type != admin.TypeOK {
 		t.Fatalf("LOAD code: %s", r.Data)
