@@ -59,8 +59,9 @@ type Daemon struct {
 
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
+	tracking := &session.GTIDTracking{Log: log.With("component", "mysql")}
 	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout,
-		Setup: session.TrackGTIDs}}
+		Setup: tracking.Setup}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
 	d.Prom.MustRegister(d)

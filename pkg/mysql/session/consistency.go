@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,15 +71,32 @@ func (c Consistency) gtidWait() time.Duration {
 	return DefaultGTIDWait
 }
 
-// TrackGTIDs is the backend pool's Setup for consistency: a connection with session tracking
-// reports last_gtid in the OK packets of writes (again after every COM_RESET_CONNECTION,
-// which restores the server's default). On MySQL 8 the same is session_track_gtids=OWN_GTID.
-func TrackGTIDs(ctx context.Context, c *backend.Conn) error {
+// GTIDTracking is the backend pool's Setup for consistency: a connection with session tracking
+// reports last_gtid in the OK packets of writes (set again after every COM_RESET_CONNECTION,
+// which restores the server's default). On MySQL 8 the same is session_track_gtids=OWN_GTID;
+// a server that refuses the setting (no last_gtid: not MariaDB) keeps serving, without
+// read-after-write by GTID, and that is logged once.
+type GTIDTracking struct {
+	Log     *slog.Logger
+	refused atomic.Bool
+}
+
+// Setup implements backend.Pool's Setup.
+func (g *GTIDTracking) Setup(ctx context.Context, c *backend.Conn) error {
 	if !c.Has(mysql.CLIENT_SESSION_TRACK) {
 		return nil
 	}
-	return c.Exec(ctx, mysql.COM_QUERY, "SET @@session.session_track_system_variables = "+
+	err := c.Exec(ctx, mysql.COM_QUERY, "SET @@session.session_track_system_variables = "+
 		"CONCAT_WS(',', NULLIF(@@session.session_track_system_variables, ''), 'last_gtid')")
+	var ep *wire.ErrPacket
+	if errors.As(err, &ep) {
+		if !g.refused.Swap(true) && g.Log != nil {
+			g.Log.Warn("the server refused last_gtid session tracking (not MariaDB?): consistency session and global "+
+				"cannot follow writes on it; use consistency: window or none", "server", c.Key.Addr, "err", err)
+		}
+		return nil
+	}
+	return err
 }
 
 // gtidSet is a MariaDB GTID position: per replication domain, the last GTID (its server id
