@@ -168,7 +168,7 @@ func TestGlobalConsistency(t *testing.T) {
 	}
 }
 
-// TestReplicaLagAndRole: a replica delayed by MASTER_DELAY=2 under steady writes is lagging in
+// TestReplicaLagAndRole: a replica delayed by MASTER_DELAY=3 under steady writes is lagging in
 // status beyond max_replication_lag and gets no reads (the primary serves them); after the
 // writes stop it catches up and reads return to it. A replica made writable is flagged.
 func TestReplicaLagAndRole(t *testing.T) {
@@ -191,7 +191,7 @@ func TestReplicaLagAndRole(t *testing.T) {
 		t.Fatal("reads are not on the replica before the delay")
 	}
 
-	root(t, repl.Replica, "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=2", "START SLAVE")
+	root(t, repl.Replica, "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=3", "START SLAVE")
 	t.Cleanup(func() {
 		root(t, repl.Replica, "STOP SLAVE", "CHANGE MASTER TO MASTER_DELAY=0", "START SLAVE")
 		syncReplica(t)
@@ -206,7 +206,7 @@ func TestReplicaLagAndRole(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	testutil.WaitFor(t, "replica lagging", 15*time.Second, func() bool { return status().Status == checkups.StatusLagging })
+	testutil.WaitFor(t, "replica lagging", 20*time.Second, func() bool { return status().Status == checkups.StatusLagging })
 	st := status()
 	if st.Msg == nil || !strings.Contains(*st.Msg, "max_replication_lag 1s") || st.Replication["lag"] == nil {
 		t.Fatalf("lagging status: %+v", st)
