@@ -3,10 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/slardar-go/slardar/pkg/script"
 )
@@ -49,28 +46,11 @@ func (f *File) Summary() []string {
 	return lines
 }
 
-// Check compiles the scripts of the scripts directory, which loading the file does not.
+// Check compiles the scripts of the scripts directory, which loading the file does not
+// (--check; a start compiles them when it applies the file).
 func (f *File) Check() error {
-	if f.Scripts.Dir == "" {
-		return nil
-	}
-	entries, err := os.ReadDir(f.Scripts.Dir)
-	if err != nil {
-		return fmt.Errorf("scripts.dir: %w", err)
-	}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".lua") {
-			continue
-		}
-		src, err := os.ReadFile(filepath.Join(f.Scripts.Dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("scripts.dir: %w", err)
-		}
-		if _, err := script.Compile(e.Name(), src); err != nil {
-			return fmt.Errorf("scripts.dir: %w", err)
-		}
-	}
-	return nil
+	_, err := script.ReadDir(f.Scripts.Dir)
+	return err
 }
 
 // Summary adds the users and each listener's consistency.

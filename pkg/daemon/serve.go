@@ -101,15 +101,15 @@ type Configured interface {
 func Run[C Configured, S Service](cmd *cobra.Command, load func() (C, error),
 	start func(context.Context, *slog.Logger, C, func() (C, error)) (S, error)) error {
 	cfg, err := load()
-	if err == nil {
-		if c, ok := any(cfg).(interface{ Check() error }); ok {
-			err = c.Check()
-		}
-	}
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
 	}
 	if check, _ := cmd.Flags().GetBool("check"); check {
+		if c, ok := any(cfg).(interface{ Check() error }); ok {
+			if err := c.Check(); err != nil {
+				return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
+			}
+		}
 		w := cmd.OutOrStdout()
 		for _, line := range cfg.Summary() {
 			fmt.Fprintln(w, line)

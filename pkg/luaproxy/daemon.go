@@ -5,10 +5,7 @@ package luaproxy
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -97,7 +94,7 @@ type Change struct {
 // PrepareConfig prepares cfg (see Change); on error nothing changed. The caller serialises
 // applies and must Commit or Abort.
 func (d *Daemon) PrepareConfig(ctx context.Context, cfg *config.File) (*Change, error) {
-	dir, err := readScriptDir(cfg.Scripts.Dir)
+	dir, err := script.ReadDir(cfg.Scripts.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -125,33 +122,6 @@ func (ch *Change) Commit(ctx context.Context) {
 		d.Scripts.Dicts.Define(name, n)
 	}
 	ch.core.Commit(ctx)
-}
-
-// readScriptDir reads and compiles every *.lua file of dir (module name: the file name less
-// .lua). A file that does not compile fails the whole read.
-func readScriptDir(dir string) (map[string]*script.Module, error) {
-	found := make(map[string]*script.Module)
-	if dir == "" {
-		return found, nil
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("scripts.dir: %w", err)
-	}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".lua")
-		if !ok || e.IsDir() {
-			continue
-		}
-		src, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("scripts.dir: %w", err)
-		}
-		if found[name], err = script.NewModule(name, src); err != nil {
-			return nil, fmt.Errorf("scripts.dir %s: %w", e.Name(), err)
-		}
-	}
-	return found, nil
 }
 
 // installScripts installs the directory's scripts whose file is new or changed since the last

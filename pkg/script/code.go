@@ -9,7 +9,10 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +86,33 @@ func NewModule(name string, src []byte) (*Module, error) {
 		return nil, err
 	}
 	return &Module{Name: name, Version: Version(src), Source: append([]byte(nil), src...), proto: proto}, nil
+}
+
+// ReadDir reads and compiles every *.lua file of dir (module name: the file name less .lua);
+// an empty dir has none. A file that does not compile fails the whole read, naming the file.
+func ReadDir(dir string) (map[string]*Module, error) {
+	found := make(map[string]*Module)
+	if dir == "" {
+		return found, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("scripts.dir: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".lua")
+		if !ok || e.IsDir() {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("scripts.dir: %w", err)
+		}
+		if found[name], err = NewModule(name, src); err != nil {
+			return nil, fmt.Errorf("scripts.dir %s: %w", e.Name(), err)
+		}
+	}
+	return found, nil
 }
 
 // Replace installs the modules and uninstalls the names of remove in one step, leaving what is
