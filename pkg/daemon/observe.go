@@ -88,12 +88,7 @@ func (c *Core) RecordReload(err error) {
 	if err != nil {
 		c.lastReload.Error = err.Error()
 	}
-	c.Metrics.ReloadTime.Set(float64(c.lastReload.Time.UnixNano()) / 1e9)
-	if err == nil {
-		c.Metrics.ReloadOK.Set(1)
-	} else {
-		c.Metrics.ReloadOK.Set(0)
-	}
+	c.Metrics.Reload.Record(c.lastReload.Time, err)
 }
 
 // LastReload is the last configuration load's outcome.

@@ -6,6 +6,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,8 +38,35 @@ type Proxy struct {
 	HeartbeatDuration *prometheus.HistogramVec // upstream
 	AdminCommands     *prometheus.CounterVec   // method, topic, result (ok, error)
 	ScriptRuns        *prometheus.CounterVec   // script, result (ok, exit, error)
-	ReloadOK          prometheus.Gauge
-	ReloadTime        prometheus.Gauge
+	*Reload
+}
+
+// Reload are the configuration-load gauges every daemon has (store-sync included).
+type Reload struct {
+	OK   prometheus.Gauge // slardar_config_last_reload_successful
+	Time prometheus.Gauge // slardar_config_last_reload_timestamp_seconds
+}
+
+// NewReload registers the reload gauges on reg.
+func NewReload(reg prometheus.Registerer) *Reload {
+	r := &Reload{
+		OK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "config_last_reload_successful",
+			Help: "1 when the last configuration load (start or reload) succeeded."}),
+		Time: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "config_last_reload_timestamp_seconds",
+			Help: "When the configuration was last loaded (start or reload), successfully or not."}),
+	}
+	reg.MustRegister(r.OK, r.Time)
+	return r
+}
+
+// Record sets the gauges for a load at t that ended with err.
+func (r *Reload) Record(t time.Time, err error) {
+	r.Time.Set(float64(t.UnixNano()) / 1e9)
+	if err == nil {
+		r.OK.Set(1)
+	} else {
+		r.OK.Set(0)
+	}
 }
 
 // NewProxy registers the proxy metrics on reg.
@@ -59,12 +88,8 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Help: "Admin protocol commands, by method, topic and result."}, []string{"method", "topic", "result"}),
 		ScriptRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "script_runs_total",
 			Help: "Lua hook runs, by script and result (ok, exit: ngx.exit, error: a Lua error, timeout or memory limit)."}, []string{"script", "result"}),
-		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "config_last_reload_successful",
-			Help: "1 when the last configuration load (start or reload) succeeded."}),
-		ReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "config_last_reload_timestamp_seconds",
-			Help: "When the configuration was last loaded (start or reload), successfully or not."}),
+		Reload: NewReload(reg),
 	}
-	reg.MustRegister(m.Connections, m.Bytes, m.Duration, m.DialAttempts, m.HeartbeatDuration, m.AdminCommands, m.ScriptRuns,
-		m.ReloadOK, m.ReloadTime)
+	reg.MustRegister(m.Connections, m.Bytes, m.Duration, m.DialAttempts, m.HeartbeatDuration, m.AdminCommands, m.ScriptRuns)
 	return m
 }

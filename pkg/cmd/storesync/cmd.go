@@ -16,7 +16,6 @@ import (
 	"time"
 
 	systemd "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
@@ -173,16 +172,8 @@ func (o *Options) run(cmd *cobra.Command) error {
 	m := &syncer.Metrics{}
 	reg := metrics.NewRegistry(version.Version)
 	reg.MustRegister(m)
-	reload := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "config_last_reload_successful",
-		Help: "1 when the last configuration load (start or reload) succeeded."})
-	reloadTime := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "config_last_reload_timestamp_seconds",
-		Help: "When the configuration was last loaded (start or reload), successfully or not."})
-	reg.MustRegister(reload, reloadTime)
-	recordReload := func(ok bool) {
-		reloadTime.SetToCurrentTime()
-		reload.Set(float64(b2f(ok)))
-	}
-	recordReload(true)
+	reload := metrics.NewReload(reg)
+	reload.Record(time.Now(), nil)
 	var current atomic.Pointer[syncer.Syncer]
 	ready := func() error { return current.Load().StoresUp() }
 	ep, err := metrics.Serve(f.Listen, reg, ready, false)
@@ -219,12 +210,11 @@ func (o *Options) run(cmd *cobra.Command) error {
 			if err == nil {
 				next, closeNext, err = openSyncs(nf)
 			}
+			reload.Record(time.Now(), err)
 			if err != nil {
-				recordReload(false)
 				log.Error("config not reloaded", "err", err)
 				goto wait
 			}
-			recordReload(true)
 			cancel()
 			<-done
 			closeStores()
@@ -266,13 +256,6 @@ func openSyncs(f *config.SyncFile) (syncs []syncer.Sync, closeStores func(), err
 		syncs = append(syncs, syncer.Sync{Store: st, Prefix: prefix, Targets: s.Targets, Token: s.Token, Prune: s.Prune})
 	}
 	return syncs, closeStores, nil
-}
-
-func b2f(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func printResults(cmd *cobra.Command, output string, results []syncer.Result) error {
