@@ -208,17 +208,12 @@ func (r *Registry) roleOf(p *pool) string {
 // Replication is what the last mysql heartbeat read of a server of an upstream (read_only,
 // gtid_slave_pos, lag, ...; see GET upstream status), or nil.
 func (r *Registry) Replication(upstream, addr string) map[string]any {
-	p := r.get(upstream)
-	if p == nil {
+	_, pe, err := r.server(upstream, addr)
+	if err != nil {
 		return nil
 	}
-	for _, pe := range p.all {
-		if pe.srv.Addr() == addr {
-			pe.state.mu.Lock()
-			defer pe.state.mu.Unlock()
-			repl, _ := pe.state.hExtra["replication"].(map[string]any)
-			return repl
-		}
-	}
-	return nil
+	pe.state.mu.Lock()
+	defer pe.state.mu.Unlock()
+	repl, _ := pe.state.hExtra["replication"].(map[string]any)
+	return repl
 }

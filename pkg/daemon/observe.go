@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,10 +98,7 @@ func (c *Core) LastReload() Reload {
 
 // serverCollector reads every server's state from checkups at scrape time:
 // slardar_server_up, slardar_server_state and slardar_active_connections.
-type serverCollector struct {
-	reg *checkups.Registry
-	mu  sync.Mutex
-}
+type serverCollector struct{ reg *checkups.Registry }
 
 var (
 	serverUpDesc = prometheus.NewDesc(metrics.Namespace+"_server_up",
@@ -125,8 +120,6 @@ func (s *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *serverCollector) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reg.EachServer(func(st checkups.ServerStatus) {
 		state := string(st.Status)
 		if st.State != checkups.StateReady {
@@ -140,7 +133,7 @@ func (s *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(serverUpDesc, prometheus.GaugeValue, up, st.Upstream, st.Addr)
 		for _, v := range serverStates {
 			x := 0.0
-			if strings.EqualFold(v, state) {
+			if v == state {
 				x = 1
 			}
 			ch <- prometheus.MustNewConstMetric(serverStateDesc, prometheus.GaugeValue, x, st.Upstream, st.Addr, v)
