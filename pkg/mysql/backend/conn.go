@@ -120,16 +120,29 @@ func serverCaps(gc *client.Conn) uint32 {
 	return caps
 }
 
-// Exec runs one internal statement (a reset, a replayed SET) and discards its response.
-func (c *Conn) Exec(ctx context.Context, cmd byte, arg string) error {
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-		defer c.SetDeadline(time.Time{})
+// bound puts ctx's deadline on the connection for an internal command; the returned func
+// lifts it.
+func (c *Conn) bound(ctx context.Context) func() {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return func() {}
 	}
+	c.SetDeadline(dl)
+	return func() { c.SetDeadline(time.Time{}) }
+}
+
+// send writes an internal command (it starts at sequence 0) and flushes it.
+func (c *Conn) send(cmd byte, arg string) error {
 	if _, err := c.WritePayload(0, append([]byte{cmd}, arg...)); err != nil {
 		return err
 	}
-	if err := c.W.Flush(); err != nil {
+	return c.W.Flush()
+}
+
+// Exec runs one internal statement (a reset, a replayed SET) and discards its response.
+func (c *Conn) Exec(ctx context.Context, cmd byte, arg string) error {
+	defer c.bound(ctx)()
+	if err := c.send(cmd, arg); err != nil {
 		return err
 	}
 	kind := wire.Simple
@@ -155,14 +168,8 @@ const maxValue = 1 << 20
 // for each SQL NULL. A query that returns no result set, or no row, is an error; an ERR packet
 // is returned as *wire.ErrPacket.
 func (c *Conn) Row(ctx context.Context, query string) ([]*string, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-		defer c.SetDeadline(time.Time{})
-	}
-	if _, err := c.WritePayload(0, append([]byte{mysql.COM_QUERY}, query...)); err != nil {
-		return nil, err
-	}
-	if err := c.W.Flush(); err != nil {
+	defer c.bound(ctx)()
+	if err := c.send(mysql.COM_QUERY, query); err != nil {
 		return nil, err
 	}
 	p, _, err := c.ReadPayload(maxValue)
