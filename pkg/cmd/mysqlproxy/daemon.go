@@ -109,11 +109,10 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 	roles := make(map[string]string, 2*len(cfg.Listeners))
 	for _, l := range cfg.Listeners {
 		mode, window := cfg.ListenerConsistency(l)
-		sessions[l.Upstream] = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front,
-			Log: d.log.With("component", "mysql", "upstream", l.Upstream), Backend: d.backendUser,
-			MaxStmts: cfg.MySQL.MaxPreparedStatements, IdleTimeout: cfg.MySQL.IdleTimeout, MaxPacket: maxPacket,
-			Consistency: session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}, Positions: &d.pos,
-			Counters: d.counters.get(l.Upstream)}
+		sc := d.sessionConfig(l.Upstream)
+		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, maxPacket
+		sc.Consistency = session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}
+		sessions[l.Upstream] = sc
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}
 	d.users.Store(&users)
@@ -124,6 +123,13 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		d.log.Warn("no users configured: every login is refused; give --user NAME:PASSWORD or users: in the config file")
 	}
 	return nil
+}
+
+// sessionConfig is the session settings of the listener serving upstream, with the defaults for
+// what the config file may set.
+func (d *Daemon) sessionConfig(upstream string) *session.Config {
+	return &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
+		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream)}
 }
 
 // user finds a proxy user for the front.
@@ -182,9 +188,8 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	cc.SetDeadline(time.Time{})
 	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
 	cfg := (*d.sessions.Load())[cx.Upstream]
-	if cfg == nil { // a listener the config just removed: its last settings are gone, these are sane
-		cfg = &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log, Backend: d.backendUser, Positions: &d.pos,
-			Counters: d.counters.get(cx.Upstream)}
+	if cfg == nil { // a listener the config just removed: its last settings are gone, the defaults serve
+		cfg = d.sessionConfig(cx.Upstream)
 	}
 	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host)
 	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,
