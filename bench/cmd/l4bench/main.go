@@ -132,10 +132,7 @@ func run(o options) error {
 	}
 
 	sb := func(threads int, p path, cmd string) *exec.Cmd {
-		return exec.Command("sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1",
-			"--mysql-port="+strconv.Itoa(p.sql), "--mysql-user="+testserver.User, "--mysql-password="+testserver.Password,
-			"--mysql-db="+testserver.Database, "--tables=1", "--table-size=10000", "--threads="+strconv.Itoa(threads),
-			"--time="+strconv.Itoa(o.sbTime), "--report-interval=0", cmd)
+		return proc.SysbenchCmd("oltp_point_select", "127.0.0.1", strconv.Itoa(p.sql), threads, o.sbTime, cmd)
 	}
 	if out, err := sb(4, direct, "prepare").CombinedOutput(); err != nil {
 		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)

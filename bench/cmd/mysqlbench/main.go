@@ -104,10 +104,7 @@ func run(o options) error {
 	}
 
 	sb := func(test string, threads, secs int, t target, cmd string) *exec.Cmd {
-		return exec.Command("sysbench", test, "--db-driver=mysql", "--mysql-host="+t.hosts, "--mysql-port="+t.ports,
-			"--mysql-user="+testserver.User, "--mysql-password="+testserver.Password, "--mysql-db="+testserver.Database,
-			"--tables=1", "--table-size=10000", "--threads="+strconv.Itoa(threads),
-			"--time="+strconv.Itoa(secs), "--report-interval=0", cmd)
+		return proc.SysbenchCmd(test, t.hosts, t.ports, threads, secs, cmd)
 	}
 	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
 	if out, err := sb("oltp_point_select", 4, 0, prep, "prepare").CombinedOutput(); err != nil {
@@ -335,11 +332,8 @@ func (o options) consistencyRun(ctx context.Context, dir string, repl *testserve
 		logs[i] = filepath.Join(sub, "log")
 	}
 	sb := func(port, secs int, cmd string) *exec.Cmd {
-		return exec.Command("sysbench", "oltp_read_write", "--db-driver=mysql", "--mysql-host=127.0.0.1",
-			"--mysql-port="+strconv.Itoa(port), "--mysql-user="+testserver.User, "--mysql-password="+testserver.Password,
-			"--mysql-db="+testserver.Database, "--tables=1", "--table-size=10000", "--threads=16", "--skip_trx=on",
-			"--mysql-ignore-errors=1062,1213,1020,1205", // sysbench's default list, and 1062: without transactions, threads race on the DELETE+INSERT of one id (so does direct)
-			"--time="+strconv.Itoa(secs), "--report-interval=0", cmd)
+		return proc.SysbenchCmd("oltp_read_write", "127.0.0.1", strconv.Itoa(port), 16, secs, cmd, "--skip_trx=on",
+			"--mysql-ignore-errors=1062,1213,1020,1205") // sysbench's default list, and 1062: without transactions, threads race on the DELETE+INSERT of one id (so does direct)
 	}
 	if out, err := sb(repl.Primary.Port, 0, "prepare").CombinedOutput(); err != nil {
 		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)

@@ -119,6 +119,17 @@ func Rate(clients int, d time.Duration, what string, attempt func() error) (floa
 	return float64(ok.Load()) / d.Seconds(), nil
 }
 
+// SysbenchCmd is a sysbench command (test, then cmd: prepare or run) against the test servers'
+// database through hosts and ports (comma-separated lists spread the threads), one table of
+// 10 000 rows, with extra options before cmd.
+func SysbenchCmd(test, hosts, ports string, threads, secs int, cmd string, extra ...string) *exec.Cmd {
+	args := []string{test, "--db-driver=mysql", "--mysql-host=" + hosts, "--mysql-port=" + ports,
+		"--mysql-user=" + testserver.User, "--mysql-password=" + testserver.Password, "--mysql-db=" + testserver.Database,
+		"--tables=1", "--table-size=10000", "--threads=" + strconv.Itoa(threads)}
+	args = append(args, extra...)
+	return exec.Command("sysbench", append(args, "--time="+strconv.Itoa(secs), "--report-interval=0", cmd)...)
+}
+
 var sysbenchRE = regexp.MustCompile(`queries:\s+(\d+)\s+\(([\d.]+) per sec`)
 
 // Sysbench runs a sysbench command and returns its queries per second and total queries.
