@@ -292,7 +292,7 @@ func joinNames(ps []path) string {
 }
 
 func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
-	cfg := "log: {level: info}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\nlisteners:\n"
+	cfg := "log: {level: info}\nhttp: {listen: \"\"}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\nlisteners:\n"
 	ups := "upstreams:\n"
 	for _, pair := range in.pairs(out) {
 		cfg += fmt.Sprintf("  - listen: 127.0.0.1:%d\n", pair[0])
@@ -317,7 +317,7 @@ func (o options) startSlardar(dir string, in, out path) (*exec.Cmd, error) {
 // limits (so the cost of the limiter, not its delays, is measured).
 func (o options) startScripted(dir string, out path) ([]path, *exec.Cmd, error) {
 	sets := []path{{name: "no script"}, {name: "trivial preread"}, {name: "limit_req preread"}}
-	cfg := "log: {level: warn}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\n" +
+	cfg := "log: {level: warn}\nhttp: {listen: \"\"}\nadmin: {listen: 127.0.0.1:" + strconv.Itoa(proc.Port()) + "}\n" +
 		"shared_dicts: {stream_limit_req_store: 10m}\nscripts: {dir: " + dir + "/lua}\nlisteners:\n"
 	ups := "upstreams:\n"
 	os.MkdirAll(filepath.Join(dir, "lua"), 0o755)

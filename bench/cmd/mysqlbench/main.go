@@ -212,7 +212,8 @@ func (o options) startMySQLProxyOver(dir string, port, primary int, replicas ...
 		}
 		return fmt.Sprintf("{typ: mysql, user: %s, pass: %s, timeout: 2, cluster: [{servers: [%s]}]}", testserver.User, testserver.Password, strings.Join(s, ", "))
 	}
-	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+	cfg := fmt.Sprintf(`http: {listen: ""}  # several proxies run at once: no endpoint on the default port
+admin: {listen: "127.0.0.1:%d"}
 listeners: [{listen: "127.0.0.1:%d", upstream: db}]
 users: [{name: %s, password: %s}]
 upstreams:
@@ -224,7 +225,8 @@ upstreams:
 }
 
 func (o options) startSlardar(dir string, port, primary, replica int) (*exec.Cmd, error) {
-	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+	cfg := fmt.Sprintf(`http: {listen: ""}  # several proxies run at once: no endpoint on the default port
+admin: {listen: "127.0.0.1:%d"}
 listeners: [{listen: "127.0.0.1:%d", upstream: db}]
 upstreams:
   db: {cluster: [{servers: [{host: 127.0.0.1, port: %d}, {host: 127.0.0.1, port: %d}]}]}

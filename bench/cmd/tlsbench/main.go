@@ -183,7 +183,7 @@ func bulk(port int, d time.Duration) (float64, error) {
 }
 
 func sniRouter(bin, dir string, port, backend int) *exec.Cmd {
-	cfg := fmt.Sprintf("log: {level: info}\nadmin: {listen: 127.0.0.1:%d}\nlisten: [127.0.0.1:%d]\n"+
+	cfg := fmt.Sprintf("log: {level: info}\nhttp: {listen: \"\"}\nadmin: {listen: 127.0.0.1:%d}\nlisten: [127.0.0.1:%d]\n"+
 		"upstreams:\n  bench: {cluster: [{servers: [{host: 127.0.0.1, port: %d}]}]}\n"+
 		"routes:\n  %s: {upstream: bench}\n", proc.Port(), port, backend, serverName)
 	p := filepath.Join(dir, "sni-router.yaml")
