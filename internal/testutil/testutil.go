@@ -6,8 +6,11 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -121,6 +124,15 @@ func Greeter(greeting string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// Build compiles the project's cmd/<name> into dir and returns the binary's path.
+func Build(dir, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", name, err, out)
+	}
+	return bin, nil
 }
 
 // Echo starts a loopback server that answers every read with prefix and the bytes read, until

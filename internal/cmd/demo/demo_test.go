@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/internal/testutil"
 )
 
 // TestDemoSmoke runs `make demo`'s program in its checking mode: a real MariaDB primary and
@@ -15,8 +16,8 @@ import (
 func TestDemoSmoke(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"slardar-proxy", "mysql-proxy", "store-sync", "slardarctl"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		if _, err := testutil.Build(bin, name); err != nil {
+			t.Fatal(err)
 		}
 	}
 	admin, _ := testserver.FreePort()

@@ -31,12 +31,7 @@ func buildBinary(t *testing.T, name string) string {
 	t.Helper()
 	v, _ := built.LoadOrStore(name, &buildResult{})
 	b := v.(*buildResult)
-	b.once.Do(func() {
-		b.path = filepath.Join(binDir, name)
-		if out, err := exec.Command("go", "build", "-o", b.path, "github.com/slardar-go/slardar/cmd/"+name).CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build %s: %v\n%s", name, err, out)
-		}
-	})
+	b.once.Do(func() { b.path, b.err = testutil.Build(binDir, name) })
 	if b.err != nil {
 		t.Fatal(b.err)
 	}

@@ -28,12 +28,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "slardar-proxy")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/slardar-go/slardar/cmd/slardar-proxy").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
+	return testutil.Build(dir, "slardar-proxy")
 })
 
 func writeConfig(t *testing.T, path string, adminPort, dataPort, backend int) {
