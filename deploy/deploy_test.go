@@ -108,7 +108,7 @@ func exported(t *testing.T) map[string]bool {
 	go func() { defer close(done); s.Run(sctx) }()
 	reg := metrics.NewRegistry("test")
 	reg.MustRegister(s.Metrics)
-	ep, err := metrics.Serve("127.0.0.1:0", reg, func() error { return nil }, false)
+	ep, err := metrics.Serve("127.0.0.1:0", reg, func() error { return nil }, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

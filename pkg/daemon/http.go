@@ -15,7 +15,7 @@ func (c *Core) StartHTTP(h config.HTTP) error {
 	if h.Listen == nil || *h.Listen == "" {
 		return nil
 	}
-	e, err := metrics.Serve(*h.Listen, c.Prom, c.Ready, h.Pprof)
+	e, err := metrics.Serve(*h.Listen, c.Prom, c.Ready, h.Pprof, nil)
 	if err != nil {
 		return err
 	}

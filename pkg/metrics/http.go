@@ -13,15 +13,15 @@ import (
 
 // Endpoint is a daemon's HTTP endpoint.
 type Endpoint struct {
-	Mux *http.ServeMux // more handlers may be added before the first request (store-sync: /health)
 	ln  net.Listener
 	srv *http.Server
 }
 
 // Serve listens on addr and serves /metrics (reg), /livez (200 while the process serves),
 // /readyz (200 when ready returns nil, else 503 with its error) and, with pprof, the Go
-// profiler under /debug/pprof/.
-func Serve(addr string, reg *prometheus.Registry, ready func() error, withPprof bool) (*Endpoint, error) {
+// profiler under /debug/pprof/; extra are more paths (store-sync's /health), served from the
+// first request on.
+func Serve(addr string, reg *prometheus.Registry, ready func() error, withPprof bool, extra map[string]http.HandlerFunc) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http endpoint: %w", err)
@@ -36,6 +36,9 @@ func Serve(addr string, reg *prometheus.Registry, ready func() error, withPprof 
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	for path, h := range extra {
+		mux.HandleFunc(path, h)
+	}
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -43,7 +46,7 @@ func Serve(addr string, reg *prometheus.Registry, ready func() error, withPprof 
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	e := &Endpoint{Mux: mux, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	e := &Endpoint{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go e.srv.Serve(ln)
 	return e, nil
 }

@@ -174,18 +174,21 @@ func (o *Options) run(cmd *cobra.Command) error {
 	reg.MustRegister(m)
 	reload := metrics.NewReload(reg)
 	reload.Record(time.Now(), nil)
-	var current atomic.Pointer[syncer.Syncer]
+	newSyncer := func() *syncer.Syncer {
+		return &syncer.Syncer{Syncs: syncs, Log: log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max, Metrics: m}
+	}
+	var current atomic.Pointer[syncer.Syncer] // the syncer running now (a SIGHUP replaces it)
+	current.Store(newSyncer())
 	ready := func() error { return current.Load().StoresUp() }
-	ep, err := metrics.Serve(f.Listen, reg, ready, false)
+	health := func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHealth(w, r) }
+	ep, err := metrics.Serve(f.Listen, reg, ready, false, map[string]http.HandlerFunc{"/health": health})
 	if err != nil {
 		return err
 	}
 	defer ep.Close()
-	ep.Mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHealth(w, r) })
 
 	for {
-		s := &syncer.Syncer{Syncs: syncs, Log: log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max, Metrics: m}
-		current.Store(s)
+		s := current.Load()
 		var names []string
 		for _, sy := range syncs {
 			names = append(names, sy.Store.String()+" -> "+strings.Join(sy.Targets, ","))
@@ -219,6 +222,7 @@ func (o *Options) run(cmd *cobra.Command) error {
 			<-done
 			closeStores()
 			f, syncs, closeStores = nf, next, closeNext
+			current.Store(newSyncer())
 			log.Info("config reloaded")
 		}
 	}
