@@ -20,7 +20,7 @@ FUZZ_TARGETS := \
 	./pkg/mysql/wire:FuzzReadPayload ./pkg/mysql/wire:FuzzRelay ./pkg/mysql/front:FuzzParseResponse \
 	./pkg/mysql/sqlclass:FuzzClassify ./pkg/mysql/session:FuzzLastGTIDs
 
-.PHONY: all build deps deps-all test vet docs docs-check demo bench fuzz install clean
+.PHONY: all build deps deps-all test stress vet docs docs-check demo bench fuzz install clean
 
 all: build
 
@@ -36,6 +36,11 @@ deps:
 
 test: deps-all build vet docs-check
 	$(GO) test -race -timeout 20m -count=1 ./...
+
+# Tests that fail by chance: the whole suite, ROUNDS times, under load (see scripts/stress.sh).
+ROUNDS ?= 10
+stress: deps-all
+	scripts/stress.sh -n $(ROUNDS)
 
 vet:
 	$(GO) vet ./...

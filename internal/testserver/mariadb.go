@@ -60,16 +60,6 @@ func (m *MariaDB) DSN(user string) string {
 	return cfg.FormatDSN()
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // StartMariaDB starts a MariaDB server with a fresh copy of the provisioned datadir in dir, on
 // port (0: a free one), and waits until it accepts logins.
 func StartMariaDB(ctx context.Context, dir string, port int, args ...string) (*MariaDB, error) {
