@@ -22,6 +22,9 @@ const (
 	DefaultMaxBody     = 1 << 20
 	DefaultIdleTimeout = 60 * time.Second
 	DefaultMaxConns    = 64
+	// With a token: connections that have not authenticated yet, and how long they have.
+	DefaultMaxUnauthenticated = 16
+	DefaultAuthTimeout        = 5 * time.Second
 )
 
 // Server serves the admin protocol on a listener. Its zero value is not usable: Mux is required.
@@ -36,7 +39,10 @@ const (
 //   - with a Token set, nothing but "AUTH token <token>" is served until it was given, and
 //     failed AUTHs from one address are answered ever more slowly (see authLimiter);
 //   - at most MaxConns connections are served at once; one more gets an ERROR reply and is
-//     closed, so idle clients cannot use up the port;
+//     closed, so idle clients cannot use up the port. With a Token, only connections that
+//     authenticated count: the others have a budget of their own (MaxUnauthenticated, the
+//     oldest closed to make room for a new one) and AuthTimeout to authenticate, so clients
+//     that never authenticate cannot lock out the one that has the token;
 //   - an accept that fails (out of file descriptors) is retried, never the end of the port.
 type Server struct {
 	Mux         *Mux
@@ -46,13 +52,26 @@ type Server struct {
 	IdleTimeout time.Duration // default DefaultIdleTimeout
 	MaxConns    int           // default DefaultMaxConns
 	Token       string        // empty: no authentication
+	// MaxUnauthenticated and AuthTimeout bound connections that have not given the Token yet;
+	// defaults DefaultMaxUnauthenticated and DefaultAuthTimeout.
+	MaxUnauthenticated int
+	AuthTimeout        time.Duration
 	// OnCommand, when set, gets every routed command after its handler ran, with the reply
 	// (metrics and the audit log).
 	OnCommand func(ctx context.Context, cmd Command, body []byte, reply Reply)
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	auth  authLimiter
+	mu     sync.Mutex
+	conns  map[net.Conn]*connState
+	authed int // connections in conns that count against MaxConns
+	auth   authLimiter
+}
+
+// connState is an open admin connection: whether it counts against MaxConns (it authenticated,
+// or no token is needed) and, until then, when it must have authenticated.
+type connState struct {
+	authed   bool
+	deadline time.Time
+	since    time.Time
 }
 
 func (s *Server) maxConns() int {
@@ -60,6 +79,20 @@ func (s *Server) maxConns() int {
 		return s.MaxConns
 	}
 	return DefaultMaxConns
+}
+
+func (s *Server) maxUnauthenticated() int {
+	if s.MaxUnauthenticated > 0 {
+		return s.MaxUnauthenticated
+	}
+	return DefaultMaxUnauthenticated
+}
+
+func (s *Server) authTimeout() time.Duration {
+	if s.AuthTimeout > 0 {
+		return s.AuthTimeout
+	}
+	return DefaultAuthTimeout
 }
 
 func (s *Server) maxLine() int {
@@ -96,14 +129,14 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	accept.Loop(ctx, ln, s.Logger, func(c net.Conn) {
-		if !s.track(c, true) {
+		if !s.add(c) {
 			s.refuse(c)
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.track(c, false)
+			defer s.remove(c)
 			defer c.Close()
 			s.serveConn(ctx, c)
 		}()
@@ -112,31 +145,91 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	wg.Wait()
 }
 
-// track adds or removes an open connection; adding fails when MaxConns are open.
-func (s *Server) track(c net.Conn, add bool) bool {
+// add tracks a new connection. Without a token it counts against MaxConns at once (false: the
+// limit is reached); with one it waits for AUTH among the unauthenticated, the oldest of which
+// is closed when they are MaxUnauthenticated.
+func (s *Server) add(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns == nil {
-		s.conns = make(map[net.Conn]struct{})
+		s.conns = make(map[net.Conn]*connState)
 	}
-	if !add {
-		delete(s.conns, c)
+	now := time.Now()
+	if s.Token == "" {
+		if s.authed >= s.maxConns() {
+			return false
+		}
+		s.conns[c] = &connState{authed: true, since: now}
+		s.authed++
 		return true
 	}
-	if len(s.conns) >= s.maxConns() {
+	var oldest net.Conn
+	waiting := 0
+	for oc, st := range s.conns {
+		if !st.authed {
+			waiting++
+			if oldest == nil || st.since.Before(s.conns[oldest].since) {
+				oldest = oc
+			}
+		}
+	}
+	if waiting >= s.maxUnauthenticated() {
+		s.logger().Warn("admin connection closed: too many connections waiting to authenticate", "remote", oldest.RemoteAddr().String(),
+			"limit", s.maxUnauthenticated())
+		oldest.Close()
+		delete(s.conns, oldest)
+	}
+	s.conns[c] = &connState{deadline: now.Add(s.authTimeout()), since: now}
+	return true
+}
+
+// promote counts an authenticated connection against MaxConns; false: the limit is reached.
+func (s *Server) promote(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.conns[c]
+	if st == nil || st.authed {
+		return true // authenticated already, or not a connection of Serve's
+	}
+	if s.authed >= s.maxConns() {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	st.authed = true
+	s.authed++
 	return true
+}
+
+// authDeadline is when a connection must have authenticated (zero: it has, or needs not).
+func (s *Server) authDeadline(c net.Conn) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.conns[c]; st != nil && !st.authed {
+		return st.deadline
+	}
+	return time.Time{}
+}
+
+func (s *Server) remove(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.conns[c]; st != nil {
+		if st.authed {
+			s.authed--
+		}
+		delete(s.conns, c)
+	}
 }
 
 // refuse answers a connection over MaxConns with an ERROR reply and closes it.
 func (s *Server) refuse(c net.Conn) {
-	msg := fmt.Sprintf("too many admin connections (limit %d)", s.maxConns())
-	s.logger().Warn("admin connection refused", "remote", c.RemoteAddr().String(), "reason", msg)
+	s.logger().Warn("admin connection refused", "remote", c.RemoteAddr().String(), "reason", s.tooMany())
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	c.Write(AppendReply(nil, Errorf("%s", msg)))
+	c.Write(AppendReply(nil, Errorf("%s", s.tooMany())))
 	c.Close()
+}
+
+func (s *Server) tooMany() string {
+	return fmt.Sprintf("too many admin connections (limit %d)", s.maxConns())
 }
 
 func (s *Server) closeAll() {
@@ -192,8 +285,14 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	r := bufio.NewReaderSize(flushingReader{c, w}, 4096)
 	authed := s.Token == ""
 	for {
-		c.SetReadDeadline(time.Now().Add(s.idleTimeout()))
-		reply, err := s.readAndHandle(ctx, r, &authed)
+		dl := time.Now().Add(s.idleTimeout())
+		if !authed {
+			if auth := s.authDeadline(c); !auth.IsZero() && auth.Before(dl) {
+				dl = auth // an unauthenticated connection has AuthTimeout in all
+			}
+		}
+		c.SetReadDeadline(dl)
+		reply, err := s.readAndHandle(ctx, c, r, &authed)
 		if err != nil && !errors.Is(err, errClose) {
 			if errors.Is(err, io.EOF) {
 				log.Debug("admin client closed")
@@ -220,7 +319,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 
 // readAndHandle reads one request and returns its reply. An error wrapping errClose means the
 // reply must be sent and the connection closed; any other error means close without reply.
-func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *bool) (Reply, error) {
+func (s *Server) readAndHandle(ctx context.Context, c net.Conn, r *bufio.Reader, authed *bool) (Reply, error) {
 	// Skip bodies of rejected commands: a command line never starts with NUL.
 	for {
 		b, err := r.Peek(1)
@@ -250,6 +349,9 @@ func (s *Server) readAndHandle(ctx context.Context, r *bufio.Reader, authed *boo
 		ok := subtle.ConstantTimeCompare([]byte(cmd.Name), []byte(s.Token)) == 1
 		if !s.auth.wait(ctx, remoteHost(ctx), ok) || !ok {
 			return Errorf("authentication failed"), errClose
+		}
+		if !s.promote(c) {
+			return Errorf("%s", s.tooMany()), errClose
 		}
 		*authed = true
 		return OK(), nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -169,7 +170,7 @@ func FuzzServer(f *testing.F) {
 			if i > len(raw)+1 {
 				t.Fatalf("more requests than input bytes")
 			}
-			rep, err := s.readAndHandle(context.Background(), r, &authed)
+			rep, err := s.readAndHandle(context.Background(), nil, r, &authed)
 			if rep.Type > TypeError || len(rep.Data) > 1024 {
 				t.Fatalf("bad reply %d %q", rep.Type, rep.Data)
 			}
@@ -194,5 +195,53 @@ func TestReplyNotHeldBehindPartialCommand(t *testing.T) {
 	rep, err := ReadReply(bufio.NewReader(c), 1024)
 	if err != nil || string(rep.Data) != "a=xy" {
 		t.Fatalf("reply %q, %v; want it without waiting for the next command", rep.Data, err)
+	}
+}
+
+// TestUnauthenticatedCannotLockOut: with a token, connections that never authenticate do not
+// count against MaxConns: however many an attacker holds, the client with the token gets in;
+// they are closed after AuthTimeout; and authenticated connections are still limited.
+func TestUnauthenticatedCannotLockOut(t *testing.T) {
+	s := &Server{Mux: echoMux(), Token: "right", MaxConns: 2, MaxUnauthenticated: 4, AuthTimeout: time.Second}
+	addr := startServer(t, s)
+	var idle []net.Conn
+	for range 70 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	authed := func() (net.Conn, Reply, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("AUTH token right\nGET thing x\n"))
+		r := bufio.NewReader(c)
+		if rep, err := ReadReply(r, 1024); err != nil || rep.Type != TypeOK {
+			return c, rep, fmt.Errorf("AUTH: %q %v", rep.Data, err)
+		}
+		rep, err := ReadReply(r, 1024)
+		return c, rep, err
+	}
+	for i := range 2 {
+		c, rep, err := authed()
+		defer c.Close()
+		if err != nil || rep.Type != TypeOK {
+			t.Fatalf("the token holder %d, with 70 unauthenticated connections open: %q %v", i, rep.Data, err)
+		}
+	}
+	c, _, err := authed()
+	defer c.Close()
+	if err == nil || !strings.Contains(err.Error(), "too many admin connections (limit 2)") {
+		t.Fatalf("a third authenticated connection: %v; want the limit's error at AUTH", err)
+	}
+	// The unauthenticated are closed: the oldest to make room, the rest after AuthTimeout.
+	idle[len(idle)-1].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle[len(idle)-1].Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("an unauthenticated connection after AuthTimeout: %d %v", n, err)
 	}
 }

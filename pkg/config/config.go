@@ -28,7 +28,7 @@ type Admin struct {
 	MaxBody     int           `yaml:"max_body"`     // bytes, default 1 MiB
 	MaxLine     int           `yaml:"max_line"`     // bytes, default 4 KiB
 	IdleTimeout time.Duration `yaml:"idle_timeout"` // default 60s
-	MaxConns    int           `yaml:"max_conns"`    // open admin connections, default 64; one more is refused
+	MaxConns    int           `yaml:"max_conns"`    // open (with a token: authenticated) admin connections, default 64; one more is refused
 }
 
 // HTTP is a daemon's HTTP endpoint: /metrics, /livez, /readyz and, with Pprof, /debug/pprof/.
