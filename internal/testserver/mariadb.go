@@ -176,6 +176,22 @@ func (m *MariaDB) Stop() error { return m.signal(syscall.SIGTERM, 20*time.Second
 // Kill kills the server at once, as a crash would.
 func (m *MariaDB) Kill() error { return m.signal(syscall.SIGKILL, 10*time.Second) }
 
+// Freeze stops the server's process (SIGSTOP), as a host that hangs: its sockets stay open and
+// its kernel still accepts connections, but it answers nothing until Thaw.
+func (m *MariaDB) Freeze() error { return m.pause(syscall.SIGSTOP) }
+
+// Thaw lets a frozen server run again (SIGCONT).
+func (m *MariaDB) Thaw() error { return m.pause(syscall.SIGCONT) }
+
+func (m *MariaDB) pause(sig syscall.Signal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return fmt.Errorf("mariadb on port %d is not running", m.Port)
+	}
+	return m.cmd.Process.Signal(sig)
+}
+
 func (m *MariaDB) signal(sig syscall.Signal, wait time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -136,7 +136,52 @@ func checkMySQL(ctx context.Context, up *Upstream, role string, srv Server) (hea
 	if err != nil {
 		return heartbeatResult{}, fmt.Errorf("mysql %s: %w", srv.Addr(), unwrapOpError(err))
 	}
-	return st.verdict(role, up.MaxReplicationLag), nil
+	res := st.verdict(role, up.MaxReplicationLag)
+	if role == RoleReplica {
+		if routines, err := readRoutines(ctx, db); err == nil {
+			res.extra["routines"] = routines
+		}
+	}
+	return res, nil
+}
+
+// accessRank orders SQL_DATA_ACCESS values by what they may do; an unknown value ranks last.
+func accessRank(access string) int {
+	switch access {
+	case "NO SQL":
+		return 0
+	case "READS SQL DATA":
+		return 1
+	case "CONTAINS SQL":
+		return 2
+	case "MODIFIES SQL DATA":
+		return 3
+	}
+	return 4
+}
+
+// readRoutines reads what each stored function the checkup's user can see declares of its
+// data access (information_schema.ROUTINES.SQL_DATA_ACCESS), by "schema.name" lower-cased;
+// of two that differ only in case, the one that may write more is kept.
+func readRoutines(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, SQL_DATA_ACCESS FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]string)
+	for rows.Next() {
+		var schema, name, access string
+		if err := rows.Scan(&schema, &name, &access); err != nil {
+			return nil, err
+		}
+		key := strings.ToLower(schema + "." + name)
+		access = strings.ToUpper(access)
+		if old, ok := out[key]; !ok || accessRank(access) > accessRank(old) {
+			out[key] = access
+		}
+	}
+	return out, rows.Err()
 }
 
 type discardMySQLLog struct{}

@@ -192,7 +192,9 @@ func (r *Registry) apply(p *pool, res []heartbeatResult, now time.Time) {
 	sort.SliceStable(held, func(a, b int) bool {
 		return held[a].r.status == StatusUnstable && held[b].r.status != StatusUnstable
 	})
-	if p.up.protected() {
+	if p.up.protected() && r.roleOf(p) != RoleReplica {
+		// Not for replicas: a read their primary can serve is better than one sent to a
+		// server that fails its checks (a frozen replica would hold every read).
 		held[0].r.status = StatusUnstable
 	}
 	for _, h := range held {

@@ -217,3 +217,29 @@ func (r *Registry) Replication(upstream, addr string) map[string]any {
 	repl, _ := pe.state.hExtra["replication"].(map[string]any)
 	return repl
 }
+
+// RoutineAccess is what the stored function fn ("schema.name", lower-cased) of the servers of
+// upstream declares of its data access (NO SQL, READS SQL DATA, CONTAINS SQL, MODIFIES SQL
+// DATA), as the last mysql heartbeat of a replica upstream read it; "" when no server's
+// catalog has it. Servers that disagree (a function changed between two heartbeats) give the
+// one that may write most.
+func (r *Registry) RoutineAccess(upstream, fn string) string {
+	p := r.get(upstream)
+	if p == nil {
+		return ""
+	}
+	worst, found := "", false
+	for _, pe := range p.all {
+		pe.state.mu.Lock()
+		routines, _ := pe.state.hExtra["routines"].(map[string]string)
+		access, ok := routines[fn]
+		pe.state.mu.Unlock()
+		if !ok {
+			return "" // a server that does not know it: the function is new, or not everywhere
+		}
+		if !found || accessRank(access) > accessRank(worst) {
+			worst, found = access, true
+		}
+	}
+	return worst
+}

@@ -166,6 +166,12 @@ func TestExampleMySQLConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(f.Users) != 0 {
+		t.Fatalf("the example config holds users: %+v", f.Users)
+	}
+	if err := f.AddUsersFile("../../examples/mysql-users.yaml"); err != nil {
+		t.Fatal(err)
+	}
 	if len(f.Listeners) != 1 || f.Listeners[0].Upstream != "db" || len(f.Users) != 2 ||
 		f.Upstreams["db"] == nil || f.Upstreams["db_read"] == nil || f.MySQL.Pool.MaxIdle != 64 {
 		t.Fatalf("example: %+v", f)

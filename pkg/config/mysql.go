@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,10 @@ type MySQL struct {
 	MaxPreparedStatements int `yaml:"max_prepared_statements"`
 	// IdleTimeout closes a client silent this long; default 8h (MySQL's wait_timeout).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReadTimeout bounds how long a statement waits for its server's next bytes before the
+	// client gets an error (2013); default 1h. A server whose health checks fail (a frozen
+	// one) ends the wait within a second of being marked down, whatever this is.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxPacket bounds one command (max_allowed_packet), e.g. 64m; default 64m.
 	MaxPacket string `yaml:"max_packet"`
 	// Consistency is the read-after-write mode of listeners that set none: session (default:
@@ -67,7 +72,12 @@ type MySQL struct {
 type MySQLFile struct {
 	File  `yaml:",inline"`
 	Users []MySQLUser `yaml:"users"`
-	MySQL MySQL       `yaml:"mysql"`
+	// UsersFile is a file of more users (a YAML list of entries as in users), read with the
+	// config (again on SIGHUP): it keeps passwords out of the command line and can be a
+	// systemd credential (LoadCredential=, ${CREDENTIALS_DIRECTORY}). Relative to the config
+	// file's directory.
+	UsersFile string `yaml:"users_file"`
+	MySQL     MySQL  `yaml:"mysql"`
 }
 
 // LoadMySQL reads and validates mysql-proxy's configuration file.
@@ -81,7 +91,37 @@ func LoadMySQL(path string) (*MySQLFile, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	f.resolveDir(path)
+	if f.UsersFile != "" {
+		if !filepath.IsAbs(f.UsersFile) {
+			f.UsersFile = filepath.Join(filepath.Dir(path), f.UsersFile)
+		}
+		if err := f.AddUsersFile(f.UsersFile); err != nil {
+			return nil, fmt.Errorf("config %s: users_file: %w", path, err)
+		}
+	}
 	return f, nil
+}
+
+// AddUsersFile reads a file of users (a YAML list of user entries) into f.Users and checks
+// them with the rest.
+func (f *MySQLFile) AddUsersFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var users []MySQLUser
+	if err := DecodeStrict(data, &users); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	f.Users = append(f.Users, users...)
+	return f.Validate()
+}
+
+// UsersFileReadable reports a users file that other users than its owner may read (the
+// passwords in it are then as public as on the command line).
+func UsersFileReadable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().Perm()&0o044 != 0
 }
 
 // ParseMySQL decodes and validates mysql-proxy configuration bytes.
@@ -121,8 +161,8 @@ func (f *MySQLFile) Validate() error {
 	if err := checkConsistency(f.MySQL.Consistency); err != nil {
 		return fmt.Errorf("mysql.consistency: %w", err)
 	}
-	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 {
-		return fmt.Errorf("mysql: window and gtid_wait_timeout must not be negative")
+	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
+		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
 	}
 	byUpstream := map[string]Listener{}
 	for i, l := range f.Listeners {

@@ -63,8 +63,16 @@ func TestShippedExample(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	users, err := os.ReadFile("../../../examples/mysql-users.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersPath := filepath.Join(filepath.Dir(path), "mysql-users.yaml")
+	if err := os.WriteFile(usersPath, users, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stderr testutil.SyncBuffer
-	cmd := exec.Command(proxy, "--config", path)
+	cmd := exec.Command(proxy, "--config", path, "--users-file", usersPath)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,9 +100,9 @@ func TestShippedExample(t *testing.T) {
 		t.Fatalf("slardarctl status: %v\n%s", err, out)
 	}
 
-	// SIGHUP: a user added to the file can log in; no restart.
-	cfg = strings.Replace(cfg, "  - name: report\n", "  - {name: late, password: late-secret, backend_user: runner, backend_password: runner123456}\n  - name: report\n", 1)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	// SIGHUP: a user added to the users file can log in; no restart.
+	users = append(users, "- {name: late, password: late-secret, backend_user: runner, backend_password: runner123456}\n"...)
+	if err := os.WriteFile(usersPath, users, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)

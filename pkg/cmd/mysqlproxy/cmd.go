@@ -1,7 +1,10 @@
 package mysqlproxy
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -15,8 +18,9 @@ import (
 // Options are mysql-proxy's flags; set flags override the config file.
 type Options struct {
 	daemon.CommonFlags
-	Listens []string
-	Users   []string
+	Listens   []string
+	Users     []string
+	UsersFile string
 }
 
 // NewCommand builds the mysql-proxy root command.
@@ -36,9 +40,10 @@ older data than it wrote (consistency: session, by the GTIDs of its writes and
 MASTER_GTID_WAIT; global, window and none are the other modes), and a replica behind its
 upstream's max_replication_lag gets no reads.
 
-Clients log in as the users of --user or the config file (mysql_native_password or
-caching_sha2_password, with TLS); the proxy logs in to the servers as the same user unless the
-user has a backend account. Backend connections are pooled per server and user and reset
+Clients log in as the users of the config file (users:, users_file:), --users-file or --user
+(mysql_native_password or caching_sha2_password, with TLS); the proxy logs in to the servers as
+the same user unless the user has a backend account. Keep passwords out of the command line,
+where every local user can read them: a users file only root reads, or a systemd credential. Backend connections are pooled per server and user and reset
 (COM_RESET_CONNECTION) before another client gets one.
 
 Upstreams are changed at run time over the admin protocol on 127.0.0.1:1896 (slardarctl
@@ -49,18 +54,25 @@ Signals: SIGTERM/SIGINT drain (a session ends after its statement, or its transa
 SIGHUP reloads the config file.
 
 ` + cmdutil.EnvHelp,
-		Example: `  mysql-proxy --listen 127.0.0.1:3141 --user runner:runner123456
+		Example: `  mysql-proxy --listen 127.0.0.1:3141 --users-file /etc/slardar/mysql-users.yaml
   mysql-proxy --config /etc/slardar/mysql-proxy.yaml`,
 		Args:    cobra.NoArgs,
 		Version: version.Version,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return daemon.Run(cmd, func() (*config.MySQLFile, error) { return o.config(cmd.Flags()) }, Start)
+			return daemon.Run(cmd, func() (*config.MySQLFile, error) { return o.config(cmd.Flags()) },
+				func(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
+					o.warnSecrets(log, cmd.Flags(), cfg)
+					return Start(ctx, log, cfg, load)
+				})
 		},
 	}
 	f := cmd.Flags()
 	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listeners, users, upstreams, mysql, scripts, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =NAME (writes go to upstream NAME, reads to NAME_read; default name: the port); repeatable (default "+DefaultListen+" when nothing is configured)")
-	f.StringArrayVar(&o.Users, "user", nil, "a user clients log in as, NAME:PASSWORD (the servers are logged in to as the same user); repeatable")
+	f.StringArrayVar(&o.Users, "user", nil, "a user clients log in as, NAME:PASSWORD (the servers are logged in to as the same user); repeatable. "+
+		"The password is then visible to every local user (ps, /proc/PID/cmdline): prefer --users-file, users: in a config file only root reads, or SLARDAR_USER")
+	f.StringVar(&o.UsersFile, "users-file", "", "a file of users clients log in as (a YAML list: - {name: N, password: P}, with backend_user, schema, auth as in users:), "+
+		"read again on SIGHUP; a systemd credential works: --users-file ${CREDENTIALS_DIRECTORY}/mysql-users")
 	return cmd
 }
 
@@ -90,8 +102,27 @@ func (o *Options) config(fl *pflag.FlagSet) (*config.MySQLFile, error) {
 		}
 		cfg.Users = append(cfg.Users, u)
 	}
+	if o.UsersFile != "" {
+		if err := cfg.AddUsersFile(o.UsersFile); err != nil {
+			return nil, fmt.Errorf("--users-file: %w", err)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// warnSecrets logs what exposes passwords: --user on the command line, a users file others
+// may read.
+func (o *Options) warnSecrets(log *slog.Logger, fl *pflag.FlagSet, cfg *config.MySQLFile) {
+	if fl.Changed("user") && os.Getenv(cmdutil.EnvName("user")) == "" {
+		log.Warn("--user puts passwords in the command line, which every local user can read (ps, /proc/PID/cmdline): " +
+			"use --users-file, users: in the config file, or SLARDAR_USER")
+	}
+	for _, path := range []string{o.UsersFile, cfg.UsersFile} {
+		if path != "" && config.UsersFileReadable(path) {
+			log.Warn("the users file is readable by other users than its owner: chmod 600 it", "file", path)
+		}
+	}
 }

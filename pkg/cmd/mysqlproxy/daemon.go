@@ -59,9 +59,7 @@ type Daemon struct {
 
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
-	tracking := &session.GTIDTracking{Log: log.With("component", "mysql")}
-	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout,
-		Setup: tracking.Setup}}
+	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
 	d.Prom.MustRegister(d)
@@ -111,6 +109,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		mode, window := cfg.ListenerConsistency(l)
 		sc := d.sessionConfig(l.Upstream)
 		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, maxPacket
+		sc.ReadTimeout = cfg.MySQL.ReadTimeout
 		sc.Consistency = session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}
 		sessions[l.Upstream] = sc
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica

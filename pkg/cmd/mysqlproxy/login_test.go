@@ -2,10 +2,14 @@ package mysqlproxy
 
 import (
 	"bufio"
+	"bytes"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +119,40 @@ func TestHandshakeSalt(t *testing.T) {
 		conn.Raw(func(any) error { return nil })
 		conn.Close()
 		db.SetMaxIdleConns(0) // a new login next time
+	}
+}
+
+// TestSecretsWarnings: a password on the command line, or a users file other users may read,
+// is logged at start; a users file only its owner reads is not.
+func TestSecretsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	private, public := filepath.Join(dir, "private.yaml"), filepath.Join(dir, "public.yaml")
+	os.WriteFile(private, []byte("- {name: a, password: b}\n"), 0o600)
+	os.WriteFile(public, []byte("- {name: c, password: d}\n"), 0o644)
+	warnings := func(args ...string) string {
+		t.Helper()
+		o := &Options{}
+		fl := NewCommand().Flags()
+		if err := fl.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		o.Users, _ = fl.GetStringArray("user")
+		o.UsersFile, _ = fl.GetString("users-file")
+		cfg, err := o.config(fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		o.warnSecrets(slog.New(slog.NewTextHandler(&logs, nil)), fl, cfg)
+		return logs.String()
+	}
+	if got := warnings("--user", "x:y"); !strings.Contains(got, "--user puts passwords in the command line") {
+		t.Errorf("--user x:y: %q", got)
+	}
+	if got := warnings("--users-file", public); !strings.Contains(got, "readable by other users") {
+		t.Errorf("a users file of mode 0644: %q", got)
+	}
+	if got := warnings("--users-file", private); got != "" {
+		t.Errorf("a users file of mode 0600: %q", got)
 	}
 }

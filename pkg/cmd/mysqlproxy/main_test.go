@@ -237,3 +237,14 @@ func startProxyLog(t *testing.T, cfg *config.MySQLFile, w io.Writer) (*Daemon, s
 	t.Cleanup(func() { d.Shutdown(context.Background()); cancel() })
 	return d, d.ListenerAddr("db")
 }
+
+// openDSN is a go-sql-driver pool for a DSN of the test's own.
+func openDSN(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}

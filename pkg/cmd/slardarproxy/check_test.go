@@ -33,17 +33,19 @@ func TestCheck(t *testing.T) {
 		cmd     func() *cobra.Command
 		example string
 		want    []string
+		args    []string
 	}{
-		{"slardar-proxy", slardarproxy.NewCommand, "slardar.yaml", []string{"admin protocol on 127.0.0.1:1895", "listener 127.0.0.1:3131 -> upstream 3131", "http endpoint (/metrics, /livez, /readyz) on 127.0.0.1:1995", "upstream 3131: 3 server(s) in 2 level(s)"}},
-		{"mysql-proxy", mysqlproxy.NewCommand, "mysql-proxy.yaml", []string{"admin protocol on 127.0.0.1:1896", "writes to upstream db, reads to db_read (consistency session)", "2 user(s)", "on 127.0.0.1:1996"}},
-		{"sni-router", snirouter.NewCommand, "sni-router.yaml", []string{"admin protocol on 127.0.0.1:1897", "listener 127.0.0.1:8443", "4 route(s)", "on 127.0.0.1:1997"}},
+		{"slardar-proxy", slardarproxy.NewCommand, "slardar.yaml", []string{"admin protocol on 127.0.0.1:1895", "listener 127.0.0.1:3131 -> upstream 3131", "http endpoint (/metrics, /livez, /readyz) on 127.0.0.1:1995", "upstream 3131: 3 server(s) in 2 level(s)"}, nil},
+		{"mysql-proxy", mysqlproxy.NewCommand, "mysql-proxy.yaml", []string{"admin protocol on 127.0.0.1:1896", "writes to upstream db, reads to db_read (consistency session)", "2 user(s)", "on 127.0.0.1:1996"},
+			[]string{"--users-file", "../../../examples/mysql-users.yaml"}},
+		{"sni-router", snirouter.NewCommand, "sni-router.yaml", []string{"admin protocol on 127.0.0.1:1897", "listener 127.0.0.1:8443", "4 route(s)", "on 127.0.0.1:1997"}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			cmd := tt.cmd()
 			cmd.SetOut(&out)
 			cmd.SetErr(&errOut)
-			code := cmdutil.Main(cmd, []string{"--check", "--config", "../../../examples/" + tt.example}, &errOut)
+			code := cmdutil.Main(cmd, append([]string{"--check", "--config", "../../../examples/" + tt.example}, tt.args...), &errOut)
 			if code != 0 || !strings.Contains(out.String(), "config ok") {
 				t.Fatalf("--check on the example: %d\n%s%s", code, out.String(), errOut.String())
 			}

@@ -36,6 +36,9 @@ type Key struct {
 	Caps      uint32 // the Framing flags
 	Collation uint8
 	Schema    string // the current schema (a reset keeps it)
+	// ReadOnly: a connection used on a replica; its session is read-only (tx_read_only), set
+	// again after every reset.
+	ReadOnly bool
 }
 
 // Conn is a logged-in backend connection in the command phase.
@@ -45,15 +48,27 @@ type Conn struct {
 	ThreadID uint32
 	Version  string
 	Status   uint16 // status flags of the last OK or EOF
-	Schema   string // the current schema, as far as the proxy set it
-	// Dirty marks a connection whose state a reset would not restore (COM_SET_OPTION changed
-	// the multi-statement option): it is closed instead of pooled.
+	Schema   string // the current schema, as the server reported it
+	// Dirty marks a connection whose state a reset may not restore (COM_SET_OPTION changed the
+	// multi-statement option; a statement changed the session in a way the proxy cannot
+	// follow, such as SET ROLE, which COM_RESET_CONNECTION keeps): it is closed instead of pooled.
 	Dirty bool
+	// Defaults are the session tracking a client of this server has before it changes any
+	// (read at login); Untracked: the server refused session tracking.
+	Defaults  Tracking
+	Untracked bool
+	// Multi: multi-statements are on (COM_SET_OPTION changes it).
+	Multi bool
+	// SkipState: the last statement was a SET STATEMENT ... FOR, whose variables the server
+	// reports restored in the next response: its state change is not the session's.
+	SkipState bool
 	// Release ends the connection's count in checkups (least_conn, status); Usable says whether
 	// checkups would still choose its server. Set by whoever chose the server.
-	Release func()
-	Usable  func() bool
-	idleAt  time.Time
+	Release    func()
+	Usable     func() bool
+	idleAt     time.Time
+	watch      *watchConn
+	noLastGTID bool
 }
 
 // Has reports a capability of the connection.
@@ -66,8 +81,25 @@ func (c *Conn) InTransaction() bool { return c.Status&wire.StatusInTrans != 0 }
 var ErrFraming = errors.New("the server does not support a capability the client negotiated")
 
 // Dial connects and logs in to key.Addr as key.User, with key.Caps; schema, when not empty, is
-// the default schema. The dial is bounded by ctx.
+// the default schema. The dial is bounded by ctx. The connection reads its session tracking
+// defaults and turns on the tracking the proxy reads (see track).
 func Dial(ctx context.Context, key Key, schema string) (*Conn, error) {
+	c, err := dial(ctx, key, schema)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.readDefaults(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: reading session defaults: %w", key.Addr, err)
+	}
+	if err := c.track(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: setting up the session: %w", key.Addr, err)
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, key Key, schema string) (*Conn, error) {
 	d := net.Dialer{KeepAlive: -1}
 	opts := []client.Option{func(c *client.Conn) error {
 		for _, flag := range []uint32{mysql.CLIENT_MULTI_STATEMENTS, mysql.CLIENT_LOCAL_FILES, mysql.CLIENT_FOUND_ROWS,
@@ -102,8 +134,16 @@ func Dial(ctx context.Context, key Key, schema string) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w (%#x of %#x)", key.Addr, ErrFraming, got&sent, sent)
 	}
-	return &Conn{Conn: wire.NewConn(nc), Key: key, ThreadID: gc.GetConnectionID(), Version: gc.GetServerVersion(),
-		Status: wire.StatusAutocommit, Schema: schema}, nil
+	w := &watchConn{Conn: nc}
+	return &Conn{Conn: wire.NewConn(w), Key: key, ThreadID: gc.GetConnectionID(), Version: gc.GetServerVersion(),
+		Status: wire.StatusAutocommit, Schema: schema, watch: w, Multi: key.Caps&mysql.CLIENT_MULTI_STATEMENTS != 0}, nil
+}
+
+// Arm readies the connection for a command: its reads give up when the server stops being
+// usable (Usable) or after readTimeout (0: DefaultReadTimeout) without an answer.
+func (c *Conn) Arm(readTimeout time.Duration) {
+	c.watch.alive, c.watch.readTimeout = c.Usable, readTimeout
+	c.watch.arm(time.Now())
 }
 
 // serverCaps are the capabilities in effect on a go-mysql connection (what it sent and the
@@ -127,8 +167,8 @@ func (c *Conn) bound(ctx context.Context) func() {
 	if !ok {
 		return func() {}
 	}
-	c.SetDeadline(dl)
-	return func() { c.SetDeadline(time.Time{}) }
+	c.watch.bound(dl)
+	return func() { c.watch.bound(time.Time{}) }
 }
 
 // send writes an internal command (it starts at sequence 0) and flushes it.

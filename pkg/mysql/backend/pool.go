@@ -21,14 +21,13 @@ const (
 )
 
 // Pool keeps backend connections between client sessions, per Key. A connection comes back
-// only after COM_RESET_CONNECTION succeeded (and Setup ran again), so a client never sees
-// another client's variables, transaction, temporary tables or locks; one that cannot be reset
-// is closed.
+// only after COM_RESET_CONNECTION succeeded (and the proxy's session tracking and, on a
+// replica, the read-only mode were set again), so a client never sees another client's
+// variables, transaction, temporary tables or locks; one that cannot be reset, or whose state
+// a reset may not restore (Dirty), is closed.
 type Pool struct {
 	MaxIdle     int           // idle connections per key; default DefaultMaxIdle
 	IdleTimeout time.Duration // an idle connection older than this is closed; default DefaultIdleTimeout
-	// Setup runs on every new connection and after every reset (session tracking, ...).
-	Setup func(ctx context.Context, c *Conn) error
 
 	mu   sync.Mutex
 	idle map[Key][]*Conn
@@ -61,12 +60,6 @@ func (p *Pool) Get(ctx context.Context, key Key, schema string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Setup != nil {
-		if err := p.Setup(ctx, c); err != nil {
-			c.Close()
-			return nil, err
-		}
-	}
 	p.Opened.Add(1)
 	return c, nil
 }
@@ -76,10 +69,11 @@ func (p *Pool) Get(ctx context.Context, key Key, schema string) (*Conn, error) {
 func (p *Pool) take(key Key) *Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+
 	for list := p.idle[key]; len(list) > 0; list = p.idle[key] {
 		c := list[len(list)-1]
 		p.idle[key] = list[:len(list)-1]
-		sc, ok := c.Conn.Conn.(syscall.Conn)
+		sc, ok := c.watch.Conn.(syscall.Conn)
 		if time.Since(c.idleAt) < p.idleTimeout() && ok && !l4.PeerClosed(sc) {
 			return c
 		}
@@ -103,14 +97,12 @@ func (p *Pool) Put(c *Conn) {
 		p.close(c)
 		return
 	}
-	if p.Setup != nil {
-		if err := p.Setup(ctx, c); err != nil {
-			p.close(c)
-			return
-		}
+	if err := c.track(ctx); err != nil {
+		p.close(c)
+		return
 	}
 	p.Resets.Add(1)
-	c.Status = wire.StatusAutocommit
+	c.Status, c.SkipState = wire.StatusAutocommit, false
 	c.idleAt = time.Now()
 	p.mu.Lock()
 	if p.idle == nil {

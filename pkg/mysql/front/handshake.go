@@ -482,12 +482,14 @@ func (s *Server) publicKeyPEM() ([]byte, error) {
 
 // ChangeUser runs COM_CHANGE_USER's login (payload is the command, seq its sequence number):
 // the client authenticates again against the handshake's scramble, maybe after an auth switch.
-// It returns the new user and schema after the OK was sent; on failure the client got the ERR.
-func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (User, string, error) {
+// It returns the new user, schema and collation (0: unchanged) after the OK was sent. A
+// refused login returns a nil user and no error: the client got the ERR and, as on a server,
+// keeps its session. An error is a connection that cannot go on.
+func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (*User, string, uint8, error) {
 	r, err := parseChangeUser(payload, cl.Capabilities)
 	if err != nil {
-		s.fail(cl.Conn, seq+1, mysql.NewDefaultError(mysql.ER_HANDSHAKE_ERROR))
-		return User{}, "", err
+		s.fail(cl.Conn, seq+1, mysql.NewDefaultError(mysql.ER_MALFORMED_PACKET))
+		return nil, "", 0, nil
 	}
 	u, known := s.Users(r.User)
 	if !known {
@@ -501,18 +503,18 @@ func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (User, string,
 		var me *mysql.MyError
 		if errors.As(err, &me) {
 			s.fail(cl.Conn, a.seq, me)
-			return User{}, "", &LoginError{User: r.User, Err: err}
+			return nil, "", 0, nil
 		}
-		return User{}, "", err
+		return nil, "", 0, err
 	}
 	if r.Schema == "" {
 		r.Schema = u.Schema
 	}
 	ok := wire.AppendOK(nil, wire.HeaderOK, wire.OK{Status: wire.StatusAutocommit}, cl.Has(mysql.CLIENT_SESSION_TRACK))
 	if _, err := cl.WritePayload(a.seq, ok); err != nil {
-		return User{}, "", err
+		return nil, "", 0, err
 	}
-	return u, r.Schema, nil
+	return &u, r.Schema, r.Collation, nil
 }
 
 // parseChangeUser reads COM_CHANGE_USER: user, auth data, schema, collation, plugin name.

@@ -2,17 +2,13 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
@@ -69,34 +65,6 @@ func (c Consistency) gtidWait() time.Duration {
 		return c.GTIDWait
 	}
 	return DefaultGTIDWait
-}
-
-// GTIDTracking is the backend pool's Setup for consistency: a connection with session tracking
-// reports last_gtid in the OK packets of writes (set again after every COM_RESET_CONNECTION,
-// which restores the server's default). On MySQL 8 the same is session_track_gtids=OWN_GTID;
-// a server that refuses the setting (no last_gtid: not MariaDB) keeps serving, without
-// read-after-write by GTID, and that is logged once.
-type GTIDTracking struct {
-	Log     *slog.Logger
-	refused atomic.Bool
-}
-
-// Setup implements backend.Pool's Setup.
-func (g *GTIDTracking) Setup(ctx context.Context, c *backend.Conn) error {
-	if !c.Has(mysql.CLIENT_SESSION_TRACK) {
-		return nil
-	}
-	err := c.Exec(ctx, mysql.COM_QUERY, "SET @@session.session_track_system_variables = "+
-		"CONCAT_WS(',', NULLIF(@@session.session_track_system_variables, ''), 'last_gtid')")
-	var ep *wire.ErrPacket
-	if errors.As(err, &ep) {
-		if !g.refused.Swap(true) && g.Log != nil {
-			g.Log.Warn("the server refused last_gtid session tracking (not MariaDB?): consistency session and global "+
-				"cannot follow writes on it; use consistency: window or none", "server", c.Key.Addr, "err", err)
-		}
-		return nil
-	}
-	return err
 }
 
 // gtidSet is a MariaDB GTID position: per replication domain, the last GTID (its server id
@@ -168,36 +136,6 @@ func (g gtidSet) String() string {
 		fmt.Fprintf(&b, "%d-%d-%d", d, g[d].server, g[d].seq)
 	}
 	return b.String()
-}
-
-// lastGTIDs reads the last_gtid values in session state change information (a list of
-// type, length-encoded data; type 0 is a system variable: name and value, length-encoded).
-func lastGTIDs(state []byte, into gtidSet) bool {
-	found := false
-	for len(state) > 1 {
-		typ := state[0]
-		data, n, ok := wire.LenencString(state[1:])
-		if !ok {
-			return found
-		}
-		state = state[1+n:]
-		if typ != 0 {
-			continue
-		}
-		name, n, ok := wire.LenencString(data)
-		if !ok || string(name) != "last_gtid" {
-			continue
-		}
-		value, _, ok := wire.LenencString(data[n:])
-		if !ok || len(value) == 0 {
-			continue
-		}
-		if set, ok := parseGTIDs(string(value)); ok {
-			into.merge(set)
-			found = true
-		}
-	}
-	return found
 }
 
 // Positions is what the proxy knows of replica positions, shared by every session of a daemon:
@@ -282,10 +220,10 @@ func (s *Session) need() gtidSet {
 	return nil
 }
 
-// track reads last_gtid from a response's session state (Session and Global).
-func (s *Session) track(state []byte) {
-	got := gtidSet{}
-	if !lastGTIDs(state, got) {
+// wroteGTIDs records the last_gtid a write of the session reported (Session and Global).
+func (s *Session) wroteGTIDs(value string) {
+	got, ok := parseGTIDs(value)
+	if !ok {
 		return
 	}
 	if s.written == nil {

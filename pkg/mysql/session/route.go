@@ -3,7 +3,9 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -24,15 +26,36 @@ const (
 	routeLast                 // where the previous statement ran
 )
 
-// routeOf is a statement class's route.
-func routeOf(c sqlclass.Class) route {
+// routeOf is where a statement of class c wants to run: a read goes to a replica only when
+// every function it calls that is not built in is known not to modify data.
+func (s *Session) routeOf(c sqlclass.Class) route {
 	switch {
 	case c.Last:
 		return routeLast
-	case c.Read || c.ReadOnlyTx:
+	case c.ReadOnlyTx, c.Read && s.vouched(c.Funcs):
 		return routeRead
 	}
 	return routePrimary
+}
+
+// vouched reports whether every stored function in funcs is declared NO SQL or READS SQL DATA
+// in the read upstream's catalog (information_schema.ROUTINES, read by the checkups heartbeat).
+// A function the catalog does not know (new, a UDF, not visible to the checkup's user) is not.
+func (s *Session) vouched(funcs []string) bool {
+	for _, f := range funcs {
+		if !strings.Contains(f, ".") {
+			if s.st.schema == "" {
+				return false
+			}
+			f = strings.ToLower(s.st.schema) + "." + f
+		}
+		switch s.cfg.Registry.RoutineAccess(s.read, f) {
+		case "NO SQL", "READS SQL DATA":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // conn returns the connection a command of route r runs on: the open transaction's, the
@@ -77,11 +100,19 @@ func (s *Session) choose(r route) (*backend.Conn, error) {
 
 func (s *Session) primaryConn() (*backend.Conn, error) {
 	if s.primary == nil {
-		c, err := s.acquire(s.write)
+		c, err := s.acquire(s.write, false)
 		if err != nil {
 			return nil, err
 		}
 		s.primary = c
+		if c.Untracked && !s.pinned {
+			s.pinned = true // what the session changes cannot be followed: it stays on the primary
+			s.cfg.logger().Warn("the server refused session tracking: sessions stay on the primary", "server", c.Key.Addr)
+		}
+		if s.cfg.Consistency.tracksGTIDs() && !c.LastGTID() && !s.cfg.noGTID.Swap(true) {
+			s.cfg.logger().Warn("the server does not report last_gtid (not MariaDB?): consistency session and global "+
+				"cannot follow writes on it; use consistency: window or none", "server", c.Key.Addr)
+		}
 	}
 	return s.primary, s.sync(s.primary)
 }
@@ -93,10 +124,10 @@ func (s *Session) readConn() (*backend.Conn, error) {
 		return s.primaryConn()
 	}
 	if s.replica != nil && s.replica.Usable != nil && !s.replica.Usable() {
-		s.drop(s.replica, false) // its server lags or failed its checks since: choose again
+		s.drop(s.replica, true) // its server lags or failed its checks since: choose again
 	}
 	if s.replica == nil && s.cfg.Registry.Has(s.read) {
-		c, err := s.acquire(s.read)
+		c, err := s.acquire(s.read, true)
 		if err == nil {
 			s.replica = c
 			if s.cfg.fallback.Swap(false) {
@@ -126,24 +157,24 @@ func (s *Session) readConn() (*backend.Conn, error) {
 }
 
 // acquire takes a connection to a server of upstream, chosen by checkups (levels, balancer,
-// health, retry): an idle one of the pool or a new login.
-func (s *Session) acquire(upstream string) (*backend.Conn, error) {
+// health, retry): an idle one of the pool or a new login. A replica's (readOnly) session is
+// read-only.
+func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error) {
 	user, password := s.cl.User.Name, s.cl.User.Password
 	if s.cfg.Backend != nil {
 		user, password = s.cfg.Backend(s.cl.User)
 	}
-	key := backend.Key{User: user, Password: password, Caps: s.cl.Capabilities & backend.Framing,
-		Collation: s.cl.Collation, Schema: s.schema}
-	if s.cfg.Consistency.tracksGTIDs() {
-		key.Caps |= mysql.CLIENT_SESSION_TRACK // writes report their GTID; stripped for a client without it
-	}
+	// Session tracking is always on: what a statement changed in the session is read from
+	// it (and stripped for a client without it).
+	key := backend.Key{User: user, Password: password, Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK,
+		Collation: s.cl.Collation, Schema: s.st.schema, ReadOnly: readOnly}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.Registry.Timeout(upstream)+time.Second)
 	defer cancel()
 	var c *backend.Conn
 	peer, _, err := s.cfg.Registry.Try(ctx, upstream, s.key, func(ctx context.Context, p checkups.Peer) error {
 		k := key
 		k.Addr = p.Addr()
-		conn, err := s.cfg.Pool.Get(ctx, k, s.schema)
+		conn, err := s.cfg.Pool.Get(ctx, k, s.st.schema)
 		c = conn
 		return err
 	})
@@ -154,34 +185,8 @@ func (s *Session) acquire(upstream string) (*backend.Conn, error) {
 	if !slices.Contains(s.stats.Backends, peer.Addr()) {
 		s.stats.Backends = append(s.stats.Backends, peer.Addr())
 	}
-	s.applied[c] = 0
+	s.st.applied[c] = 0
 	return c, nil
-}
-
-// sync brings c to the session's schema and replays the session state it has not seen.
-func (s *Session) sync(c *backend.Conn) error {
-	if (s.schema == "" || c.Schema == s.schema) && s.applied[c] == len(s.state) {
-		return nil // the common case, checked first: no timer for a context per command
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
-	defer cancel()
-	if s.schema != "" && c.Schema != s.schema {
-		if err := c.Exec(ctx, mysql.COM_INIT_DB, s.schema); err != nil {
-			return s.replayFailed(c, err)
-		}
-		c.Schema = s.schema
-	}
-	for i := s.applied[c]; i < len(s.state); i++ {
-		cmd := s.state[i]
-		if err := c.Exec(ctx, cmd[0], string(cmd[1:])); err != nil {
-			return s.replayFailed(c, err)
-		}
-		if cmd[0] == mysql.COM_SET_OPTION {
-			c.Dirty = true
-		}
-		s.applied[c] = i + 1
-	}
-	return nil
 }
 
 // replayFailed handles a connection that refused the session's schema or state: a replica
@@ -211,7 +216,7 @@ func (s *Session) drop(c *backend.Conn, broken bool) {
 	for _, st := range s.stmts {
 		st.forget(c)
 	}
-	delete(s.applied, c)
+	delete(s.st.applied, c)
 	switch c {
 	case s.primary:
 		s.primary = nil
@@ -242,10 +247,12 @@ func (s *Session) release() {
 	s.drop(s.primary, false)
 }
 
-// exchange sends one command to c and relays its response to the client (or, with rl.To nil,
-// discards it). It records the transaction state and the connection that ran last.
-func (s *Session) exchange(c *backend.Conn, payload []byte, seq byte, kind wire.Kind, toClient bool, prepareID func(uint32) uint32) (wire.Result, error) {
-	if _, err := c.WritePayload(0, payload); err != nil { // a command starts at 0 (seq is the last packet of the client's)
+// exchange sends one command to c and relays its response to the client (or, with toClient
+// false, discards it). It records the transaction state and the connection that ran last;
+// with ch, what the response reported of the session's changes.
+func (s *Session) exchange(c *backend.Conn, payload []byte, kind wire.Kind, toClient bool, prepareID func(uint32) uint32, ch *changes) (wire.Result, error) {
+	c.Arm(s.cfg.ReadTimeout)
+	if _, err := c.WritePayload(0, payload); err != nil { // a command starts at 0
 		return wire.Result{}, err
 	}
 	if err := c.W.Flush(); err != nil {
@@ -253,8 +260,8 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, seq byte, kind wire.
 	}
 	rl := wire.Relay{From: c.R, DeprecateEOF: c.Has(mysql.CLIENT_DEPRECATE_EOF), SessionTrack: c.Has(mysql.CLIENT_SESSION_TRACK),
 		StripSessionTrack: !s.cl.Has(mysql.CLIENT_SESSION_TRACK), PrepareID: prepareID}
-	if s.cfg.Consistency.tracksGTIDs() {
-		rl.OnState = s.track
+	if ch != nil {
+		rl.OnState = s.onState(ch)
 	}
 	if toClient {
 		rl.To = s.cl.W
@@ -287,87 +294,167 @@ func (s *Session) setTx(c *backend.Conn) {
 	s.inTx.Store(c != nil)
 }
 
-// run sends a client command on the connection of route r and relays the response. A server
-// that fails before the response started is dropped; a read outside a transaction is then
-// run again on another server, any other command gets MySQL's "lost connection" error. A
-// failure after the response started ends the client connection (its framing is lost), and
-// so does losing the connection that holds a transaction.
-func (s *Session) run(r route, payload []byte, seq byte, kind wire.Kind) (*backend.Conn, wire.Result, error) {
+// command is one client command to run on a server.
+type command struct {
+	payload []byte
+	seq     byte // the client's last sequence number
+	kind    wire.Kind
+	// class is the statement's (the zero Class for commands without one); explained says the
+	// session changes it makes are all reported or replayable (see learn).
+	class     sqlclass.Class
+	explained bool
+	// target, when set, chooses the connection instead of the route (a prepared statement's
+	// long data waits on one); forConn, when set, is the payload for a connection (a prepared
+	// statement is prepared there first and given its id there).
+	target    func() (*backend.Conn, error)
+	forConn   func(c *backend.Conn) ([]byte, error)
+	prepareID func(uint32) uint32
+}
+
+// run sends a client command on the connection of route r and relays the response.
+//
+// A server that fails before the response started is dropped; the command is then run again
+// on another server when that cannot run anything twice: it ran on a replica (whose session is
+// read-only) or it is a read that calls no stored function; otherwise the client gets MySQL's
+// "lost connection" error. A failure after the response started ends the client connection
+// (its framing is lost), and so does losing the connection that holds a transaction.
+//
+// A replica that refuses a statement as a write (1792: its session is read-only) means the
+// classifier let a write through: it is logged and counted, and the statement runs on the
+// primary if nothing of the replica's answer reached the client yet.
+func (s *Session) run(r route, cmd command) (*backend.Conn, wire.Result, error) {
+	mark := s.cl.Mark()
+	target := cmd.target
 	for attempt := 0; ; attempt++ {
-		c, err := s.conn(r)
-		if err != nil {
-			var ep *wire.ErrPacket
-			if errors.As(err, &ep) {
-				return nil, wire.Result{Err: ep}, s.reply(seq+1, wire.AppendErr(nil, ep.Code, ep.State, ep.Message))
-			}
-			return nil, wire.Result{}, s.reply(seq+1, unavailable(err))
+		var c *backend.Conn
+		var err error
+		if target != nil {
+			c, err = target()
+		} else {
+			c, err = s.conn(r)
 		}
-		res, err := s.exchange(c, payload, seq, kind, true, nil)
+		if err != nil {
+			return nil, wire.Result{}, s.replyErr(cmd.seq, err)
+		}
+		payload := cmd.payload
+		if cmd.forConn != nil {
+			if payload, err = cmd.forConn(c); err != nil {
+				var ep *wire.ErrPacket
+				if errors.As(err, &ep) || errors.Is(err, errMalformed) {
+					return nil, wire.Result{}, s.replyErr(cmd.seq, err)
+				}
+				cause := err
+				if retry, err := s.failed(c, wire.Result{}, err, attempt); err != nil {
+					return nil, wire.Result{}, err
+				} else if retry {
+					continue
+				}
+				return nil, wire.Result{}, s.reply(cmd.seq+1, lostConnection(cause))
+			}
+		}
+		var ch changes
+		res, err := s.exchange(c, payload, cmd.kind, true, cmd.prepareID, &ch)
 		if err == nil {
+			if res.Err != nil && res.Err.Code == mysql.ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && c.Key.ReadOnly && s.tx == nil {
+				s.refused(c, cmd.payload)
+				if s.cl.Unsend(mark) {
+					r, target = routePrimary, nil
+					continue
+				}
+			}
+			s.learn(c, &ch, cmd.class, cmd.explained, res.Err == nil)
 			return c, res, nil
 		}
+		onReplica := c.Key.ReadOnly && s.tx != c
+		cause := err
 		retry, err := s.failed(c, res, err, attempt)
 		if err != nil {
 			return nil, res, err
 		}
-		if retry && r == routeRead {
+		if retry && (onReplica || cmd.class.Read && len(cmd.class.Funcs) == 0) {
 			s.stats.Retries++
 			continue
 		}
-		return nil, res, s.reply(seq+1, lostConnection())
+		return nil, res, s.reply(cmd.seq+1, lostConnection(cause))
 	}
 }
 
-// lostConnection is MySQL's client error 2013, sent when a server failed before answering.
-func lostConnection() []byte {
-	return wire.AppendErr(nil, crServerLost, "HY000", "Lost connection to server during query")
+// errMalformed is a client command the proxy cannot read.
+var errMalformed = errors.New("malformed packet")
+
+// replyErr answers a command with err: a server's ERR as it is, a malformed command as the
+// server would, anything else as no server being available.
+func (s *Session) replyErr(seq byte, err error) error {
+	var ep *wire.ErrPacket
+	switch {
+	case errors.As(err, &ep):
+		return s.reply(seq+1, wire.AppendErr(nil, ep.Code, ep.State, ep.Message))
+	case errors.Is(err, errMalformed):
+		return s.reply(seq+1, wire.NewError(mysql.ER_MALFORMED_PACKET))
+	}
+	return s.reply(seq+1, s.unavailable(err))
 }
 
-const crServerLost = 2013
+// refused logs and counts a statement a replica's read-only session refused.
+func (s *Session) refused(c *backend.Conn, payload []byte) {
+	s.cfg.Counters.ReplicaRefusals.Add(1)
+	text := payload[1:]
+	if payload[0] != mysql.COM_QUERY {
+		text = nil
+	}
+	if len(text) > 512 {
+		text = text[:512]
+	}
+	s.cfg.logger().Warn("a replica refused a statement routed to it as a read (its session is read-only): "+
+		"a classifier bug, please report it; the statement runs on the primary if the client got nothing yet",
+		"server", c.Key.Addr, "command", payload[0], "statement", string(text))
+}
 
-// unavailable is the client's error when no server could be reached.
-func unavailable(err error) []byte {
-	return wire.AppendErr(nil, mysql.ER_CON_COUNT_ERROR, "08004", "no backend server available: "+err.Error())
+// lostConnection is MySQL's client error 2013, sent when a server failed before answering;
+// the message says why when the proxy gave up on it.
+func lostConnection(err error) []byte {
+	msg := "Lost connection to server during query"
+	switch {
+	case errors.Is(err, backend.ErrServerDown):
+		msg += ": the server stopped answering its health checks"
+	case errors.Is(err, backend.ErrReadTimeout):
+		msg += ": no answer within mysql.read_timeout"
+	}
+	return wire.AppendErr(nil, crServerLost, "HY000", msg)
+}
+
+const (
+	crServerLost     = 2013
+	crConnHostError  = 2003
+	errNoBackendText = "no backend server available"
+)
+
+// unavailable is the client's error when no server could be had. A server's refusal of the
+// login (a MySQL error) is passed on by code; the rest names the upstream, never a server's
+// address (that is logged).
+func (s *Session) unavailable(err error) []byte {
+	s.cfg.logger().Warn("no backend connection", "err", err)
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code != mysql.ER_ACCESS_DENIED_ERROR && me.Code != mysql.ER_HOST_NOT_PRIVILEGED {
+		return wire.AppendErr(nil, me.Code, me.State, me.Message)
+	}
+	if me != nil {
+		return wire.AppendErr(nil, me.Code, me.State, fmt.Sprintf("%s: the servers refused the login of %q", errNoBackendText, s.cl.User.Name))
+	}
+	var unknown *checkups.UnknownUpstreamError
+	switch {
+	case errors.As(err, &unknown):
+		return wire.AppendErr(nil, crConnHostError, "HY000", fmt.Sprintf("%s: no upstream %q", errNoBackendText, unknown.Name))
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, checkups.ErrTryTimeout):
+		return wire.AppendErr(nil, crConnHostError, "HY000", errNoBackendText+": the servers did not answer in time")
+	}
+	return wire.AppendErr(nil, crConnHostError, "HY000", errNoBackendText+": no server of the upstream could be reached")
 }
 
 // forward runs a command of route r whose response needs nothing else from the session.
-func (s *Session) forward(r route, payload []byte, seq byte, kind wire.Kind) error {
-	_, _, err := s.run(r, payload, seq, kind)
+func (s *Session) forward(r route, payload []byte, seq byte, kind wire.Kind, class sqlclass.Class) error {
+	_, _, err := s.run(r, command{payload: payload, seq: seq, kind: kind, class: class})
 	return err
-}
-
-// query runs a COM_QUERY.
-func (s *Session) query(payload []byte, seq byte) error {
-	sql := string(payload[1:])
-	class := sqlclass.Classify(sql)
-	if class.Pin && !s.pinned {
-		s.pinned = true
-	}
-	r := routeOf(class)
-	if class.Session {
-		r = routePrimary
-	}
-	c, res, err := s.run(r, payload, seq, wire.Results)
-	if err != nil || c == nil {
-		return err
-	}
-	s.count(c, r)
-	if r == routePrimary && !class.Session {
-		s.lastWrite = time.Now()
-	}
-	if res.Err != nil {
-		return nil
-	}
-	switch {
-	case class.Verb == "USE":
-		if db := sqlclass.UseSchema(sql); db != "" {
-			s.schema, c.Schema = db, db
-		}
-	case class.Session:
-		s.state = append(s.state, payload)
-		s.applied[c] = len(s.state)
-	}
-	return nil
 }
 
 // count records where a statement of route r ran, for the access log and the metrics: a read
@@ -385,57 +472,4 @@ func (s *Session) count(c *backend.Conn, r route) {
 		s.stats.Writes++
 		s.cfg.Counters.Writes.Add(1)
 	}
-}
-
-// initDB runs COM_INIT_DB on the primary; the other connections get it before their next use.
-func (s *Session) initDB(payload []byte, seq byte) error {
-	s.stats.Queries++
-	c, res, err := s.run(routePrimary, payload, seq, wire.Simple)
-	if err != nil || c == nil {
-		return err
-	}
-	s.count(c, routePrimary)
-	if res.Err != nil {
-		return nil
-	}
-	s.schema = string(payload[1:])
-	c.Schema = s.schema
-	return nil
-}
-
-// setOption is COM_SET_OPTION (multi-statements on or off): recorded, applied to the held
-// connections now and to later ones when they are first used; answered with EOF as a server does.
-func (s *Session) setOption(payload []byte, seq byte) error {
-	s.state = append(s.state, payload)
-	for _, c := range []*backend.Conn{s.primary, s.replica} {
-		if c != nil {
-			if err := s.sync(c); err != nil && !errors.Is(err, errRetry) {
-				return s.reply(seq+1, lostConnection())
-			}
-		}
-	}
-	if s.cl.Has(mysql.CLIENT_DEPRECATE_EOF) {
-		return s.reply(seq+1, wire.AppendOK(nil, wire.HeaderEOF, wire.OK{Status: s.status()}, s.cl.Has(mysql.CLIENT_SESSION_TRACK)))
-	}
-	return s.reply(seq+1, []byte{wire.HeaderEOF, 0, 0, byte(s.status()), byte(s.status() >> 8)})
-}
-
-// reset is COM_RESET_CONNECTION: the connections go back to the pool (where they are reset),
-// and the session forgets its state, pins and prepared statements.
-func (s *Session) reset() {
-	s.release()
-	s.state, s.pinned, s.tx, s.last = nil, false, nil, nil
-	clear(s.stmts)
-}
-
-// changeUser is COM_CHANGE_USER: the client logs in again as another user (or the same).
-func (s *Session) changeUser(payload []byte, seq byte) error {
-	u, schema, err := s.cfg.Front.ChangeUser(s.cl, payload, seq)
-	if err != nil {
-		return err // the client got the ERR; as MySQL, the connection ends
-	}
-	s.reset()
-	s.cl.User, s.schema = u, schema
-	s.stats.User = u.Name
-	return nil
 }

@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
+	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
@@ -42,6 +44,9 @@ type Config struct {
 	MaxStmts    int           // prepared statements per session; default DefaultMaxStmts
 	IdleTimeout time.Duration // a client silent this long is closed; default DefaultIdleTimeout
 	MaxPacket   int           // largest command; default DefaultMaxPacket
+	// ReadTimeout bounds how long a statement waits for its server's next bytes; default
+	// backend.DefaultReadTimeout. A server that its health checks find down ends the wait sooner.
+	ReadTimeout time.Duration
 	// Consistency is the listener's read-after-write mode; Positions is shared by the daemon's
 	// sessions (it must not be nil when the mode is Session or Global).
 	Consistency Consistency
@@ -50,6 +55,7 @@ type Config struct {
 	Counters *Counters
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
+	noGTID   atomic.Bool // a primary without last_gtid was logged
 }
 
 func (c *Config) logger() *slog.Logger {
@@ -66,6 +72,9 @@ type Counters struct {
 	PrimaryReads atomic.Int64 // reads the primary served (no usable replica, consistency, transaction, pin)
 	Sessions     atomic.Int64 // sessions open now
 	SessionsDone atomic.Int64 // sessions ended
+	// ReplicaRefusals counts statements routed to a replica as reads that its read-only
+	// session refused as writes: each is a classifier bug.
+	ReplicaRefusals atomic.Int64
 }
 
 // Stats are what one session did, for its access-log line.
@@ -93,9 +102,8 @@ type Session struct {
 	last             *backend.Conn // ran the previous statement
 	tx               *backend.Conn // holds the open transaction
 	pinned           bool
-	schema           string
-	state            [][]byte              // commands to replay on a connection (SET, USE, options)
-	applied          map[*backend.Conn]int // how much of state each connection has seen
+	st               state // what a connection must have before it runs a statement
+	retrack          bool  // the client changed its own session tracking settings
 	stmts            map[uint32]*stmt
 	nextStmt         uint32
 	draining         atomic.Bool
@@ -113,7 +121,8 @@ type Session struct {
 // the session did and why it ended (nil: the client quit).
 func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key string) (Stats, error) {
 	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + ReadSuffix, key: key,
-		schema: cl.Schema, applied: make(map[*backend.Conn]int), stmts: make(map[uint32]*stmt)}
+		stmts: make(map[uint32]*stmt)}
+	s.st.schema, s.st.applied, s.st.multi = cl.Schema, make(map[*backend.Conn]int), cl.Has(mysql.CLIENT_MULTI_STATEMENTS)
 	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
 	cfg.Counters.Sessions.Add(1)
 	defer func() { cfg.Counters.Sessions.Add(-1); cfg.Counters.SessionsDone.Add(1) }()
@@ -155,8 +164,11 @@ func (s *Session) loop() error {
 			}
 			return err
 		}
-		if len(payload) == 0 {
-			return errors.New("empty command packet")
+		if first := seq - byte(len(payload)/wire.MaxPacket); first != 0 {
+			// A command starts a sequence at 0: as the server, refuse and end the connection.
+			s.reply(seq+1, wire.NewError(mysql.ER_NET_PACKETS_OUT_OF_ORDER))
+			s.cl.W.Flush()
+			return fmt.Errorf("command packet with sequence number %d", first)
 		}
 		err = s.command(payload, seq)
 		if ferr := s.cl.W.Flush(); err == nil {
@@ -224,6 +236,9 @@ func (s *Session) status() uint16 {
 // command runs one client command.
 func (s *Session) command(payload []byte, seq byte) error {
 	next := seq + 1
+	if len(payload) == 0 {
+		return s.reply(next, wire.NewError(mysql.ER_UNKNOWN_COM_ERROR)) // as a server does
+	}
 	switch cmd := payload[0]; cmd {
 	case mysql.COM_QUIT:
 		return errQuit
@@ -235,9 +250,9 @@ func (s *Session) command(payload []byte, seq byte) error {
 	case mysql.COM_INIT_DB:
 		return s.initDB(payload, seq)
 	case mysql.COM_FIELD_LIST:
-		return s.forward(routeRead, payload, seq, wire.Fields)
+		return s.forward(routeRead, payload, seq, wire.Fields, sqlclass.Class{Read: true})
 	case mysql.COM_STATISTICS:
-		return s.forward(routeAny, payload, seq, wire.Simple)
+		return s.forward(routeAny, payload, seq, wire.Simple, sqlclass.Class{Read: true})
 	case mysql.COM_SET_OPTION:
 		return s.setOption(payload, seq)
 	case mysql.COM_RESET_CONNECTION:
@@ -260,7 +275,7 @@ func (s *Session) command(payload []byte, seq byte) error {
 	case mysql.COM_STMT_FETCH:
 		return s.fetch(payload, seq)
 	case mysql.COM_PROCESS_KILL, mysql.COM_DEBUG, mysql.COM_REFRESH:
-		return s.forward(routePrimary, payload, seq, wire.Simple)
+		return s.forward(routePrimary, payload, seq, wire.Simple, sqlclass.Class{})
 	default:
 		return s.reply(next, wire.NewError(mysql.ER_UNKNOWN_COM_ERROR))
 	}

@@ -53,7 +53,7 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 	if len(s.stmts) >= s.maxStmts() {
 		return s.reply(seq+1, wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, s.maxStmts()))
 	}
-	class := sqlclass.Classify(string(payload[1:]))
+	class := sqlclass.Classify(string(payload[1:]), s.mode())
 	if class.Pin {
 		s.pinned = true
 	}
@@ -62,31 +62,19 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 		s.nextStmt++
 	}
 	id := s.nextStmt
-	for attempt := 0; ; attempt++ {
-		c, err := s.conn(routeOf(class))
-		if err != nil {
-			return s.routeFailed(err, seq)
-		}
-		res, err := s.exchange(c, payload, seq, wire.Prepare, true, func(uint32) uint32 { return id })
-		if err != nil {
-			if retry, err := s.failed(c, res, err, attempt); err != nil {
-				return err
-			} else if retry {
-				continue
-			}
-			return s.reply(seq+1, lostConnection())
-		}
-		if res.Err == nil {
-			s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params,
-				on: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
-		}
-		return nil
+	c, res, err := s.run(s.routeOf(class), command{payload: payload, seq: seq, kind: wire.Prepare, class: class,
+		explained: true, prepareID: func(uint32) uint32 { return id }})
+	if err != nil || c == nil || res.Err != nil {
+		return err
 	}
+	s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params,
+		on: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
+	return nil
 }
 
 // failed handles a backend that failed during a statement: it is dropped; the statement may
-// be run again elsewhere (a read outside a transaction whose response had not started), or
-// the client connection must end (an error is returned).
+// be run again elsewhere (nothing of its response had reached the client, outside a
+// transaction), or the client connection must end (an error is returned).
 func (s *Session) failed(c *backend.Conn, res wire.Result, err error, attempt int) (retry bool, _ error) {
 	inTx := s.tx == c
 	s.cfg.logger().Warn("backend connection failed", "server", c.Key.Addr, "err", err)
@@ -95,11 +83,6 @@ func (s *Session) failed(c *backend.Conn, res wire.Result, err error, attempt in
 		return false, fmt.Errorf("backend %s failed: %w", c.Key.Addr, err)
 	}
 	return attempt < 2, nil
-}
-
-// routeFailed answers a command whose connection could not be had.
-func (s *Session) routeFailed(err error, seq byte) error {
-	return s.reply(seq+1, unavailable(err))
 }
 
 // lookup finds the statement of a command's id (bytes 1..4 of the payload).
@@ -121,7 +104,7 @@ func (s *Session) on(st *stmt, c *backend.Conn) (uint32, error) {
 	if id, ok := st.on[c]; ok {
 		return id, nil
 	}
-	res, err := s.exchange(c, st.sql, 0, wire.Prepare, false, nil)
+	res, err := s.exchange(c, st.sql, wire.Prepare, false, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -137,7 +120,7 @@ func (s *Session) target(st *stmt) (*backend.Conn, error) {
 	if st.long != nil && s.tx == nil {
 		return st.long, nil
 	}
-	return s.conn(routeOf(st.class))
+	return s.conn(s.routeOf(st.class))
 }
 
 // execute is COM_STMT_EXECUTE: on the connection its class and the session's state choose,
@@ -148,45 +131,30 @@ func (s *Session) execute(payload []byte, seq byte) error {
 	if st == nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		c, err := s.target(st)
-		if err != nil {
-			return s.routeFailed(err, seq)
-		}
-		id, err := s.on(st, c)
-		if err != nil {
-			if ep, ok := err.(*wire.ErrPacket); ok {
-				return s.reply(seq+1, wire.AppendErr(nil, ep.Code, ep.State, ep.Message))
+	r := s.routeOf(st.class)
+	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
+		target: func() (*backend.Conn, error) { return s.target(st) },
+		forConn: func(c *backend.Conn) ([]byte, error) {
+			id, err := s.on(st, c)
+			if err != nil {
+				return nil, err
 			}
-			if retry, err := s.failed(c, wire.Result{}, err, attempt); err != nil {
-				return err
-			} else if retry {
-				continue
+			cmd, err := st.rewrite(payload, id, c)
+			if err != nil {
+				return nil, errMalformed
 			}
-			return s.reply(seq+1, lostConnection())
-		}
-		cmd, err := st.rewrite(payload, id, c)
-		if err != nil {
-			return s.reply(seq+1, wire.NewError(mysql.ER_MALFORMED_PACKET))
-		}
-		st.long = nil
-		res, err := s.exchange(c, cmd, seq, wire.Results, true, nil)
-		if err != nil {
-			if retry, err := s.failed(c, res, err, attempt); err != nil {
-				return err
-			} else if retry && st.class.Read {
-				s.stats.Retries++
-				continue
-			}
-			return s.reply(seq+1, lostConnection())
-		}
-		st.exec = c
-		s.count(c, routeOf(st.class))
-		if routeOf(st.class) == routePrimary {
-			s.lastWrite = time.Now()
-		}
-		return nil
+			st.long = nil
+			return cmd, nil
+		}})
+	if err != nil || c == nil {
+		return err
 	}
+	st.exec = c
+	s.count(c, r)
+	if r == routePrimary {
+		s.lastWrite = time.Now()
+	}
+	return nil
 }
 
 // rewrite is an execute payload for connection c: its statement id, and the parameter types
@@ -293,13 +261,16 @@ func (s *Session) resetStmt(payload []byte, seq byte) error {
 func (s *Session) onStmtConn(c *backend.Conn, st *stmt, payload []byte, seq byte, kind wire.Kind) error {
 	cmd := append([]byte(nil), payload...)
 	binary.LittleEndian.PutUint32(cmd[1:], st.on[c])
-	res, err := s.exchange(c, cmd, seq, kind, true, nil)
+	var ch changes
+	res, err := s.exchange(c, cmd, kind, true, nil, &ch)
 	if err != nil {
+		cause := err
 		if _, err = s.failed(c, res, err, 2); err != nil {
 			return err
 		}
-		return s.reply(seq+1, lostConnection())
+		return s.reply(seq+1, lostConnection(cause))
 	}
+	s.learn(c, &ch, st.class, false, res.Err == nil)
 	return nil
 }
 

@@ -7,7 +7,8 @@ type kind int
 const (
 	tEOF kind = iota
 	tWord
-	tVar // @name, @@name
+	tQuotedName // `name`, or "name" under ANSI_QUOTES
+	tVar        // @name, @@name
 	tNumber
 	tString
 	tPunct
@@ -16,29 +17,38 @@ const (
 type token struct {
 	kind kind
 	text string
+	pos  int // where it starts in the statement
 }
 
 func (t token) upper() string { return strings.ToUpper(t.text) }
 
-// tokenizer reads MySQL tokens. Comments are skipped (a /*master*/ or /*+ primary */ hint is
-// noted in the Class); an executable comment /*!...*/ (or /*!50700 ...*/) is read as code.
+// is reports a word (unquoted) equal to w, which is upper case.
+func (t token) is(w string) bool { return t.kind == tWord && strings.EqualFold(t.text, w) }
+
+// tokenizer reads MySQL tokens as the server's lexer does for the quoting rules of a Mode.
+// Comments are skipped (a /*master*/ or /*+ primary */ hint is noted); an executable comment
+// (/*!...*/, /*!50700 ...*/, MariaDB's /*M!...*/ and /*M!100100 ...*/) is read as code, whatever
+// its version: a statement seen with more code than the server runs can only look less like a
+// plain read.
 type tokenizer struct {
-	s   string
-	pos int
+	s    string
+	pos  int
+	mode Mode
+	hint bool // a primary hint was seen
 }
 
-func (t *tokenizer) next(c *Class) token {
+func (t *tokenizer) next() token {
 	for t.pos < len(t.s) {
 		ch := t.s[t.pos]
 		switch {
-		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v':
+		case isSpace(ch):
 			t.pos++
 		case ch == '#':
 			t.skipLine()
-		case ch == '-' && strings.HasPrefix(t.s[t.pos:], "--") && (t.pos+2 == len(t.s) || isSpace(t.s[t.pos+2])):
-			t.skipLine()
-		case ch == '/' && strings.HasPrefix(t.s[t.pos:], "/*!"):
-			t.pos += 3
+		case ch == '-' && strings.HasPrefix(t.s[t.pos:], "--") && (t.pos+2 == len(t.s) || t.s[t.pos+2] <= ' '):
+			t.skipLine() // "-- " starts a comment when a space or a control character follows
+		case ch == '/' && (strings.HasPrefix(t.s[t.pos:], "/*!") || strings.HasPrefix(t.s[t.pos:], "/*M!") || strings.HasPrefix(t.s[t.pos:], "/*m!")):
+			t.pos += strings.IndexByte(t.s[t.pos:], '!') + 1
 			for t.pos < len(t.s) && t.s[t.pos] >= '0' && t.s[t.pos] <= '9' {
 				t.pos++ // the version
 			}
@@ -54,13 +64,13 @@ func (t *tokenizer) next(c *Class) token {
 				t.pos = len(t.s)
 			}
 			if isPrimaryHint(body) {
-				c.Hint = true
+				t.hint = true
 			}
 		default:
 			return t.token()
 		}
 	}
-	return token{kind: tEOF}
+	return token{kind: tEOF, pos: len(t.s)}
 }
 
 func isSpace(b byte) bool {
@@ -89,45 +99,52 @@ func (t *tokenizer) token() token {
 	start := t.pos
 	ch := t.s[t.pos]
 	switch {
-	case ch == '\'' || ch == '"':
-		t.quoted(ch, true)
-		return token{kind: tString, text: t.s[start:t.pos]}
+	case ch == '\'':
+		t.quoted(ch, !t.mode.has(NoBackslashEscapes))
+		return token{kind: tString, text: t.s[start:t.pos], pos: start}
+	case ch == '"' && t.mode.has(AnsiQuotes):
+		t.quoted(ch, false)
+		return token{kind: tQuotedName, text: unquote(t.s[start:t.pos], '"'), pos: start}
+	case ch == '"':
+		t.quoted(ch, !t.mode.has(NoBackslashEscapes))
+		return token{kind: tString, text: t.s[start:t.pos], pos: start}
 	case ch == '`':
 		t.quoted(ch, false)
-		return token{kind: tWord, text: strings.Trim(t.s[start:t.pos], "`")}
+		return token{kind: tQuotedName, text: unquote(t.s[start:t.pos], '`'), pos: start}
 	case ch == '@':
 		t.pos++
 		if t.pos < len(t.s) && t.s[t.pos] == '@' {
 			t.pos++
 		}
 		if t.pos < len(t.s) && (t.s[t.pos] == '\'' || t.s[t.pos] == '"' || t.s[t.pos] == '`') {
-			t.quoted(t.s[t.pos], t.s[t.pos] != '`')
+			q := t.s[t.pos]
+			t.quoted(q, q != '`' && !t.mode.has(NoBackslashEscapes))
 		} else {
 			for t.pos < len(t.s) && (isWordByte(t.s[t.pos]) || t.s[t.pos] == '.') {
 				t.pos++
 			}
 		}
-		return token{kind: tVar, text: t.s[start:t.pos]}
+		return token{kind: tVar, text: t.s[start:t.pos], pos: start}
 	case ch >= '0' && ch <= '9':
 		for t.pos < len(t.s) && (isWordByte(t.s[t.pos]) || t.s[t.pos] == '.') {
 			t.pos++
 		}
-		return token{kind: tNumber, text: t.s[start:t.pos]}
+		return token{kind: tNumber, text: t.s[start:t.pos], pos: start}
 	case isWordByte(ch):
 		for t.pos < len(t.s) && isWordByte(t.s[t.pos]) {
 			t.pos++
 		}
-		return token{kind: tWord, text: t.s[start:t.pos]}
+		return token{kind: tWord, text: t.s[start:t.pos], pos: start}
 	case ch == ':' && strings.HasPrefix(t.s[t.pos:], ":="):
 		t.pos += 2
-		return token{kind: tPunct, text: ":="}
+		return token{kind: tPunct, text: ":=", pos: start}
 	}
 	t.pos++
-	return token{kind: tPunct, text: t.s[start:t.pos]}
+	return token{kind: tPunct, text: t.s[start:t.pos], pos: start}
 }
 
-// quoted skips a quoted string or name; backslash escapes apply to strings, a doubled quote
-// to both.
+// quoted skips a quoted string or name; backslash escapes apply when backslash is set, a
+// doubled quote always.
 func (t *tokenizer) quoted(q byte, backslash bool) {
 	t.pos++
 	for t.pos < len(t.s) {
@@ -150,14 +167,17 @@ func (t *tokenizer) quoted(q byte, backslash bool) {
 	t.pos = min(t.pos, len(t.s))
 }
 
-// peekWord is the next word, upper-cased, without consuming it ("" if the next token is not one).
-func (t *tokenizer) peekWord() string {
-	save := t.pos
-	var c Class
-	tok := t.next(&c)
-	t.pos = save
-	if tok.kind != tWord {
-		return ""
-	}
-	return tok.upper()
+// unquote is a quoted name's text without its quotes (doubled quotes halved).
+func unquote(s string, q byte) string {
+	s = strings.TrimPrefix(s, string(q))
+	s = strings.TrimSuffix(s, string(q))
+	return strings.ReplaceAll(s, string(q)+string(q), string(q))
+}
+
+// peek is the next token, without consuming it.
+func (t *tokenizer) peek() token {
+	save, hint := t.pos, t.hint
+	tok := t.next()
+	t.pos, t.hint = save, hint
+	return tok
 }

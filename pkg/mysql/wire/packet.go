@@ -30,13 +30,45 @@ var ErrPacketTooLarge = errors.New("packet larger than the limit")
 // buffer until Flush: a response is flushed once, when it is complete or the buffer is full.
 type Conn struct {
 	net.Conn
-	R *bufio.Reader
-	W *bufio.Writer
+	R   *bufio.Reader
+	W   *bufio.Writer
+	out sentCounter
 }
 
 // NewConn buffers c.
 func NewConn(c net.Conn) *Conn {
-	return &Conn{Conn: c, R: bufio.NewReaderSize(c, BufferSize), W: bufio.NewWriterSize(c, BufferSize)}
+	conn := &Conn{Conn: c, R: bufio.NewReaderSize(c, BufferSize)}
+	conn.out.w = c
+	conn.W = bufio.NewWriterSize(&conn.out, BufferSize)
+	return conn
+}
+
+// sentCounter counts what the write buffer has handed to the connection.
+type sentCounter struct {
+	w    io.Writer
+	sent int64
+}
+
+func (s *sentCounter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.sent += int64(n)
+	return n, err
+}
+
+// Mark is a point in what was written to the connection, for Unsend.
+type Mark struct{ sent, buffered int64 }
+
+// Mark returns the present point of the writes.
+func (c *Conn) Mark() Mark { return Mark{c.out.sent, int64(c.W.Buffered())} }
+
+// Unsend drops what was written since m, provided none of it has left the buffer and nothing
+// was buffered at m; it reports whether it could.
+func (c *Conn) Unsend(m Mark) bool {
+	if m.buffered != 0 || c.out.sent != m.sent {
+		return false
+	}
+	c.W.Reset(&c.out)
+	return true
 }
 
 // ReadPayload reads one logical payload, joining split packets, of at most max bytes; it

@@ -193,3 +193,48 @@ func LenencString(b []byte) (s []byte, size int, ok bool) {
 	}
 	return b[k : k+int(n)], k + int(n), true
 }
+
+// Types of session state change information (CLIENT_SESSION_TRACK).
+const (
+	TrackSystemVariables   = 0 // a system variable's new value: name, value
+	TrackSchema            = 1 // the new default schema
+	TrackStateChange       = 2 // "1": the session's state changed (a user variable, a temporary table, ...)
+	TrackGTIDs             = 3
+	TrackTxCharacteristics = 4
+	TrackTxState           = 5
+)
+
+// StateEntries calls fn for each entry of session state change information (its type and
+// data) and reports whether all of it was well formed.
+func StateEntries(state []byte, fn func(typ byte, data []byte)) bool {
+	for len(state) > 0 {
+		data, n, ok := LenencString(state[1:])
+		if !ok {
+			return false
+		}
+		fn(state[0], data)
+		state = state[1+n:]
+	}
+	return true
+}
+
+// StateVariable reads a TrackSystemVariables entry's name and value.
+func StateVariable(data []byte) (name, value string, ok bool) {
+	n, k, ok := LenencString(data)
+	if !ok {
+		return "", "", false
+	}
+	v, _, ok := LenencString(data[k:])
+	return string(n), string(v), ok
+}
+
+// StateSchema reads a TrackSchema entry's schema.
+func StateSchema(data []byte) (string, bool) {
+	s, _, ok := LenencString(data)
+	return string(s), ok
+}
+
+// AppendStateEntry appends one entry of session state change information.
+func AppendStateEntry(b []byte, typ byte, data []byte) []byte {
+	return append(append(b, typ), mysql.PutLengthEncodedString(data)...)
+}

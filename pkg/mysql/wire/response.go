@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -37,8 +38,10 @@ type Relay struct {
 	// re-encoded without session state and with the info as such a client reads it.
 	SessionTrack, StripSessionTrack bool
 	// OnState, when set, gets the session state change information of every OK packet that
-	// carries some (mysql-proxy reads last_gtid there).
-	OnState func(state []byte)
+	// carries some (mysql-proxy learns there what a statement changed in the session), and
+	// returns what of it the client gets: nil for nothing; the same bytes keep the packet as
+	// the server sent it.
+	OnState func(state []byte) []byte
 	// LocalInfile relays the client's file after a LOCAL INFILE request was sent to it (the
 	// client's packets up to an empty one, to the server). Nil refuses the request.
 	LocalInfile func() error
@@ -132,11 +135,18 @@ func (rl *Relay) ok(p *Packet, res *Result) error {
 	if err != nil {
 		return rl.write(p.Seq, payload, res)
 	}
+	changed := strip
 	if state && ok.SessionState != nil {
-		rl.OnState(ok.SessionState)
+		forClient := rl.OnState(ok.SessionState)
+		if !bytes.Equal(forClient, ok.SessionState) {
+			ok.SessionState, changed = forClient, true
+		}
+		if len(ok.SessionState) == 0 {
+			ok.SessionState = nil
+		}
 	}
-	if strip {
-		payload = AppendOK(payload[:0:0], payload[0], ok, false)
+	if changed {
+		payload = AppendOK(payload[:0:0], payload[0], ok, !strip)
 	}
 	return rl.write(p.Seq, payload, res)
 }

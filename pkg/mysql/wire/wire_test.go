@@ -83,7 +83,7 @@ func FuzzRelay(f *testing.F) {
 		w := bufio.NewWriter(&out)
 		strip := kind&0x80 != 0 // a client without session tracking: OK packets are re-encoded
 		rl := Relay{From: bufio.NewReader(bytes.NewReader(data)), To: w, DeprecateEOF: deprecate, SessionTrack: deprecate,
-			StripSessionTrack: strip, OnState: func([]byte) {}}
+			StripSessionTrack: strip, OnState: func(s []byte) []byte { return s }}
 		k := Kind(kind % 5)
 		_, err := rl.Relay(k)
 		w.Flush()
@@ -114,7 +114,7 @@ func TestSessionTrackStripped(t *testing.T) {
 		w := bufio.NewWriter(&out)
 		var got [][]byte
 		rl := Relay{From: bufio.NewReader(bytes.NewReader(packet(1, tt.server))), To: w, SessionTrack: true, StripSessionTrack: true,
-			OnState: func(s []byte) { got = append(got, append([]byte(nil), s...)) }}
+			OnState: func(s []byte) []byte { got = append(got, append([]byte(nil), s...)); return s }}
 		res, err := rl.Relay(Results)
 		w.Flush()
 		if err != nil || res.Status&StatusAutocommit == 0 {

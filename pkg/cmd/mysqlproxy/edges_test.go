@@ -1,0 +1,113 @@
+package mysqlproxy
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
+)
+
+// exchange sends raw packets (payload with its sequence number) and returns the first response
+// packet ("" when the connection closed instead; an auth switch is answered with password) and
+// whether the connection still serves a query afterwards.
+func exchange(t *testing.T, c *wire.Conn, password string, packets ...[]byte) (first string, alive bool) {
+	t.Helper()
+	for _, p := range packets {
+		c.WritePayload(p[0], p[1:])
+	}
+	c.W.Flush()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, seq, err := c.ReadPayload(1 << 24)
+	if err != nil {
+		return "", false
+	}
+	if p[0] == 0xfe && len(p) > 1 && password != "" { // an auth switch: answer with the new scramble
+		plugin, salt, _ := strings.Cut(string(p[1:]), "\x00")
+		if plugin == "mysql_native_password" {
+			c.WritePayload(seq+1, gomysql.CalcNativePassword([]byte(strings.TrimSuffix(salt, "\x00")), []byte(password)))
+			c.W.Flush()
+			if p, _, err = c.ReadPayload(1 << 24); err != nil {
+				return "", false
+			}
+		}
+	}
+	first = fmt.Sprintf("%x", p[:min(len(p), 1)])
+	if p[0] == 0xff {
+		first = fmt.Sprint(binary.LittleEndian.Uint16(p[1:]))
+	}
+	// drain the rest of the response, then try a query
+	for c.R.Buffered() > 0 {
+		if _, _, err := c.ReadPayload(1 << 24); err != nil {
+			break
+		}
+	}
+	c.WritePayload(0, append([]byte{gomysql.COM_QUERY}, "SELECT 1"...))
+	c.W.Flush()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	q, _, err := c.ReadPayload(1 << 24)
+	return first, err == nil && q[0] == 1
+}
+
+// TestProtocolEdges: commands a client gets wrong are answered as the server answers them,
+// and the connection lives on (or ends) as it does on the server.
+func TestProtocolEdges(t *testing.T) {
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	changeUser := func(user, password string, salt []byte) []byte {
+		auth := gomysql.CalcNativePassword(salt, []byte(password))
+		p := append([]byte{0, gomysql.COM_CHANGE_USER}, user...)
+		p = append(append(p, 0, byte(len(auth))), auth...)
+		p = append(append(p, testserver.Database...), 0)
+		p = binary.LittleEndian.AppendUint16(p, 45)
+		return append(p, "mysql_native_password\x00"...)
+	}
+	tests := []struct {
+		name     string
+		password string // for an auth switch
+		packets  func(salt []byte) [][]byte
+	}{
+		{"an empty command", "", func([]byte) [][]byte { return [][]byte{{0}} }},
+		{"a command with sequence 3", "", func([]byte) [][]byte { return [][]byte{append([]byte{3, gomysql.COM_QUERY}, "SELECT 1"...)} }},
+		{"COM_FIELD_LIST without its NUL", "", func([]byte) [][]byte { return [][]byte{append([]byte{0, gomysql.COM_FIELD_LIST}, "user"...)} }},
+		{"a refused COM_CHANGE_USER", "wrong", func(salt []byte) [][]byte { return [][]byte{changeUser(testserver.User, "wrong", salt)} }},
+		{"a COM_CHANGE_USER", testserver.Password, func(salt []byte) [][]byte { return [][]byte{changeUser(testserver.User, testserver.Password, salt)} }},
+		{"an unknown command", "", func([]byte) [][]byte { return [][]byte{{0, 0x7f}} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got [2]string
+			for i, target := range []string{repl.Primary.Addr(), addr} {
+				c, salt := rawLogin(t, target, testserver.User, testserver.Password, "mysql")
+				first, alive := exchange(t, c, tt.password, tt.packets(salt)...)
+				got[i] = fmt.Sprintf("answer %s, alive %v", first, alive)
+			}
+			if got[0] != got[1] {
+				t.Fatalf("the server: %s; the proxy: %s", got[0], got[1])
+			}
+			t.Log(got[0])
+		})
+	}
+}
+
+// TestBackendLoginFailureHidesAddresses: a client whose backend login fails learns why, but
+// not where the servers are.
+func TestBackendLoginFailureHidesAddresses(t *testing.T) {
+	cfg := proxyConfig(t, "")
+	cfg.Users = append(cfg.Users, mustUsers(t, "\n  - {name: broken, password: x, backend_user: runner, backend_password: wrong}")...)
+	_, addr := startProxy(t, cfg)
+	out, err := runCLI("-h", "127.0.0.1", "-P", strings.Split(addr, ":")[1], "-u", "broken", "-px", "-e", "select 1", testserver.Database)
+	if err == nil {
+		t.Fatalf("a failed backend login succeeded: %s", out)
+	}
+	for _, m := range []*testserver.MariaDB{repl.Primary, repl.Replica} {
+		if strings.Contains(out, fmt.Sprint(m.Port)) {
+			t.Fatalf("the client learns a server's address: %s", out)
+		}
+	}
+	t.Log(out)
+}

@@ -1,0 +1,86 @@
+package session
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
+)
+
+// query runs a COM_QUERY.
+func (s *Session) query(payload []byte, seq byte) error {
+	class := sqlclass.Classify(string(payload[1:]), s.mode())
+	if class.Pin && !s.pinned {
+		s.pinned = true
+	}
+	r := s.routeOf(class)
+	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: class, explained: class.Session})
+	if err != nil || c == nil {
+		return err
+	}
+	s.count(c, r)
+	if r == routePrimary && !class.Session {
+		s.lastWrite = time.Now()
+	}
+	return nil
+}
+
+// initDB runs COM_INIT_DB on the primary; the other connections get it before their next use.
+func (s *Session) initDB(payload []byte, seq byte) error {
+	s.stats.Queries++
+	c, _, err := s.run(routePrimary, command{payload: payload, seq: seq, kind: wire.Simple, explained: true})
+	if err != nil || c == nil {
+		return err
+	}
+	s.count(c, routePrimary)
+	return nil
+}
+
+// setOption is COM_SET_OPTION (multi-statements on or off): run on the primary, whose answer
+// the client gets; recorded only when the server accepted it, and then set on the other
+// connections before their next use.
+func (s *Session) setOption(payload []byte, seq byte) error {
+	if len(payload) < 3 {
+		return s.reply(seq+1, wire.NewError(mysql.ER_MALFORMED_PACKET))
+	}
+	c, res, err := s.run(routePrimary, command{payload: payload, seq: seq, kind: wire.Simple, explained: true})
+	if err != nil || c == nil || res.Err != nil {
+		return err
+	}
+	s.st.multi = binary.LittleEndian.Uint16(payload[1:]) == mysql.MYSQL_OPTION_MULTI_STATEMENTS_ON
+	c.Multi, c.Dirty = s.st.multi, true
+	return nil
+}
+
+// reset is COM_RESET_CONNECTION: the connections go back to the pool (where they are reset),
+// and the session forgets its variables, pins and prepared statements (the schema and the
+// multi-statement option stay, as on a server).
+func (s *Session) reset() {
+	s.release()
+	s.pinned, s.tx, s.last = false, nil, nil
+	s.st.vars, s.st.gen = nil, 0
+	clear(s.st.applied)
+	clear(s.stmts)
+}
+
+// changeUser is COM_CHANGE_USER: the client logs in again as another user (or the same). A
+// failed login leaves the session as it was, as on a server.
+func (s *Session) changeUser(payload []byte, seq byte) error {
+	u, schema, collation, err := s.cfg.Front.ChangeUser(s.cl, payload, seq)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return nil // refused: the client got the ERR and keeps its session
+	}
+	s.reset()
+	s.cl.User, s.st.schema = *u, schema
+	if collation != 0 {
+		s.cl.Collation, s.st.charset = collation, ""
+	}
+	s.stats.User = u.Name
+	return nil
+}
