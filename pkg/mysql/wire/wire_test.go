@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"testing"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 func packet(seq byte, payload []byte) []byte {
@@ -128,4 +132,32 @@ func TestSessionTrackStripped(t *testing.T) {
 			t.Fatalf("OnState got %x", got)
 		}
 	}
+}
+
+// FuzzStateEntries: session state change information from a server reads without a panic, and
+// what reads, encoded again, reads back the same.
+func FuzzStateEntries(f *testing.F) {
+	f.Add(AppendStateEntry(AppendStateEntry(nil, TrackSystemVariables, append(mysql.PutLengthEncodedString([]byte("sql_mode")),
+		mysql.PutLengthEncodedString([]byte("ANSI_QUOTES"))...)), TrackStateChange, []byte("1")))
+	f.Add([]byte{1, 4, 3, 'a', 'b', 'c'})
+	f.Add([]byte{0, 0xfc, 0xff})
+	f.Fuzz(func(t *testing.T, state []byte) {
+		read := func(b []byte) (entries []string, again []byte) {
+			StateEntries(b, func(typ byte, data []byte) {
+				switch typ {
+				case TrackSystemVariables:
+					StateVariable(data)
+				case TrackSchema:
+					StateSchema(data)
+				}
+				entries = append(entries, fmt.Sprintf("%d:%x", typ, data))
+				again = AppendStateEntry(again, typ, data)
+			})
+			return entries, again
+		}
+		first, again := read(state)
+		if second, _ := read(again); !slices.Equal(first, second) {
+			t.Fatalf("%x reads %v, encoded again %v", state, first, second)
+		}
+	})
 }
