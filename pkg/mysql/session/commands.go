@@ -61,7 +61,7 @@ func (s *Session) setOption(payload []byte, seq byte) error {
 func (s *Session) reset() {
 	s.release()
 	s.pinned, s.tx, s.last = false, nil, nil
-	s.st.vars, s.st.gen = nil, 0
+	s.st.vars, s.st.gen, s.st.modeGen = nil, 0, 0
 	clear(s.st.applied)
 	clear(s.stmts)
 }
@@ -79,7 +79,7 @@ func (s *Session) changeUser(payload []byte, seq byte) error {
 	s.reset()
 	s.cl.User, s.st.schema = *u, schema
 	if collation != 0 {
-		s.cl.Collation, s.st.charset = collation, ""
+		s.cl.Collation, s.st.charset, s.st.modeGen = collation, "", 0
 	}
 	s.stats.User = u.Name
 	return nil

@@ -46,6 +46,9 @@ type state struct {
 	track      backend.Tracking
 	trackKnown bool
 	charset    string // character_set_client
+	// mode is the classifier's Mode for vars as of gen modeGen-1 (0: not computed).
+	mode    sqlclass.Mode
+	modeGen int
 }
 
 // notReplayed are the variables a replay leaves alone: the proxy's own settings (tracking, a
@@ -182,8 +185,12 @@ func (s *Session) set(name, value string) {
 	}
 }
 
-// mode is how the servers read the session's statements now.
+// mode is how the servers read the session's statements now (computed again only after a
+// change of the session's variables).
 func (s *Session) mode() sqlclass.Mode {
+	if s.st.modeGen == s.st.gen+1 {
+		return s.st.mode
+	}
 	sqlMode, known := s.st.vars["sql_mode"]
 	cs := s.st.charset
 	if cs == "" {
@@ -196,7 +203,8 @@ func (s *Session) mode() sqlclass.Mode {
 	if cs == "unknown" {
 		cs = "gbk" // a character set the proxy does not know is read as the riskiest
 	}
-	return sqlclass.ModeOf(sqlMode.value, known, cs)
+	s.st.mode, s.st.modeGen = sqlclass.ModeOf(sqlMode.value, known, cs), s.st.gen+1
+	return s.st.mode
 }
 
 // replay is the statement that brings a connection that saw the changes up to gen applied to
