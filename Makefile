@@ -20,7 +20,7 @@ FUZZ_TARGETS := \
 	./pkg/mysql/wire:FuzzReadPayload ./pkg/mysql/wire:FuzzRelay ./pkg/mysql/wire:FuzzStateEntries ./pkg/mysql/front:FuzzParseResponse \
 	./pkg/mysql/sqlclass:FuzzClassify ./pkg/mysql/session:FuzzParseGTIDs
 
-.PHONY: all build deps deps-all test stress vet docs docs-check demo bench fuzz install clean
+.PHONY: all build deps deps-all test conformance stress vet docs docs-check demo bench fuzz install clean
 
 all: build
 
@@ -36,6 +36,10 @@ deps:
 
 test: deps-all build vet docs-check
 	$(GO) test -race -timeout 20m -count=1 ./...
+
+# A client library's own tests directly and through mysql-proxy (internal/cmd/conformance).
+conformance: deps build
+	$(GO) run ./internal/cmd/conformance -v
 
 # Tests that fail by chance: the whole suite, ROUNDS times, under load (see scripts/stress.sh).
 ROUNDS ?= 10

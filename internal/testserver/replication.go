@@ -18,6 +18,12 @@ type Replication struct {
 // GTID replication (MASTER_USE_GTID=slave_pos). Both start from the same data, so the replica
 // needs no snapshot: it takes about a second. A port of 0 is a free one.
 func StartReplication(ctx context.Context, dir string, primaryPort, replicaPort int) (*Replication, error) {
+	return StartReplicationWith(ctx, dir, primaryPort, replicaPort)
+}
+
+// StartReplicationWith is StartReplication with more mariadbd options for both servers (they
+// come last, so they override the defaults: --max-connections=50, --ssl-cert=...).
+func StartReplicationWith(ctx context.Context, dir string, primaryPort, replicaPort int, args ...string) (*Replication, error) {
 	mk := func(name string) (string, error) {
 		d := filepath.Join(dir, name)
 		return d, os.MkdirAll(d, 0o755)
@@ -30,11 +36,11 @@ func StartReplication(ctx context.Context, dir string, primaryPort, replicaPort 
 	if err != nil {
 		return nil, err
 	}
-	primary, err := StartMariaDB(ctx, pd, primaryPort, "--log-bin=mariadb-bin", "--server-id=1", "--binlog-format=ROW", "--max-allowed-packet=256M")
+	primary, err := StartMariaDB(ctx, pd, primaryPort, append([]string{"--log-bin=mariadb-bin", "--server-id=1", "--binlog-format=ROW", "--max-allowed-packet=256M"}, args...)...)
 	if err != nil {
 		return nil, err
 	}
-	replica, err := StartMariaDB(ctx, rd, replicaPort, "--server-id=2", "--read-only", "--log-slave-updates=0", "--max-allowed-packet=256M", "--slave-max-allowed-packet=1G")
+	replica, err := StartMariaDB(ctx, rd, replicaPort, append([]string{"--server-id=2", "--read-only", "--log-slave-updates=0", "--max-allowed-packet=256M", "--slave-max-allowed-packet=1G"}, args...)...)
 	if err != nil {
 		primary.Stop()
 		return nil, err

@@ -1,0 +1,446 @@
+// Command conformance runs a MySQL client library's own tests — go-sql-driver/mysql, at the
+// version pinned below, with that driver's CI settings (max_connections=50, performance_schema,
+// max_allowed_packet=48M, local_infile, TLS certificates) — against a MariaDB primary
+// directly, through a mysql-proxy listener that has only the primary, and through a split
+// listener over the primary and a replica. It prints the tests whose outcome differs and
+// fails unless the same tests pass all three ways: a client must not be able to tell, from
+// behaviour its driver's tests check, that a proxy is in between.
+//
+// `make conformance` runs it (and `make test` runs that).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/slardar-go/slardar/internal/testserver"
+)
+
+// The client library whose tests are run, pinned.
+const (
+	driverModule  = "github.com/go-sql-driver/mysql"
+	driverVersion = "v1.9.3"
+)
+
+// skipped are the driver's tests that do not test a server: TestConnectorReturnsTimeout dials
+// 1.1.1.1 on the internet and expects the dial to time out (on a machine whose network
+// answers, it crashes the test binary).
+const skipped = "^TestConnectorReturnsTimeout$"
+
+// The test database and account, as the driver's CI has them.
+const (
+	testDB       = "gotest"
+	testUser     = "root"
+	testPassword = testserver.RootPassword
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	proxyBin string
+	run      string
+	verbose  bool
+	keep     bool
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.proxyBin, "proxy", "bin/mysql-proxy", "the mysql-proxy binary")
+	flag.StringVar(&o.run, "run", "", "only the driver's tests matching this regexp (go test -run)")
+	flag.BoolVar(&o.verbose, "v", false, "print the output of every test whose outcome differs")
+	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (servers' logs, the proxy's log)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	dir, err := os.MkdirTemp("", "slardar-conformance-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("working directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	src, err := driverSource(ctx, dir)
+	if err != nil {
+		return err
+	}
+	certs, err := makeCerts(dir)
+	if err != nil {
+		return err
+	}
+	repl, err := testserver.StartReplicationWith(ctx, dir, 0, 0, "--max-connections=50", "--max-allowed-packet=48M",
+		"--local-infile=1", "--performance-schema=ON", "--ssl-ca="+certs.ca, "--ssl-cert="+certs.cert, "--ssl-key="+certs.key)
+	if err != nil {
+		return fmt.Errorf("starting MariaDB (make conformance installs it): %w", err)
+	}
+	defer repl.Stop()
+	if err := rootExec(ctx, repl.Primary, "CREATE DATABASE IF NOT EXISTS "+testDB); err != nil {
+		return err
+	}
+	if err := repl.Sync(ctx); err != nil {
+		return err
+	}
+	proxy, err := startProxy(ctx, o.proxyBin, dir, repl)
+	if err != nil {
+		return err
+	}
+	defer proxy.stop()
+
+	targets := []struct{ name, addr string }{
+		{"direct", repl.Primary.Addr()},
+		{"primary-only", proxy.primaryOnly},
+		{"split", proxy.split},
+	}
+	results := make([]map[string]outcome, len(targets))
+	for i, tg := range targets {
+		fmt.Printf("running %s %s's tests against %s (%s) ...\n", driverModule, driverVersion, tg.name, tg.addr)
+		start := time.Now()
+		if results[i], err = runTests(ctx, src, tg.addr, o.run, filepath.Join(dir, tg.name+".json")); err != nil {
+			return fmt.Errorf("%s: %w", tg.name, err)
+		}
+		fmt.Printf("  %s in %v\n", summary(results[i]), time.Since(start).Round(time.Second))
+	}
+	return report(os.Stdout, targets[0].name, []string{targets[1].name, targets[2].name}, results, o.verbose, proxy.log)
+}
+
+// outcome is how one of the driver's top-level tests ended, with its output.
+type outcome struct {
+	action string // pass, fail, skip
+	output string
+}
+
+func summary(r map[string]outcome) string {
+	n := map[string]int{}
+	for _, o := range r {
+		n[o.action]++
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d skipped", n["pass"], n["fail"], n["skip"])
+}
+
+// report prints the tests whose outcome differs between the direct run and each proxied one
+// and returns an error when any passes directly and not through the proxy (or the reverse).
+func report(w *os.File, base string, others []string, results []map[string]outcome, verbose bool, proxyLog string) error {
+	names := map[string]bool{}
+	for _, r := range results {
+		for n := range r {
+			names[n] = true
+		}
+	}
+	sorted := slices.Sorted(func(yield func(string) bool) {
+		for n := range names {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	var rows [][]string
+	for _, n := range sorted {
+		row := []string{n, results[0][n].action}
+		differs := false
+		for i := range others {
+			a := results[i+1][n].action
+			row = append(row, a)
+			if (a == "pass") != (results[0][n].action == "pass") {
+				differs = true
+			}
+		}
+		if differs {
+			rows = append(rows, row)
+		}
+	}
+	fmt.Fprintf(w, "\n%d tests; outcome by target (only those that differ):\n", len(sorted))
+	fmt.Fprintf(w, "%-40s %-8s", "test", base)
+	for _, o := range others {
+		fmt.Fprintf(w, " %-13s", o)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-40s %-8s", r[0], r[1])
+		for _, a := range r[2:] {
+			fmt.Fprintf(w, " %-13s", a)
+		}
+		fmt.Fprintln(w)
+	}
+	totals := []string{fmt.Sprintf("%s: %s", base, summary(results[0]))}
+	for i, o := range others {
+		totals = append(totals, fmt.Sprintf("%s: %s", o, summary(results[i+1])))
+	}
+	fmt.Fprintln(w, strings.Join(totals, "; "))
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "conformance ok: the same tests pass directly and through mysql-proxy")
+		return nil
+	}
+	if verbose {
+		for _, r := range rows {
+			for i, o := range others {
+				if out := results[i+1][r[0]]; out.action == "fail" {
+					fmt.Fprintf(w, "\n--- %s through %s:\n%s", r[0], o, out.output)
+				}
+			}
+		}
+		if proxyLog != "" {
+			if b, err := os.ReadFile(proxyLog); err == nil {
+				fmt.Fprintf(w, "\n--- mysql-proxy's log (last 4 KiB):\n%s\n", tail(b, 4096))
+			}
+		}
+	}
+	return fmt.Errorf("%d of the driver's tests do not pass through mysql-proxy as they do directly", len(rows))
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// driverSource is a writable copy of the driver module's source (with its tests), from the Go
+// module proxy.
+func driverSource(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", driverModule+"@"+driverVersion).Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s@%s: %w", driverModule, driverVersion, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("go mod download %s@%s: no directory in %s", driverModule, driverVersion, out)
+	}
+	dst := filepath.Join(dir, "driver")
+	if out, err := exec.CommandContext(ctx, "cp", "-r", mod.Dir, dst).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copying the driver: %v: %s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, "chmod", "-R", "u+w", dst).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("chmod: %v: %s", err, out)
+	}
+	return dst, nil
+}
+
+// runTests runs the driver's tests against addr and returns each top-level test's outcome;
+// go test's JSON goes to the file record too.
+func runTests(ctx context.Context, src, addr, only, record string) (map[string]outcome, error) {
+	rec, err := os.Create(record)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Close()
+	args := []string{"test", "-json", "-count=1", "-timeout", "15m", "-skip", skipped}
+	if only != "" {
+		args = append(args, "-run", only)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "MYSQL_TEST_USER="+testUser, "MYSQL_TEST_PASS="+testPassword, "MYSQL_TEST_PROT=tcp",
+		"MYSQL_TEST_ADDR="+addr, "MYSQL_TEST_DBNAME="+testDB, "MYSQL_TEST_CONCURRENT=1", "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	results := map[string]outcome{}
+	outputs := map[string]*strings.Builder{}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		rec.Write(append(sc.Bytes(), '\n'))
+		var ev struct{ Action, Test, Output string }
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Test == "" {
+			continue
+		}
+		top, _, _ := strings.Cut(ev.Test, "/")
+		if outputs[top] == nil {
+			outputs[top] = &strings.Builder{}
+		}
+		if ev.Action == "output" && outputs[top].Len() < 64<<10 {
+			outputs[top].WriteString(ev.Output)
+		}
+		if ev.Test == top && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip") {
+			results[top] = outcome{action: ev.Action, output: outputs[top].String()}
+		}
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return nil, err
+	}
+	if len(results) == 0 {
+		return nil, fmt.Errorf("no test ran: %v\n%s", err, stderr.String())
+	}
+	return results, nil
+}
+
+func rootExec(ctx context.Context, m *testserver.MariaDB, stmts ...string) error {
+	db, err := sql.Open("mysql", m.DSN("root"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// proxyProc is mysql-proxy run for the conformance test.
+type proxyProc struct {
+	cmd                *exec.Cmd
+	primaryOnly, split string
+	log                string
+	exited             chan error
+}
+
+func (p *proxyProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// startProxy runs mysql-proxy with two listeners: "direct" (only the primary) and "db" (the
+// primary, and the replica for reads).
+func startProxy(ctx context.Context, bin, dir string, repl *testserver.Replication) (*proxyProc, error) {
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := testserver.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	up := func(name string, m *testserver.MariaDB) string {
+		return fmt.Sprintf("  %s: {typ: mysql, user: %s, pass: %s, timeout: 2, servers: [{host: 127.0.0.1, port: %d}]}\n",
+			name, testUser, testPassword, m.Port)
+	}
+	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+http: {listen: ""}
+checkups: {interval: 1s}
+listeners:
+  - {listen: "127.0.0.1:%d", upstream: direct}
+  - {listen: "127.0.0.1:%d", upstream: db}
+users:
+  - {name: %s, password: %s}
+upstreams:
+`, ports[0], ports[1], ports[2], testUser, testPassword) + up("direct", repl.Primary) + up("db", repl.Primary) + up("db_read", repl.Replica)
+	path := filepath.Join(dir, "mysql-proxy.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "mysql-proxy.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &proxyProc{primaryOnly: "127.0.0.1:" + strconv.Itoa(ports[1]), split: "127.0.0.1:" + strconv.Itoa(ports[2]),
+		log: logPath, exited: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "--config", path)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s (make conformance builds it): %w", bin, err)
+	}
+	go func() { p.exited <- p.cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("mysql-proxy started")) {
+			return p, nil
+		}
+		select {
+		case err := <-p.exited:
+			b, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("mysql-proxy exited: %v\n%s", err, b)
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, errors.New("mysql-proxy did not start within 20s")
+		}
+	}
+}
+
+// certFiles are a CA and a server certificate it signed, as the driver's CI gives the server.
+type certFiles struct{ ca, cert, key string }
+
+func makeCerts(dir string) (certFiles, error) {
+	f := certFiles{filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem")}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return f, err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "slardar conformance CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return f, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return f, err
+	}
+	srv := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srv, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return f, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return f, err
+	}
+	for path, block := range map[string]*pem.Block{
+		f.ca:   {Type: "CERTIFICATE", Bytes: caDER},
+		f.cert: {Type: "CERTIFICATE", Bytes: srvDER},
+		f.key:  {Type: "PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
