@@ -36,6 +36,7 @@ deps:
 
 test: deps-all build vet docs-check
 	$(GO) test -race -timeout 20m -count=1 ./...
+	$(GO) run ./internal/cmd/conformance -v
 
 # A client library's own tests directly and through mysql-proxy (internal/cmd/conformance).
 conformance: deps build

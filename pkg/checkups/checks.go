@@ -117,6 +117,13 @@ func checkMySQL(ctx context.Context, up *Upstream, role string, srv Server) (hea
 	cfg.User, cfg.Passwd, cfg.DBName = up.User, up.Pass, up.Name
 	cfg.Timeout = up.DialTimeout()
 	cfg.Logger = discardMySQLLog{}
+	if conf, preferred := up.ClientTLS(); conf != nil {
+		cfg.TLS = conf.Clone()
+		if cfg.TLS.ServerName == "" {
+			cfg.TLS.ServerName = srv.Host
+		}
+		cfg.AllowFallbackToPlaintext = preferred
+	}
 	if up.Charset != "" {
 		if err := cfg.Apply(mysql.Charset(up.Charset, "")); err != nil {
 			return heartbeatResult{}, fmt.Errorf("mysql charset %q: %w", up.Charset, err)

@@ -7,9 +7,12 @@ package checkups
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -42,7 +45,82 @@ type Upstream struct {
 	// MaxReplicationLag, in seconds (mysql, extension): a replica further behind, or with a
 	// replication thread stopped, is lagging and gets no connections until it catches up.
 	MaxReplicationLag float64 `json:"max_replication_lag,omitempty"`
-	Cluster           Cluster `json:"cluster"`
+	// TLS to the servers (mysql, extension): mysql-proxy's sessions and the mysql heartbeat.
+	TLS     *TLSOptions `json:"tls,omitempty"`
+	Cluster Cluster     `json:"cluster"`
+
+	tlsConf *tls.Config // built from TLS by validate
+}
+
+// TLSOptions are an upstream's TLS to its servers.
+type TLSOptions struct {
+	// Mode: off (default), preferred (TLS when the server offers it), required (no login
+	// without it).
+	Mode string `json:"mode,omitempty"`
+	// CA verifies the server's certificate (a PEM file) and its name: ServerName, else the
+	// server's host. Without it the connection is encrypted, not authenticated (MySQL's
+	// REQUIRED).
+	CA         string `json:"ca,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+	// Cert and Key are a client certificate (PEM files) for servers that require one.
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
+
+// TLS modes.
+const (
+	TLSOff       = "off"
+	TLSPreferred = "preferred"
+	TLSRequired  = "required"
+)
+
+// ClientTLS is the TLS configuration to the upstream's servers (nil: none) and whether a
+// server without TLS may be used anyway (preferred). The configuration is the same value for
+// the life of the upstream's config (a pool may key connections on it); set ServerName on a
+// clone where it is empty and verification is on.
+func (u *Upstream) ClientTLS() (*tls.Config, bool) {
+	if u.tlsConf == nil {
+		return nil, false
+	}
+	return u.tlsConf, u.TLS.Mode == TLSPreferred
+}
+
+// buildTLS loads the TLS files of the upstream.
+func (u *Upstream) buildTLS() error {
+	u.tlsConf = nil
+	if u.TLS == nil {
+		return nil
+	}
+	switch u.TLS.Mode {
+	case "", TLSOff:
+		return nil
+	case TLSPreferred, TLSRequired:
+	default:
+		return invalid("tls.mode invalid: %q (want off, preferred or required)", u.TLS.Mode)
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.TLS.ServerName, InsecureSkipVerify: u.TLS.CA == ""}
+	if u.TLS.CA != "" {
+		pem, err := os.ReadFile(u.TLS.CA)
+		if err != nil {
+			return invalid("tls.ca: %v", err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return invalid("tls.ca: no certificate in %s", u.TLS.CA)
+		}
+	}
+	if (u.TLS.Cert == "") != (u.TLS.Key == "") {
+		return invalid("tls.cert and tls.key go together")
+	}
+	if u.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(u.TLS.Cert, u.TLS.Key)
+		if err != nil {
+			return invalid("tls.cert: %v", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	u.tlsConf = conf
+	return nil
 }
 
 // HTTPOpts configures the http heartbeat.
@@ -71,6 +149,9 @@ type Server struct {
 	Weight      int     `json:"weight"`       // default 1
 	MaxFails    int     `json:"max_fails"`    // default 0: passive health off
 	FailTimeout float64 `json:"fail_timeout"` // seconds, default 10
+	// MaxConns bounds the connections mysql-proxy opens to the server (0: its
+	// @@max_connections less a tenth).
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // Addr is host:port.
@@ -252,7 +333,7 @@ func parseServers(raw json.RawMessage, strict bool) ([]Server, error) {
 	out := make([]Server, 0, len(items))
 	for i, it := range items {
 		if strict {
-			if err := onlyKnown(it, fmt.Sprintf("server %d", i+1), "host", "port", "weight", "max_fails", "fail_timeout"); err != nil {
+			if err := onlyKnown(it, fmt.Sprintf("server %d", i+1), "host", "port", "weight", "max_fails", "fail_timeout", "max_conns"); err != nil {
 				return nil, err
 			}
 		}
@@ -270,7 +351,7 @@ func parseServers(raw json.RawMessage, strict bool) ([]Server, error) {
 			key string
 			dst *int
 			min int
-		}{{"weight", &s.Weight, 1}, {"max_fails", &s.MaxFails, 0}} {
+		}{{"weight", &s.Weight, 1}, {"max_fails", &s.MaxFails, 0}, {"max_conns", &s.MaxConns, 0}} {
 			if v, ok := it[f.key]; ok {
 				if err := json.Unmarshal(v, f.dst); err != nil || *f.dst < f.min {
 					return nil, invalid("server %d: %s must be an integer >= %d, got %s", i+1, f.key, f.min, v)
@@ -377,7 +458,7 @@ func (u *Upstream) validate() error {
 	if u.Try < 0 || u.Sensibility < 0 || u.Rise < 0 {
 		return invalid("try, sensibility and rise must not be negative")
 	}
-	return nil
+	return u.buildTLS()
 }
 
 func unwrapJSON(err error) string {

@@ -2,6 +2,7 @@ package checkups
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -119,6 +120,14 @@ func (p Peer) Usable() bool { return p.pool == nil || p.pool.usable(p.pe, time.N
 
 // Addr is the server's host:port.
 func (p Peer) Addr() string { return p.Server.Addr() }
+
+// TLS is the upstream's TLS to its servers (see Upstream.ClientTLS).
+func (p Peer) TLS() (*tls.Config, bool) {
+	if p.pool == nil {
+		return nil, false
+	}
+	return p.pool.up.ClientTLS()
+}
 
 // Acquire counts a connection open to the peer (for least_conn and status) until release is called.
 func (p Peer) Acquire() (release func()) {

@@ -29,6 +29,9 @@ type Registry struct {
 	// ImpliedRole gives the role of an upstream without "role" (mysql-proxy: its listeners'
 	// upstreams are primaries, their _read upstreams replicas). Nil: none.
 	ImpliedRole func(upstream string) string
+	// ServerInfo, when set, adds what the daemon knows of a server (host:port) to its status
+	// (ServerStatus.Pool).
+	ServerInfo func(addr string) map[string]any
 
 	mu      sync.RWMutex
 	pools   map[string]*pool

@@ -28,6 +28,9 @@ type ServerStatus struct {
 	ActiveConns  int64          `json:"active_conns"`
 	Replication  map[string]any `json:"replication,omitempty"`
 	RedisVersion any            `json:"redis_version,omitempty"`
+	// Pool is what the daemon's connection pool holds of the server (mysql-proxy: open, idle,
+	// waiting, limit, waits, wait_seconds), from Registry.ServerInfo.
+	Pool map[string]any `json:"pool,omitempty"`
 
 	Upstream, Addr string `json:"-"` // for Go callers: the upstream's name, the server's host:port
 }
@@ -65,7 +68,11 @@ func (r *Registry) Status(version string) map[string]any {
 		for li, ls := range p.levels {
 			levels[li] = make([]ServerStatus, 0, len(ls.servers))
 			for _, pe := range ls.servers {
-				levels[li] = append(levels[li], p.serverStatus(pe, now))
+				st := p.serverStatus(pe, now)
+				if r.ServerInfo != nil {
+					st.Pool = r.ServerInfo(st.Addr)
+				}
+				levels[li] = append(levels[li], st)
 			}
 		}
 		if p.up.Cluster.Named {

@@ -62,8 +62,16 @@ type MySQL struct {
 	GTIDWaitTimeout time.Duration `yaml:"gtid_wait_timeout"`
 	// Pool of backend connections between client sessions.
 	Pool struct {
-		MaxIdle     int           `yaml:"max_idle"`     // per server and user, default 64
-		IdleTimeout time.Duration `yaml:"idle_timeout"` // default 5m
+		// MaxConns is the proxy's connection limit per server whose upstream sets none
+		// (max_conns in its server entry); default the server's @@max_connections less a
+		// tenth (at least 2 left for its other clients).
+		MaxConns int `yaml:"max_conns"`
+		// WaitTimeout is how long a session waits for a connection at the limit before its
+		// client gets an error that names it; default 10s.
+		WaitTimeout time.Duration `yaml:"wait_timeout"`
+		MaxIdle     int           `yaml:"max_idle"`     // idle per server, default a tenth of its limit (at least 4)
+		IdleTimeout time.Duration `yaml:"idle_timeout"` // an idle connection is closed after this; default 5m
+		MaxAge      time.Duration `yaml:"max_age"`      // an idle connection opened longer ago is closed; default 1h
 	} `yaml:"pool"`
 }
 
@@ -163,6 +171,9 @@ func (f *MySQLFile) Validate() error {
 	}
 	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
 		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
+	}
+	if p := f.MySQL.Pool; p.MaxConns < 0 || p.MaxIdle < 0 || p.WaitTimeout < 0 || p.IdleTimeout < 0 || p.MaxAge < 0 {
+		return fmt.Errorf("mysql.pool: max_conns, max_idle, wait_timeout, idle_timeout and max_age must not be negative")
 	}
 	byUpstream := map[string]Listener{}
 	for i, l := range f.Listeners {

@@ -13,19 +13,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -96,12 +88,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	certs, err := makeCerts(dir)
+	certs, err := testserver.MakeCerts(dir)
 	if err != nil {
 		return err
 	}
 	repl, err := testserver.StartReplicationWith(ctx, dir, 0, 0, "--max-connections=50", "--max-allowed-packet=48M",
-		"--local-infile=1", "--performance-schema=ON", "--ssl-ca="+certs.ca, "--ssl-cert="+certs.cert, "--ssl-key="+certs.key)
+		"--local-infile=1", "--performance-schema=ON", "--ssl-ca="+certs.CA, "--ssl-cert="+certs.Cert, "--ssl-key="+certs.Key)
 	if err != nil {
 		return fmt.Errorf("starting MariaDB (make conformance installs it): %w", err)
 	}
@@ -112,7 +104,7 @@ func run() error {
 	if err := repl.Sync(ctx); err != nil {
 		return err
 	}
-	proxy, err := startProxy(ctx, o.proxyBin, dir, repl)
+	proxy, err := startProxy(ctx, o.proxyBin, dir, repl, certs.CA)
 	if err != nil {
 		return err
 	}
@@ -337,8 +329,9 @@ func (p *proxyProc) stop() {
 }
 
 // startProxy runs mysql-proxy with two listeners: "direct" (only the primary) and "db" (the
-// primary, and the replica for reads).
-func startProxy(ctx context.Context, bin, dir string, repl *testserver.Replication) (*proxyProc, error) {
+// primary, and the replica for reads), over TLS to the servers (verified with ca), as the
+// driver's TLS tests see the server's session.
+func startProxy(ctx context.Context, bin, dir string, repl *testserver.Replication, ca string) (*proxyProc, error) {
 	ports := make([]int, 3)
 	for i := range ports {
 		p, err := testserver.FreePort()
@@ -348,8 +341,8 @@ func startProxy(ctx context.Context, bin, dir string, repl *testserver.Replicati
 		ports[i] = p
 	}
 	up := func(name string, m *testserver.MariaDB) string {
-		return fmt.Sprintf("  %s: {typ: mysql, user: %s, pass: %s, timeout: 2, servers: [{host: 127.0.0.1, port: %d}]}\n",
-			name, testUser, testPassword, m.Port)
+		return fmt.Sprintf("  %s: {typ: mysql, user: %s, pass: %s, timeout: 2, tls: {mode: required, ca: %q}, servers: [{host: 127.0.0.1, port: %d}]}\n",
+			name, testUser, testPassword, ca, m.Port)
 	}
 	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
 http: {listen: ""}
@@ -398,49 +391,4 @@ upstreams:
 			return nil, errors.New("mysql-proxy did not start within 20s")
 		}
 	}
-}
-
-// certFiles are a CA and a server certificate it signed, as the driver's CI gives the server.
-type certFiles struct{ ca, cert, key string }
-
-func makeCerts(dir string) (certFiles, error) {
-	f := certFiles{filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server-cert.pem"), filepath.Join(dir, "server-key.pem")}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return f, err
-	}
-	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "slardar conformance CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return f, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return f, err
-	}
-	srv := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srv, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return f, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return f, err
-	}
-	for path, block := range map[string]*pem.Block{
-		f.ca:   {Type: "CERTIFICATE", Bytes: caDER},
-		f.cert: {Type: "CERTIFICATE", Bytes: srvDER},
-		f.key:  {Type: "PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
 }

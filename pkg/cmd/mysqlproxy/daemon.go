@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
@@ -59,9 +60,12 @@ type Daemon struct {
 
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
-	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: cfg.MySQL.Pool.MaxIdle, IdleTimeout: cfg.MySQL.Pool.IdleTimeout}}
+	pc := cfg.MySQL.Pool
+	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: pc.MaxIdle, IdleTimeout: pc.IdleTimeout, MaxAge: pc.MaxAge,
+		WaitTimeout: pc.WaitTimeout, MaxConns: pc.MaxConns}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
+	d.Reg.ServerInfo = d.poolInfo
 	d.Prom.MustRegister(d)
 	d.roles.Store(&map[string]string{})
 	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply, Record: d.RecordReload}
@@ -84,6 +88,16 @@ func (d *Daemon) Reload(ctx context.Context) error { return d.reload.Reload(ctx)
 func (d *Daemon) Shutdown(ctx context.Context) {
 	d.Daemon.Shutdown(ctx)
 	d.pool.Close()
+}
+
+// poolInfo is a server's part of the pool, for GET upstream status.
+func (d *Daemon) poolInfo(addr string) map[string]any {
+	st, ok := d.pool.Stats()[addr]
+	if !ok {
+		return nil
+	}
+	return map[string]any{"open": st.Open, "idle": st.Idle, "waiting": st.Waiting, "limit": st.Limit,
+		"waits": st.Waits, "wait_seconds": st.Waited.Seconds()}
 }
 
 // Pool is the backend connection pool (for tests and status).
@@ -185,6 +199,9 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 		return fmt.Errorf("mysql login: %w", err)
 	}
 	cc.SetDeadline(time.Time{})
+	if sc, ok := cx.Client.(syscall.Conn); ok {
+		cl.Gone = func() bool { return l4.PeerClosed(sc) }
+	}
 	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
 	cfg := (*d.sessions.Load())[cx.Upstream]
 	if cfg == nil { // a listener the config just removed: its last settings are gone, the defaults serve

@@ -1,8 +1,11 @@
 package mysqlproxy
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
@@ -110,4 +114,38 @@ func TestBackendLoginFailureHidesAddresses(t *testing.T) {
 		}
 	}
 	t.Log(out)
+}
+
+// TestCursorInAStoredProgram: a stored program that opens a cursor and then returns a result
+// set leaves SERVER_STATUS_CURSOR_EXISTS on it; through the proxy it answers at once, as
+// directly (the mariadb client does not use CLIENT_DEPRECATE_EOF: the flag is on an EOF).
+func TestCursorInAStoredProgram(t *testing.T) {
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	program := "BEGIN NOT ATOMIC DECLARE a INT; DECLARE c CURSOR FOR SELECT 41; OPEN c; FETCH c INTO a; CLOSE c; SELECT a + 1; END"
+	for _, target := range []string{repl.Primary.Addr(), addr} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		host, port, _ := net.SplitHostPort(target)
+		cmd := exec.CommandContext(ctx, "mariadb", "--no-defaults", "-h", host, "-P", port, "-u", testserver.User,
+			"-p"+testserver.Password, "--skip-column-names", "--batch", testserver.Database)
+		cmd.Stdin = strings.NewReader("DELIMITER //\n" + program + " //\nDELIMITER ;\nSELECT 'after';\n")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || strings.TrimSpace(string(out)) != "42\nafter" {
+			t.Fatalf("%s: %q %v (a hang ends at the test's deadline)", target, out, err)
+		}
+	}
+}
+
+// TestClientLeavingKillsItsStatement: a client that disconnects in the middle of a statement
+// has it killed on the server, as ProxySQL does: no orphan runs on, holding its locks.
+func TestClientLeavingKillsItsStatement(t *testing.T) {
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	c, _ := rawLogin(t, addr, testserver.User, testserver.Password, testserver.Database)
+	c.WritePayload(0, append([]byte{gomysql.COM_QUERY}, "/*master*/ SELECT SLEEP(60)"...))
+	c.W.Flush()
+	inFlight(t, true, "/*master*/ SELECT SLEEP(60)")
+	c.Close()
+	testutil.WaitFor(t, "the statement killed on the server", 10*time.Second, func() bool {
+		return rootQuery(t, repl.Primary, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '/*master*/ SELECT SLEEP(60)%'") == "0"
+	})
 }

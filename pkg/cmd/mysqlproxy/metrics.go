@@ -42,13 +42,19 @@ var (
 	sessionsDoneDesc = desc("sessions_total", "Client sessions ended.", "upstream")
 	gtidDesc         = desc("consistency_reads_total", "Reads that needed read-after-write care: gtid_wait (a replica after MASTER_GTID_WAIT), "+
 		"gtid_fallback (the primary after the wait timed out), window (the primary inside the window after a write).", "kind")
-	poolDesc     = desc("pool_connections_total", "Backend connections: opened (logins), reused (from the pool), reset (COM_RESET_CONNECTION before reuse), closed.", "event")
-	poolIdleDesc = desc("pool_idle_connections", "Backend connections idle in the pool now.")
+	poolDesc       = desc("pool_connections_total", "Backend connections: opened (logins), reused (from the pool), reset (COM_RESET_CONNECTION before reuse), closed.", "event")
+	poolIdleDesc   = desc("pool_idle_connections", "Backend connections idle in the pool now.")
+	serverConnDesc = desc("pool_server_connections", "Backend connections to a server now: open (in use, idle or logging in) and idle.", "server", "state")
+	serverLimDesc  = desc("pool_server_limit", "The connections mysql-proxy may open to a server (0: not known yet).", "server")
+	waitingDesc    = desc("pool_waiting_sessions", "Sessions waiting for a connection to a server at its limit.", "server")
+	waitsDesc      = desc("pool_waits_total", "Sessions that waited for a connection to a server at its limit.", "server")
+	waitTimeDesc   = desc("pool_wait_seconds_total", "Time sessions waited for a connection to a server at its limit.", "server")
 )
 
 // Describe implements prometheus.Collector.
 func (d *Daemon) Describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{queriesDesc, refusalsDesc, sessionsDesc, sessionsDoneDesc, gtidDesc, poolDesc, poolIdleDesc} {
+	for _, x := range []*prometheus.Desc{queriesDesc, refusalsDesc, sessionsDesc, sessionsDoneDesc, gtidDesc, poolDesc, poolIdleDesc,
+		serverConnDesc, serverLimDesc, waitingDesc, waitsDesc, waitTimeDesc} {
 		ch <- x
 	}
 }
@@ -78,4 +84,17 @@ func (d *Daemon) Collect(ch chan<- prometheus.Metric) {
 	counter(poolDesc, d.pool.Resets.Load(), "reset")
 	counter(poolDesc, d.pool.Closed.Load(), "closed")
 	ch <- prometheus.MustNewConstMetric(poolIdleDesc, prometheus.GaugeValue, float64(d.pool.Idle()))
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	stats := d.pool.Stats()
+	for _, addr := range slices.Sorted(maps.Keys(stats)) {
+		st := stats[addr]
+		gauge(serverConnDesc, float64(st.Open), addr, "open")
+		gauge(serverConnDesc, float64(st.Idle), addr, "idle")
+		gauge(serverLimDesc, float64(st.Limit), addr)
+		gauge(waitingDesc, float64(st.Waiting), addr)
+		counter(waitsDesc, st.Waits, addr)
+		ch <- prometheus.MustNewConstMetric(waitTimeDesc, prometheus.CounterValue, st.Waited.Seconds(), addr)
+	}
 }

@@ -1,19 +1,18 @@
-// Package backend is mysql-proxy's side towards the servers: logged-in connections (login by
-// go-mysql's client, with the capability flags the client negotiated, so responses can be
-// relayed byte for byte), their reset, and the pool they return to between client sessions.
+// Package backend is mysql-proxy's side towards the servers: logged-in connections (the
+// proxy's own login, with the capability flags the client negotiated, so responses can be
+// relayed byte for byte, its attributes and, per upstream, TLS), COM_CHANGE_USER to hand a
+// connection to the next session as a fresh login would, and the pool they wait in between.
 package backend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/pingcap/tidb/pkg/parser/charset"
 
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -21,44 +20,70 @@ import (
 // Framing are the capability flags whose value changes what the server sends or how it reads
 // statements: a backend connection must have exactly the client's, so that responses pass
 // through unchanged. CLIENT_MULTI_RESULTS and CLIENT_PS_MULTI_RESULTS are always on (CALL
-// fails with 1312 without them).
-const Framing = mysql.CLIENT_DEPRECATE_EOF | mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_MULTI_STATEMENTS |
-	mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_IGNORE_SPACE
+// fails with 1312 without them). Multi-statements are not among them: COM_SET_OPTION turns
+// them on and off on a live connection.
+const Framing = mysql.CLIENT_DEPRECATE_EOF | mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_LOCAL_FILES |
+	mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_IGNORE_SPACE
+
+// ExtFraming are MariaDB's extended capabilities (shifted down 32 bits) a backend connection
+// must share with its client: extended column metadata, bulk execution of prepared statements.
+const ExtFraming = uint32((MariaDBClientExtendedMetadata | MariaDBClientStmtBulk) >> 32)
 
 // always are the flags every backend connection has.
 const always = mysql.CLIENT_MULTI_RESULTS | mysql.CLIENT_PS_MULTI_RESULTS
 
-// Key says which connections are interchangeable: the pool keeps one list per key.
+// Key says which connections are interchangeable: the pool keeps one list per key. Who is
+// logged in, in which schema and collation, is not part of it: a connection taken from the
+// pool is logged in again (COM_CHANGE_USER) as the session that takes it.
 type Key struct {
-	Addr      string // host:port
+	Addr    string // host:port
+	Caps    uint32 // the Framing flags
+	ExtCaps uint32 // the ExtFraming capabilities
+	// TLS to the server (nil: none); TLSPreferred: a server that does not offer it is used
+	// without.
+	TLS          *tls.Config
+	TLSPreferred bool
+}
+
+// Login is who a connection serves: the user (with what logs it in), the schema, the
+// collation, the attributes the server sees, and whether it is a replica's (its session
+// read-only).
+type Login struct {
 	User      string
-	Password  string
-	Caps      uint32 // the Framing flags
+	Secret    Secret
+	Schema    string
 	Collation uint8
-	Schema    string // the current schema (a reset keeps it)
-	// ReadOnly: a connection used on a replica; its session is read-only (tx_read_only), set
-	// again after every reset.
-	ReadOnly bool
+	Attrs     []Attr
+	ReadOnly  bool
 }
 
 // Conn is a logged-in backend connection in the command phase.
 type Conn struct {
 	*wire.Conn
 	Key      Key
+	Login    Login // who it is logged in as now
 	ThreadID uint32
 	Version  string
 	Status   uint16 // status flags of the last OK or EOF
 	Schema   string // the current schema, as the server reported it
-	// Dirty marks a connection whose state a reset may not restore (COM_SET_OPTION changed the
-	// multi-statement option; a statement changed the session in a way the proxy cannot
-	// follow, such as SET ROLE, which COM_RESET_CONNECTION keeps): it is closed instead of pooled.
+	// Dirty marks a connection whose state must be reset before it waits in the pool: a
+	// transaction, locks, temporary tables (whatever pinned its session). Reset at the end of
+	// a session, closed when that fails.
 	Dirty bool
+	// Tainted marks a connection whose session changed what neither COM_RESET_CONNECTION nor
+	// COM_CHANGE_USER undoes on MariaDB 10.11 (a role set by SET ROLE), or anything the proxy
+	// could not follow: it is closed at the end of the session, never pooled.
+	Tainted bool
 	// Defaults are the session tracking a client of this server has before it changes any
 	// (read at login); Untracked: the server refused session tracking.
 	Defaults  Tracking
 	Untracked bool
 	// Multi: multi-statements are on (COM_SET_OPTION changes it).
 	Multi bool
+	// TLS: the connection is encrypted.
+	TLS bool
+	// Killed: its running statement was killed (its client left); it is not reused.
+	Killed bool
 	// SkipState: the last statement was a SET STATEMENT ... FOR, whose variables the server
 	// reports restored in the next response: its state change is not the session's.
 	SkipState bool
@@ -67,8 +92,13 @@ type Conn struct {
 	Release    func()
 	Usable     func() bool
 	idleAt     time.Time
+	openedAt   time.Time
+	lastUsed   time.Time // the last command (Arm)
 	watch      *watchConn
 	noLastGTID bool
+	hs         *Handshake
+	// maxConnections is the server's @@max_connections, read at login.
+	maxConnections int
 }
 
 // Has reports a capability of the connection.
@@ -80,14 +110,27 @@ func (c *Conn) InTransaction() bool { return c.Status&wire.StatusInTrans != 0 }
 // ErrFraming is a server that does not support a flag the client negotiated.
 var ErrFraming = errors.New("the server does not support a capability the client negotiated")
 
-// Dial connects and logs in to key.Addr as key.User, with key.Caps; schema, when not empty, is
-// the default schema. The dial is bounded by ctx. The connection reads its session tracking
-// defaults and turns on the tracking the proxy reads (see track).
-func Dial(ctx context.Context, key Key, schema string) (*Conn, error) {
-	c, err := dial(ctx, key, schema)
+// Dial connects and logs in to key.Addr as l. The dial is bounded by ctx. The connection
+// reads its session tracking defaults and turns on the tracking the proxy reads (see track).
+func Dial(ctx context.Context, key Key, l Login) (*Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", key.Addr)
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetKeepAlive(false)
+	}
+	caps := key.Caps | mysql.CLIENT_MULTI_STATEMENTS
+	hs, conn, err := login(ctx, nc, Key{Addr: key.Addr, Caps: caps, ExtCaps: key.ExtCaps, TLS: key.TLS, TLSPreferred: key.TLSPreferred},
+		l.User, l.Schema, l.Collation, l.Secret, l.Attrs)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, l.User, err)
+	}
+	w := &watchConn{Conn: conn}
+	c := &Conn{Conn: wire.NewConn(w), Key: key, Login: l, ThreadID: hs.ThreadID, Version: hs.Version, hs: hs, TLS: hs.tls,
+		Status: wire.StatusAutocommit, Schema: l.Schema, watch: w, Multi: true, openedAt: time.Now()}
 	if err := c.readDefaults(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: reading session defaults: %w", key.Addr, err)
@@ -99,65 +142,13 @@ func Dial(ctx context.Context, key Key, schema string) (*Conn, error) {
 	return c, nil
 }
 
-func dial(ctx context.Context, key Key, schema string) (*Conn, error) {
-	d := net.Dialer{KeepAlive: -1}
-	opts := []client.Option{func(c *client.Conn) error {
-		for _, flag := range []uint32{mysql.CLIENT_MULTI_STATEMENTS, mysql.CLIENT_LOCAL_FILES, mysql.CLIENT_FOUND_ROWS,
-			mysql.CLIENT_IGNORE_SPACE, mysql.CLIENT_SESSION_TRACK} {
-			if key.Caps&flag != 0 {
-				if err := c.SetCapability(flag); err != nil {
-					return err
-				}
-			} else {
-				c.UnsetCapability(flag)
-			}
-		}
-		if key.Caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
-			c.UnsetCapability(mysql.CLIENT_DEPRECATE_EOF)
-		}
-		c.UnsetCapability(mysql.CLIENT_QUERY_ATTRIBUTES)
-		c.SetCapability(mysql.CLIENT_MULTI_RESULTS)
-		c.SetCapability(mysql.CLIENT_PS_MULTI_RESULTS)
-		if coll, err := charset.GetCollationByID(int(key.Collation)); err == nil {
-			c.SetCollation(coll.Name)
-		}
-		c.SetAttributes(map[string]string{"program_name": "slardar mysql-proxy"})
-		return nil
-	}}
-	gc, err := client.ConnectWithDialer(ctx, "tcp", key.Addr, key.User, key.Password, schema, d.DialContext, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, key.User, err)
-	}
-	nc := gc.Conn.Conn
-	sent := key.Caps | always
-	if got := serverCaps(gc); got&(Framing|always)&sent != (Framing|always)&sent {
-		nc.Close()
-		return nil, fmt.Errorf("%s: %w (%#x of %#x)", key.Addr, ErrFraming, got&sent, sent)
-	}
-	w := &watchConn{Conn: nc}
-	return &Conn{Conn: wire.NewConn(w), Key: key, ThreadID: gc.GetConnectionID(), Version: gc.GetServerVersion(),
-		Status: wire.StatusAutocommit, Schema: schema, watch: w, Multi: key.Caps&mysql.CLIENT_MULTI_STATEMENTS != 0}, nil
-}
-
-// Arm readies the connection for a command: its reads give up when the server stops being
-// usable (Usable) or after readTimeout (0: DefaultReadTimeout) without an answer.
-func (c *Conn) Arm(readTimeout time.Duration) {
-	c.watch.alive, c.watch.readTimeout = c.Usable, readTimeout
-	c.watch.arm(time.Now())
-}
-
-// serverCaps are the capabilities in effect on a go-mysql connection (what it sent and the
-// server has). go-mysql keeps them unexported; CapabilityString names them.
-func serverCaps(gc *client.Conn) uint32 {
-	byName := make(map[string]uint32, len(mysql.CapNames))
-	for flag, name := range mysql.CapNames {
-		byName[name] = flag
-	}
-	var caps uint32
-	for _, name := range strings.Split(gc.CapabilityString(), "|") {
-		caps |= byName[name]
-	}
-	return caps
+// Arm readies the connection for a command: its reads give up after readTimeout (0:
+// DefaultReadTimeout) without an answer, or when waiting, called every second of a wait,
+// returns false (the server is down).
+func (c *Conn) Arm(readTimeout time.Duration, waiting func() bool) {
+	now := time.Now()
+	c.watch.alive, c.watch.readTimeout, c.lastUsed = waiting, readTimeout, now
+	c.watch.arm(now)
 }
 
 // bound puts ctx's deadline on the connection for an internal command; the returned func

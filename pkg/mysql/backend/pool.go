@@ -1,7 +1,10 @@
 package backend
 
 import (
+	"container/list"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,31 +18,85 @@ import (
 
 // Defaults of a Pool.
 const (
-	DefaultMaxIdle     = 64
 	DefaultIdleTimeout = 5 * time.Minute
+	DefaultMaxAge      = time.Hour
+	DefaultWaitTimeout = 10 * time.Second
+	DefaultMaxWaiting  = 4096
+	minIdle            = 4
 	resetTimeout       = 5 * time.Second
 )
 
-// Pool keeps backend connections between client sessions, per Key. A connection comes back
-// only after COM_RESET_CONNECTION succeeded (and the proxy's session tracking and, on a
-// replica, the read-only mode were set again), so a client never sees another client's
-// variables, transaction, temporary tables or locks; one that cannot be reset, or whose state
-// a reset may not restore (Dirty), is closed.
-type Pool struct {
-	MaxIdle     int           // idle connections per key; default DefaultMaxIdle
-	IdleTimeout time.Duration // an idle connection older than this is closed; default DefaultIdleTimeout
+// ErrLimit is a session that waited WaitTimeout for a connection to a server whose connection
+// limit was reached (see LimitError).
+var ErrLimit = errors.New("too many connections")
 
-	mu   sync.Mutex
-	idle map[Key][]*Conn
+// LimitError says which limit a session waited on, and how long.
+type LimitError struct {
+	Addr   string
+	Limit  int
+	Waited time.Duration
+	Queue  bool // the queue of waiting sessions was full: it did not wait
+}
+
+func (e *LimitError) Error() string {
+	if e.Queue {
+		return fmt.Sprintf("too many connections: the queue of sessions waiting for a connection to %s is full (limit %d connections)", e.Addr, e.Limit)
+	}
+	return fmt.Sprintf("too many connections: all %d connections mysql-proxy may open to %s are in use (waited %v; max_conns)", e.Limit, e.Addr, e.Waited)
+}
+
+func (e *LimitError) Unwrap() error { return ErrLimit }
+
+// Pool keeps backend connections between client sessions and keeps the proxy within each
+// server's connection limit. A connection taken from the pool is logged in again as the session
+// that takes it (COM_CHANGE_USER): it is what a fresh login would be — the user, its default
+// role, the schema and its character set as they are now, session variables from the globals
+// as they are now, the session's attributes — so a client never sees another client's
+// variables, transaction, temporary tables, locks or role. A connection that holds a
+// transaction, locks or temporary tables (Dirty) is reset (COM_RESET_CONNECTION) before it waits
+// in the pool, closed when that fails; one whose session set a role (Tainted: neither command
+// undoes it on MariaDB 10.11) is closed.
+//
+// Per server: at most its limit of connections are open (the configured one, else the
+// server's @@max_connections less a tenth for its other clients); at the limit, an idle
+// connection of another key is closed to make room, else the session waits (at most
+// WaitTimeout, MaxWaiting sessions per server) for one to be released, then gets ErrLimit. Idle
+// connections are at most MaxIdle per server; one idle longer than IdleTimeout, or opened more
+// than MaxAge ago, is closed.
+type Pool struct {
+	MaxIdle     int           // idle connections per server; default a tenth of its limit, at least 4
+	IdleTimeout time.Duration // default DefaultIdleTimeout
+	MaxAge      time.Duration // default DefaultMaxAge
+	WaitTimeout time.Duration // default DefaultWaitTimeout
+	MaxWaiting  int           // default DefaultMaxWaiting
+	// MaxConns is the proxy's connection limit per server when its upstream sets none; 0: the
+	// server's @@max_connections less a tenth (at least 2 kept for its other clients).
+	MaxConns int
+
+	mu      sync.Mutex
+	servers map[string]*server
+	janitor sync.Once
+	done    chan struct{}
 
 	Opened, Reused, Resets, Closed atomic.Int64
 }
 
-func (p *Pool) maxIdle() int {
-	if p.MaxIdle > 0 {
-		return p.MaxIdle
+// server is the pool's book of one server.
+type server struct {
+	open       int        // connections open: in use, idle or being dialed
+	configured int        // the limit the server's upstream sets (0: none), as last seen
+	idle       []*Conn    // oldest first
+	learned    int        // the server's @@max_connections (0: not known yet)
+	waiters    *list.List // of chan struct{}, first come first served
+	waited     time.Duration
+	waits      int64
+}
+
+func (p *Pool) maxWaiting() int {
+	if p.MaxWaiting > 0 {
+		return p.MaxWaiting
 	}
-	return DefaultMaxIdle
+	return DefaultMaxWaiting
 }
 
 func (p *Pool) idleTimeout() time.Duration {
@@ -49,84 +106,334 @@ func (p *Pool) idleTimeout() time.Duration {
 	return DefaultIdleTimeout
 }
 
-// Get returns a connection of key: an idle one that is still open, or a new one logged in with
-// schema as its default schema.
-func (p *Pool) Get(ctx context.Context, key Key, schema string) (*Conn, error) {
-	if c := p.take(key); c != nil {
-		p.Reused.Add(1)
-		return c, nil
+func (p *Pool) maxAge() time.Duration {
+	if p.MaxAge > 0 {
+		return p.MaxAge
 	}
-	c, err := Dial(ctx, key, schema)
-	if err != nil {
-		return nil, err
-	}
-	p.Opened.Add(1)
-	return c, nil
+	return DefaultMaxAge
 }
 
-// take pops the newest idle connection of key that has not timed out or been closed by the
-// server.
-func (p *Pool) take(key Key) *Conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *Pool) waitTimeout() time.Duration {
+	if p.WaitTimeout > 0 {
+		return p.WaitTimeout
+	}
+	return DefaultWaitTimeout
+}
 
-	for list := p.idle[key]; len(list) > 0; list = p.idle[key] {
-		c := list[len(list)-1]
-		p.idle[key] = list[:len(list)-1]
+// limit is a server's connection limit (0: none known yet).
+func (p *Pool) limit(sv *server) int {
+	switch {
+	case sv.configured > 0:
+		return sv.configured
+	case p.MaxConns > 0:
+		return p.MaxConns
+	case sv.learned > 0:
+		return max(1, sv.learned-max(2, sv.learned/10))
+	}
+	return 0
+}
+
+func (p *Pool) maxIdle(sv *server) int {
+	if p.MaxIdle > 0 {
+		return p.MaxIdle
+	}
+	return max(minIdle, p.limit(sv)/10)
+}
+
+// server returns the book of addr; p.mu is held.
+func (p *Pool) server(addr string) *server {
+	if p.servers == nil {
+		p.servers = make(map[string]*server)
+	}
+	sv := p.servers[addr]
+	if sv == nil {
+		sv = &server{waiters: list.New()}
+		p.servers[addr] = sv
+	}
+	return sv
+}
+
+// Get returns a connection of key logged in as l: an idle one, logged in again, or a new one.
+// maxConns is the server's limit from its upstream (0: the pool's). At the limit it waits, at
+// most WaitTimeout, for a connection to be released.
+func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, error) {
+	p.janitor.Do(p.startJanitor)
+	var start time.Time
+	for {
+		p.mu.Lock()
+		sv := p.server(key.Addr)
+		sv.configured = maxConns
+		if c := p.takeIdle(sv, key); c != nil {
+			p.mu.Unlock()
+			if err := c.ChangeUser(ctx, l); err != nil {
+				p.close(c) // the next try dials, or takes another
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				continue
+			}
+			p.Reused.Add(1)
+			p.account(sv, start)
+			return c, nil
+		}
+		limit := p.limit(sv)
+		var victim *Conn
+		if limit > 0 && sv.open >= limit && len(sv.idle) > 0 {
+			victim, sv.idle = sv.idle[0], sv.idle[1:] // another key's: room for this one
+		}
+		if limit == 0 || sv.open < limit || victim != nil {
+			if victim == nil {
+				sv.open++
+			}
+			p.mu.Unlock()
+			if victim != nil {
+				victim.Close()
+				p.Closed.Add(1)
+			}
+			c, err := Dial(ctx, key, l)
+			p.mu.Lock()
+			if err != nil {
+				sv.open--
+				p.wake(sv)
+				full := isTooMany(err) && sv.open > 0
+				p.mu.Unlock()
+				if full && ctx.Err() == nil {
+					// The server is full with other clients' connections: wait for one of
+					// ours, as at the limit.
+					if start.IsZero() {
+						start = time.Now()
+					}
+					if err := p.wait(ctx, key.Addr, limit, start); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				return nil, err
+			}
+			if c.maxConnections > 0 {
+				sv.learned = c.maxConnections
+			}
+			p.mu.Unlock()
+			p.Opened.Add(1)
+			p.account(sv, start)
+			return c, nil
+		}
+		p.mu.Unlock()
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if err := p.wait(ctx, key.Addr, limit, start); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// account adds a wait that ended with a connection to the server's totals.
+func (p *Pool) account(sv *server, start time.Time) {
+	if start.IsZero() {
+		return
+	}
+	p.mu.Lock()
+	sv.waited += time.Since(start)
+	sv.waits++
+	p.mu.Unlock()
+}
+
+// wait waits in the server's queue until a connection is released, the wait started at start
+// has lasted WaitTimeout, or ctx ends.
+func (p *Pool) wait(ctx context.Context, addr string, limit int, start time.Time) error {
+	p.mu.Lock()
+	sv := p.server(addr)
+	if sv.waiters.Len() >= p.maxWaiting() {
+		p.mu.Unlock()
+		return &LimitError{Addr: addr, Limit: limit, Queue: true}
+	}
+	ch := make(chan struct{})
+	e := sv.waiters.PushBack(ch)
+	p.mu.Unlock()
+	left := p.waitTimeout() - time.Since(start)
+	t := time.NewTimer(max(left, 0))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	select {
+	case <-ch: // woken as it gave up: pass the turn on
+		p.wake(sv)
+	default:
+		sv.waiters.Remove(e)
+	}
+	sv.waited += time.Since(start)
+	sv.waits++
+	p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return &LimitError{Addr: addr, Limit: limit, Waited: p.waitTimeout()}
+}
+
+// wake lets the first waiter of sv try again; p.mu is held.
+func (p *Pool) wake(sv *server) {
+	if e := sv.waiters.Front(); e != nil {
+		sv.waiters.Remove(e)
+		close(e.Value.(chan struct{}))
+	}
+}
+
+// takeIdle pops the newest idle connection of key that is still usable; p.mu is held.
+func (p *Pool) takeIdle(sv *server, key Key) *Conn {
+	now := time.Now()
+	for i := len(sv.idle) - 1; i >= 0; i-- {
+		c := sv.idle[i]
+		if c.Key != key {
+			continue
+		}
+		sv.idle = append(sv.idle[:i], sv.idle[i+1:]...)
 		sc, ok := c.watch.Conn.(syscall.Conn)
-		if time.Since(c.idleAt) < p.idleTimeout() && ok && !l4.PeerClosed(sc) {
+		if now.Sub(c.idleAt) < p.idleTimeout() && now.Sub(c.openedAt) < p.maxAge() && (!ok || !l4.PeerClosed(sc)) {
 			return c
 		}
-		go p.close(c)
+		sv.open--
+		go p.closeConn(c)
 	}
 	return nil
 }
 
-// Put resets c and keeps it for the next session of its key, or closes it.
+// isTooMany reports a server's refusal of a login for its connection limit.
+func isTooMany(err error) bool {
+	var me *mysql.MyError
+	return errors.As(err, &me) && (me.Code == mysql.ER_CON_COUNT_ERROR || me.Code == mysql.ER_TOO_MANY_USER_CONNECTIONS)
+}
+
+// Put takes back a connection at the end of a session: reset first when it is Dirty or in a
+// transaction, then idle for the next session (the oldest idle one is closed beyond MaxIdle),
+// or closed.
 func (p *Pool) Put(c *Conn) {
 	if c == nil {
 		return
 	}
-	if c.Dirty {
-		p.close(c)
+	if c.Tainted || c.Killed {
+		p.Discard(c)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
-	if err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, ""); err != nil {
-		p.close(c)
-		return
+	if c.Dirty || c.InTransaction() {
+		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+		err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, "")
+		if err == nil {
+			err = c.track(ctx)
+		}
+		cancel()
+		if err != nil {
+			p.Discard(c)
+			return
+		}
+		p.Resets.Add(1)
+		c.Dirty = false
 	}
-	if err := c.track(ctx); err != nil {
-		p.close(c)
-		return
-	}
-	p.Resets.Add(1)
 	c.Status, c.SkipState = wire.StatusAutocommit, false
 	c.idleAt = time.Now()
 	p.mu.Lock()
-	if p.idle == nil {
-		p.idle = make(map[Key][]*Conn)
+	sv := p.server(c.Key.Addr)
+	sv.idle = append(sv.idle, c)
+	var extra *Conn
+	if len(sv.idle) > p.maxIdle(sv) {
+		extra, sv.idle = sv.idle[0], sv.idle[1:]
+		sv.open--
 	}
-	if len(p.idle[c.Key]) >= p.maxIdle() {
-		p.mu.Unlock()
-		p.close(c)
-		return
-	}
-	p.idle[c.Key] = append(p.idle[c.Key], c)
+	p.wake(sv)
 	p.mu.Unlock()
+	if extra != nil {
+		p.closeConn(extra)
+	}
 }
 
 // Discard closes a connection that must not be reused (it failed).
 func (p *Pool) Discard(c *Conn) {
-	if c != nil {
-		p.close(c)
+	if c == nil {
+		return
+	}
+	p.mu.Lock()
+	sv := p.server(c.Key.Addr)
+	sv.open--
+	p.wake(sv)
+	p.mu.Unlock()
+	p.closeConn(c)
+}
+
+func (p *Pool) close(c *Conn) { p.Discard(c) }
+
+func (p *Pool) closeConn(c *Conn) {
+	c.Close()
+	p.Closed.Add(1)
+}
+
+// startJanitor closes, every little while, idle connections past IdleTimeout or MaxAge.
+func (p *Pool) startJanitor() {
+	p.mu.Lock()
+	done := make(chan struct{})
+	p.done = done
+	p.mu.Unlock()
+	every := min(p.idleTimeout()/4, 30*time.Second)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.trim(time.Now())
+			}
+		}
+	}()
+}
+
+// trim closes idle connections past IdleTimeout or MaxAge.
+func (p *Pool) trim(now time.Time) {
+	var old []*Conn
+	p.mu.Lock()
+	for _, sv := range p.servers {
+		keep := sv.idle[:0]
+		for _, c := range sv.idle {
+			if now.Sub(c.idleAt) >= p.idleTimeout() || now.Sub(c.openedAt) >= p.maxAge() {
+				old = append(old, c)
+				sv.open--
+				continue
+			}
+			keep = append(keep, c)
+		}
+		sv.idle = keep
+		if len(old) > 0 {
+			p.wake(sv)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range old {
+		p.closeConn(c)
 	}
 }
 
-func (p *Pool) close(c *Conn) {
-	c.Close()
-	p.Closed.Add(1)
+// ServerStats are one server's connections as the pool sees them.
+type ServerStats struct {
+	Open, Idle, Waiting, Limit int
+	Waits                      int64
+	Waited                     time.Duration
+}
+
+// Stats are every server's, by address.
+func (p *Pool) Stats() map[string]ServerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]ServerStats, len(p.servers))
+	for addr, sv := range p.servers {
+		out[addr] = ServerStats{Open: sv.open, Idle: len(sv.idle), Waiting: sv.waiters.Len(), Limit: p.limit(sv),
+			Waits: sv.waits, Waited: sv.waited}
+	}
+	return out
 }
 
 // Idle counts the idle connections.
@@ -134,21 +441,42 @@ func (p *Pool) Idle() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for _, l := range p.idle {
-		n += len(l)
+	for _, sv := range p.servers {
+		n += len(sv.idle)
 	}
 	return n
 }
 
-// Close closes every idle connection.
+// Close closes every idle connection and stops the janitor.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.mu.Unlock()
-	for _, l := range idle {
-		for _, c := range l {
-			p.close(c)
-		}
+	var idle []*Conn
+	for _, sv := range p.servers {
+		idle = append(idle, sv.idle...)
+		sv.open -= len(sv.idle)
+		sv.idle = nil
 	}
+	if p.done != nil {
+		close(p.done)
+		p.done = nil
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		p.closeConn(c)
+	}
+}
+
+// Kill stops c's running statement (or, with connection, ends its session) on its server,
+// from a connection of its own logged in as c's user (the owner of the thread may kill it).
+func (p *Pool) Kill(ctx context.Context, c *Conn, connection bool) error {
+	k, err := Dial(ctx, c.Key, Login{User: c.Login.User, Secret: c.Login.Secret, Collation: c.Login.Collation})
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	what := "QUERY "
+	if connection {
+		what = "CONNECTION "
+	}
+	return k.Exec(ctx, mysql.COM_QUERY, fmt.Sprintf("KILL %s%d", what, c.ThreadID))
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -47,11 +48,11 @@ func onOff(v string) bool { return v == "1" || strings.EqualFold(v, "ON") }
 // defaults for the user) and whether the server reports last_gtid (MariaDB).
 func (c *Conn) readDefaults(ctx context.Context) error {
 	row, err := c.Row(ctx, "SELECT @@session.session_track_system_variables, @@session.session_track_schema, "+
-		"@@session.session_track_state_change, @@session.last_gtid")
+		"@@session.session_track_state_change, @@global.max_connections, @@session.last_gtid")
 	var ep *wire.ErrPacket
 	if errors.As(err, &ep) && ep.Code == mysql.ER_UNKNOWN_SYSTEM_VARIABLE {
 		row, err = c.Row(ctx, "SELECT @@session.session_track_system_variables, @@session.session_track_schema, "+
-			"@@session.session_track_state_change, NULL")
+			"@@session.session_track_state_change, @@global.max_connections, NULL")
 		c.noLastGTID = true
 	}
 	if errors.As(err, &ep) {
@@ -69,6 +70,7 @@ func (c *Conn) readDefaults(ctx context.Context) error {
 	}
 	c.Defaults.ParseVariables(str(row[0]))
 	c.Defaults.Schema, c.Defaults.State = onOff(str(row[1])), onOff(str(row[2]))
+	c.maxConnections, _ = strconv.Atoi(str(row[3]))
 	return nil
 }
 
@@ -77,23 +79,23 @@ func (c *Conn) readDefaults(ctx context.Context) error {
 // statement that slipped past the classifier fails with 1792 instead of changing the replica.
 // It runs on every new connection and after every reset (which restores the defaults).
 func (c *Conn) track(ctx context.Context) error {
-	if c.Untracked && !c.Key.ReadOnly {
+	if c.Untracked && !c.Login.ReadOnly {
 		return nil
 	}
 	set := "SET @@session.session_track_system_variables = '*', @@session.session_track_schema = ON, " +
 		"@@session.session_track_state_change = ON"
 	if c.Untracked {
 		set = "SET @@session.tx_read_only = 1"
-	} else if c.Key.ReadOnly {
+	} else if c.Login.ReadOnly {
 		set += ", @@session.tx_read_only = 1"
 	}
 	err := c.Exec(ctx, mysql.COM_QUERY, set)
 	var ep *wire.ErrPacket
-	if c.Key.ReadOnly && errors.As(err, &ep) && ep.Code == mysql.ER_UNKNOWN_SYSTEM_VARIABLE {
+	if c.Login.ReadOnly && errors.As(err, &ep) && ep.Code == mysql.ER_UNKNOWN_SYSTEM_VARIABLE {
 		// MySQL 8 knows the variable only as transaction_read_only.
 		err = c.Exec(ctx, mysql.COM_QUERY, strings.Replace(set, "tx_read_only", "transaction_read_only", 1))
 	}
-	if errors.As(err, &ep) && !c.Key.ReadOnly {
+	if errors.As(err, &ep) && !c.Login.ReadOnly {
 		c.Untracked = true // the server refused tracking: sessions on it stay on the primary
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +33,10 @@ type watchConn struct {
 	readTimeout time.Duration // 0: DefaultReadTimeout
 	hard        time.Time     // an internal command's deadline (bound); zero: none
 	armed       time.Time     // when the read deadline was last moved
+
+	mu          sync.Mutex // WatchIdle's goroutine and its stop
+	watching    bool       // a read waits for the server to close an idle connection
+	interrupted bool       // its stop was called
 }
 
 // arm sets the deadline a slice ahead, at most once per half slice (a deadline is a runtime
@@ -78,7 +84,18 @@ func (w *watchConn) waited(err error, start *time.Time) error {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
+	w.mu.Lock()
+	watching, interrupted := w.watching, w.interrupted
+	w.mu.Unlock()
+	if interrupted {
+		return errInterrupted
+	}
 	now := time.Now()
+	if watching {
+		w.armed = time.Time{}
+		w.arm(now) // an idle connection waits as long as it takes
+		return nil
+	}
 	if !w.hard.IsZero() {
 		if !now.Before(w.hard) {
 			return err
@@ -112,4 +129,73 @@ func (w *watchConn) bound(dl time.Time) {
 	w.hard = dl
 	w.armed = time.Time{}
 	w.Conn.SetDeadline(dl)
+}
+
+// errInterrupted ends a watch of an idle connection (WatchIdle's stop).
+var errInterrupted = errors.New("watch stopped")
+
+// WatchIdle watches a connection while its session is idle: if the server closes it, or
+// sends anything unasked (the error of a kill or a timeout), onGone runs. stop ends the watch
+// and returns once it has ended; what the server sent stays to be read.
+func (c *Conn) WatchIdle(onGone func()) (stop func()) {
+	w := c.watch
+	w.mu.Lock()
+	w.watching = true
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := c.R.Peek(1)
+		w.mu.Lock()
+		interrupted := w.interrupted
+		w.mu.Unlock()
+		if err == nil || !interrupted {
+			onGone()
+		}
+	}()
+	return func() {
+		w.mu.Lock()
+		w.interrupted = true
+		w.mu.Unlock()
+		w.Conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		w.mu.Lock()
+		w.watching, w.interrupted = false, false
+		w.mu.Unlock()
+		w.armed = time.Time{}
+	}
+}
+
+// Dead reports, for a connection unused for at least idle, whether its server closed it or
+// sent something unasked meanwhile: it cannot run a statement. Cheap enough for every command:
+// the socket is only looked at after idle.
+func (c *Conn) Dead(idle time.Duration) bool {
+	if time.Since(c.lastUsed) < idle {
+		return false
+	}
+	nc := c.watch.Conn
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	return c.R.Buffered() > 0 || peerGone(sc)
+}
+
+// peerGone reports a socket whose peer closed it or sent something (peeked, not read).
+func peerGone(c syscall.Conn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	var buf [1]byte
+	rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n > 0 || (n == 0 && err == nil) || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
+		return true // never wait in the poller
+	})
+	return gone
 }

@@ -75,9 +75,13 @@ type Client struct {
 	Schema       string
 	Capabilities uint32 // what the client asked for, within what the proxy offered
 	Collation    uint8
-	ConnID       uint32
-	TLS          bool
-	salt         []byte // the handshake's scramble, for COM_CHANGE_USER
+	Attrs        []wire.Attr // what the client said of itself (connection attributes)
+	// Gone, when set, reports whether the client has closed its connection (set by who
+	// accepted it: the proxy kills a statement whose client left).
+	Gone   func() bool
+	ConnID uint32
+	TLS    bool
+	salt   []byte // the handshake's scramble, for COM_CHANGE_USER
 }
 
 // Has reports a negotiated capability.
@@ -151,7 +155,7 @@ func (s *Server) Accept(nc net.Conn) (*Client, error) {
 		}
 	}
 	cl.Capabilities = resp.Capabilities & s.offered()
-	cl.Collation = resp.Collation
+	cl.Collation, cl.Attrs = resp.Collation, resp.Attrs
 	u, known := s.Users(resp.User)
 	if !known {
 		u = User{Name: resp.User, Password: unguessable(), Plugin: NativePassword}
@@ -264,7 +268,8 @@ type Response struct {
 	AuthData     []byte
 	Schema       string
 	Plugin       string
-	SSLRequest   bool // only the first 32 bytes: the client asks for TLS first
+	Attrs        []wire.Attr // CLIENT_CONNECT_ATTRS
+	SSLRequest   bool        // only the first 32 bytes: the client asks for TLS first
 }
 
 // ParseResponse reads a HandshakeResponse41 (or the SSLRequest that precedes it under TLS).
@@ -316,11 +321,18 @@ func ParseResponse(p []byte) (Response, error) {
 	}
 	r.Plugin = NativePassword
 	if r.Capabilities&mysql.CLIENT_PLUGIN_AUTH != 0 && len(rest) > 0 {
-		name, _, ok := cString(rest)
+		name, after, ok := cString(rest)
 		if !ok {
 			return r, errors.New("handshake response: bad plugin name")
 		}
-		r.Plugin = name
+		r.Plugin, rest = name, after
+	}
+	if r.Capabilities&mysql.CLIENT_CONNECT_ATTRS != 0 && len(rest) > 0 {
+		attrs, _, ok := wire.ParseAttrs(rest)
+		if !ok {
+			return r, errors.New("handshake response: bad connection attributes")
+		}
+		r.Attrs = attrs
 	}
 	return r, nil
 }
@@ -514,6 +526,7 @@ func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (*User, string
 	if _, err := cl.WritePayload(a.seq, ok); err != nil {
 		return nil, "", 0, err
 	}
+	cl.Attrs = r.Attrs
 	return &u, r.Schema, r.Collation, nil
 }
 
@@ -546,8 +559,13 @@ func parseChangeUser(p []byte, caps uint32) (Response, error) {
 		r.Collation, rest = rest[0], rest[2:]
 	}
 	if caps&mysql.CLIENT_PLUGIN_AUTH != 0 && len(rest) > 0 {
-		if name, _, ok := cString(rest); ok {
-			r.Plugin = name
+		if name, after, ok := cString(rest); ok {
+			r.Plugin, rest = name, after
+		}
+	}
+	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 && len(rest) > 0 {
+		if attrs, _, ok := wire.ParseAttrs(rest); ok {
+			r.Attrs = attrs
 		}
 	}
 	return r, nil

@@ -62,15 +62,35 @@ func (s *Session) vouched(funcs []string) bool {
 // primary while the session is pinned or not in autocommit, else what r asks for. The
 // connection has the session's schema and state. A replica that refused the state, or failed
 // while the proxy made it consistent, is dropped and the choice made again.
+//
+// A held connection unused for a while is first checked: one its server closed meanwhile (a
+// wait_timeout, a restart) is replaced when the session's state can move to another; when it
+// cannot (a transaction, locks, temporary tables), the session ends (errLost).
 func (s *Session) conn(r route) (*backend.Conn, error) {
 	for range 3 {
 		c, err := s.choose(r)
+		if err == nil && c.Dead(deadCheckAfter) {
+			if c == s.tx || (s.pinned && c == s.primary) {
+				s.drop(c, true)
+				return nil, errLost
+			}
+			s.cfg.logger().Info("a held server connection was closed while idle: the session moves to another", "server", c.Key.Addr)
+			s.drop(c, true)
+			err = errRetry
+		}
 		if !errors.Is(err, errRetry) {
 			return c, err
 		}
 	}
 	return s.choose(routePrimary)
 }
+
+// deadCheckAfter is how long a held connection stays unused before conn checks it.
+const deadCheckAfter = time.Second
+
+// errLost is a session whose server connection was closed with state that cannot move.
+var errLost = errors.New("the server closed the connection of a session that cannot move to another " +
+	"(a transaction, locks or temporary tables)")
 
 func (s *Session) choose(r route) (*backend.Conn, error) {
 	switch {
@@ -157,8 +177,8 @@ func (s *Session) readConn() (*backend.Conn, error) {
 }
 
 // acquire takes a connection to a server of upstream, chosen by checkups (levels, balancer,
-// health, retry): an idle one of the pool or a new login. A replica's (readOnly) session is
-// read-only.
+// health, retry): an idle one of the pool, logged in again as this session, or a new login.
+// A replica's (readOnly) session is read-only.
 func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error) {
 	user, password := s.cl.User.Name, s.cl.User.Password
 	if s.cfg.Backend != nil {
@@ -166,15 +186,17 @@ func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error)
 	}
 	// Session tracking is always on: what a statement changed in the session is read from
 	// it (and stripped for a client without it).
-	key := backend.Key{User: user, Password: password, Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK,
-		Collation: s.cl.Collation, Schema: s.st.schema, ReadOnly: readOnly}
+	key := backend.Key{Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK}
+	login := backend.Login{User: user, Secret: backend.Secret{Password: password}, Schema: s.st.schema,
+		Collation: s.cl.Collation, ReadOnly: readOnly, Attrs: s.attrs()}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.Registry.Timeout(upstream)+time.Second)
 	defer cancel()
 	var c *backend.Conn
 	peer, _, err := s.cfg.Registry.Try(ctx, upstream, s.key, func(ctx context.Context, p checkups.Peer) error {
 		k := key
 		k.Addr = p.Addr()
-		conn, err := s.cfg.Pool.Get(ctx, k, s.st.schema)
+		k.TLS, k.TLSPreferred = p.TLS()
+		conn, err := s.cfg.Pool.Get(ctx, k, login, p.Server.MaxConns)
 		c = conn
 		return err
 	})
@@ -187,6 +209,14 @@ func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error)
 	}
 	s.st.applied[c] = 0
 	return c, nil
+}
+
+// attrs are the connection attributes the servers see: the client's own, then the proxy's
+// name and the client's address (performance_schema.session_connect_attrs shows which
+// application holds a connection, as without the proxy).
+func (s *Session) attrs() []backend.Attr {
+	return append(slices.Clip(s.cl.Attrs), backend.Attr{Name: "_proxy", Value: "slardar mysql-proxy"},
+		backend.Attr{Name: "_proxy_client_addr", Value: s.cl.RemoteAddr().String()})
 }
 
 // replayFailed handles a connection that refused the session's schema or state: a replica
@@ -237,7 +267,7 @@ func (s *Session) drop(c *backend.Conn, broken bool) {
 		s.cfg.Pool.Discard(c)
 		return
 	}
-	c.Key.Schema = c.Schema
+	c.Dirty = c.Dirty || s.pinned // it may hold locks or temporary tables: reset before it waits
 	s.cfg.Pool.Put(c)
 }
 
@@ -250,8 +280,8 @@ func (s *Session) release() {
 // exchange sends one command to c and relays its response to the client (or, with toClient
 // false, discards it). It records the transaction state and the connection that ran last;
 // with ch, what the response reported of the session's changes.
-func (s *Session) exchange(c *backend.Conn, payload []byte, kind wire.Kind, toClient bool, prepareID func(uint32) uint32, ch *changes) (wire.Result, error) {
-	c.Arm(s.cfg.ReadTimeout)
+func (s *Session) exchange(c *backend.Conn, payload []byte, cmd command, toClient bool, ch *changes) (wire.Result, error) {
+	c.Arm(s.cfg.ReadTimeout, s.waiting(c))
 	if _, err := c.WritePayload(0, payload); err != nil { // a command starts at 0
 		return wire.Result{}, err
 	}
@@ -259,7 +289,7 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, kind wire.Kind, toCl
 		return wire.Result{}, err
 	}
 	rl := wire.Relay{From: c.R, DeprecateEOF: c.Has(mysql.CLIENT_DEPRECATE_EOF), SessionTrack: c.Has(mysql.CLIENT_SESSION_TRACK),
-		StripSessionTrack: !s.cl.Has(mysql.CLIENT_SESSION_TRACK), PrepareID: prepareID}
+		StripSessionTrack: !s.cl.Has(mysql.CLIENT_SESSION_TRACK), PrepareID: cmd.prepareID, Cursor: cmd.cursor}
 	if ch != nil {
 		rl.OnState = s.onState(ch)
 	}
@@ -269,7 +299,7 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, kind wire.Kind, toCl
 			rl.LocalInfile = func() error { return wire.DrainLocalInfile(s.cl.R, c.W) }
 		}
 	}
-	res, err := rl.Relay(kind)
+	res, err := rl.Relay(cmd.kind)
 	if err != nil {
 		return res, err
 	}
@@ -286,6 +316,30 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, kind wire.Kind, toCl
 		s.setTx(nil)
 	}
 	return res, nil
+}
+
+// waiting is what a statement on c does while it waits for its server, every second: it gives
+// up when checkups mark the server down; and when the client has gone meanwhile, the statement
+// is killed on the server (KILL QUERY, over another connection), so that no orphan runs on
+// holding its locks.
+func (s *Session) waiting(c *backend.Conn) func() bool {
+	return func() bool {
+		if c.Usable != nil && !c.Usable() {
+			return false
+		}
+		if s.cl.Gone != nil && !c.Killed && s.cl.Gone() {
+			c.Killed = true
+			s.cfg.logger().Info("the client left during a statement: it is killed on the server", "server", c.Key.Addr, "thread", c.ThreadID)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+				defer cancel()
+				if err := s.cfg.Pool.Kill(ctx, c, false); err != nil {
+					s.cfg.logger().Warn("killing the statement of a client that left", "server", c.Key.Addr, "err", err)
+				}
+			}()
+		}
+		return true
+	}
 }
 
 // setTx records the connection holding the open transaction (nil: none); the drain reads inTx.
@@ -309,6 +363,7 @@ type command struct {
 	target    func() (*backend.Conn, error)
 	forConn   func(c *backend.Conn) ([]byte, error)
 	prepareID func(uint32) uint32
+	cursor    bool // COM_STMT_EXECUTE that asks for a cursor
 }
 
 // run sends a client command on the connection of route r and relays the response.
@@ -333,6 +388,11 @@ func (s *Session) run(r route, cmd command) (*backend.Conn, wire.Result, error) 
 		} else {
 			c, err = s.conn(r)
 		}
+		if errors.Is(err, errLost) {
+			s.reply(cmd.seq+1, wire.AppendErr(nil, crServerGone, "HY000", "MySQL server has gone away"))
+			s.cl.W.Flush()
+			return nil, wire.Result{}, err
+		}
 		if err != nil {
 			return nil, wire.Result{}, s.replyErr(cmd.seq, err)
 		}
@@ -353,9 +413,9 @@ func (s *Session) run(r route, cmd command) (*backend.Conn, wire.Result, error) 
 			}
 		}
 		var ch changes
-		res, err := s.exchange(c, payload, cmd.kind, true, cmd.prepareID, &ch)
+		res, err := s.exchange(c, payload, cmd, true, &ch)
 		if err == nil {
-			if res.Err != nil && res.Err.Code == mysql.ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && c.Key.ReadOnly && s.tx == nil {
+			if res.Err != nil && res.Err.Code == mysql.ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && c.Login.ReadOnly && s.tx == nil {
 				s.refused(c, cmd.payload)
 				if s.cl.Unsend(mark) {
 					r, target = routePrimary, nil
@@ -365,7 +425,7 @@ func (s *Session) run(r route, cmd command) (*backend.Conn, wire.Result, error) 
 			s.learn(c, &ch, cmd.class, cmd.explained, res.Err == nil)
 			return c, res, nil
 		}
-		onReplica := c.Key.ReadOnly && s.tx != c
+		onReplica := c.Login.ReadOnly && s.tx != c
 		cause := err
 		retry, err := s.failed(c, res, err, attempt)
 		if err != nil {
@@ -424,6 +484,7 @@ func lostConnection(err error) []byte {
 }
 
 const (
+	crServerGone     = 2006
 	crServerLost     = 2013
 	crConnHostError  = 2003
 	errNoBackendText = "no backend server available"
@@ -442,7 +503,15 @@ func (s *Session) unavailable(err error) []byte {
 		return wire.AppendErr(nil, me.Code, me.State, fmt.Sprintf("%s: the servers refused the login of %q", errNoBackendText, s.cl.User.Name))
 	}
 	var unknown *checkups.UnknownUpstreamError
+	var limit *backend.LimitError
 	switch {
+	case errors.As(err, &limit) && limit.Queue:
+		return wire.AppendErr(nil, mysql.ER_CON_COUNT_ERROR, "08004", fmt.Sprintf(
+			"Too many connections: the queue of sessions waiting for a connection to a server of %q is full (limit %d connections)", s.write, limit.Limit))
+	case errors.As(err, &limit):
+		return wire.AppendErr(nil, mysql.ER_CON_COUNT_ERROR, "08004", fmt.Sprintf(
+			"Too many connections: all %d connections mysql-proxy may open to a server of %q are in use (waited %v; mysql.pool.max_conns, max_conns)",
+			limit.Limit, s.write, limit.Waited))
 	case errors.As(err, &unknown):
 		return wire.AppendErr(nil, crConnHostError, "HY000", fmt.Sprintf("%s: no upstream %q", errNoBackendText, unknown.Name))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, checkups.ErrTryTimeout):

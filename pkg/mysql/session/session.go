@@ -107,10 +107,12 @@ type Session struct {
 	stmts            map[uint32]*stmt
 	nextStmt         uint32
 	draining         atomic.Bool
-	inTx             atomic.Bool // tx != nil, for the drain's goroutine
-	armedAt          time.Time   // when the idle deadline was last set (armIdle)
-	written          gtidSet     // GTIDs of the session's writes (Session consistency)
-	lastWrite        time.Time   // the session's last write (Window consistency)
+	inTx             atomic.Bool   // tx != nil, for the drain's goroutine
+	armedAt          time.Time     // when the idle deadline was last set (armIdle)
+	clientIdle       time.Duration // the client's own wait_timeout, when it set one
+	lost             atomic.Bool   // the server closed a connection the session could not move
+	written          gtidSet       // GTIDs of the session's writes (Session consistency)
+	lastWrite        time.Time     // the session's last write (Window consistency)
 	stats            Stats
 }
 
@@ -153,8 +155,14 @@ func (s *Session) loop() error {
 		if s.draining.Load() && s.tx == nil { // the drain began after the check above: its wake-up may be overwritten
 			return nil
 		}
+		stop := s.watchIdle()
 		payload, seq, err := s.cl.ReadPayload(s.maxPacket())
+		stop()
 		if err != nil {
+			if s.lost.Load() {
+				return errors.New("the server closed the connection of a session that cannot move to another " +
+					"(a transaction, locks or temporary tables): the client connection is closed with it")
+			}
 			if s.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil
 			}
@@ -198,10 +206,32 @@ func (s *Session) armIdle() {
 }
 
 func (s *Session) idleTimeout() time.Duration {
-	if s.cfg.IdleTimeout > 0 {
+	switch {
+	case s.clientIdle > 0:
+		return s.clientIdle
+	case s.cfg.IdleTimeout > 0:
 		return s.cfg.IdleTimeout
 	}
 	return DefaultIdleTimeout
+}
+
+// watchIdle, while the session waits for its client, watches the connection it could not
+// move to another server (a transaction, or state pinned to it) and closes the client's
+// connection at once if the server closes it, as the server would close the client's own
+// (drivers check a connection before they reuse it). Other connections are replaced at their
+// next use (see conn). It returns what ends the watch.
+func (s *Session) watchIdle() (stop func()) {
+	c := s.tx
+	if c == nil && s.pinned {
+		c = s.primary
+	}
+	if c == nil {
+		return func() {}
+	}
+	return c.WatchIdle(func() {
+		s.lost.Store(true)
+		s.cl.Close()
+	})
 }
 
 func (s *Session) maxPacket() int {

@@ -135,8 +135,16 @@ func (s *Session) learn(c *backend.Conn, ch *changes, class sqlclass.Class, expl
 			}
 		default:
 			s.set(name, value)
-			if name == "character_set_connection" {
+			switch name {
+			case "character_set_connection":
 				delete(s.st.vars, "collation_connection") // the character set's default collation now
+			case "wait_timeout":
+				// The client's idle limit: the proxy closes the client's connection, as the
+				// server would (not a pooled server connection under it).
+				if secs, err := strconv.ParseFloat(value, 64); err == nil && secs > 0 {
+					s.clientIdle = time.Duration(secs * float64(time.Second))
+					s.armedAt = time.Time{}
+				}
 			}
 		}
 	}
@@ -155,7 +163,7 @@ func (s *Session) learn(c *backend.Conn, ch *changes, class sqlclass.Class, expl
 		s.pinned = true
 		// What the classifier pins for (temporary tables, PREPARE, ...) a reset undoes; what
 		// else changed, it cannot tell: a role, which a reset keeps, may be among it.
-		c.Dirty = c.Dirty || !class.Pin
+		c.Tainted = c.Tainted || !class.Pin
 	}
 	if s.st.applied[c] == before {
 		s.st.applied[c] = s.st.gen // it made the changes itself

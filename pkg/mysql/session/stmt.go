@@ -104,7 +104,7 @@ func (s *Session) on(st *stmt, c *backend.Conn) (uint32, error) {
 	if id, ok := st.on[c]; ok {
 		return id, nil
 	}
-	res, err := s.exchange(c, st.sql, wire.Prepare, false, nil, nil)
+	res, err := s.exchange(c, st.sql, command{kind: wire.Prepare}, false, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -133,6 +133,7 @@ func (s *Session) execute(payload []byte, seq byte) error {
 	}
 	r := s.routeOf(st.class)
 	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
+		cursor: len(payload) > 5 && payload[5] != 0,
 		target: func() (*backend.Conn, error) { return s.target(st) },
 		forConn: func(c *backend.Conn) ([]byte, error) {
 			id, err := s.on(st, c)
@@ -262,7 +263,7 @@ func (s *Session) onStmtConn(c *backend.Conn, st *stmt, payload []byte, seq byte
 	cmd := append([]byte(nil), payload...)
 	binary.LittleEndian.PutUint32(cmd[1:], st.on[c])
 	var ch changes
-	res, err := s.exchange(c, cmd, kind, true, nil, &ch)
+	res, err := s.exchange(c, cmd, command{kind: kind}, true, &ch)
 	if err != nil {
 		cause := err
 		if _, err = s.failed(c, res, err, 2); err != nil {

@@ -238,3 +238,42 @@ func StateSchema(data []byte) (string, bool) {
 func AppendStateEntry(b []byte, typ byte, data []byte) []byte {
 	return append(append(b, typ), mysql.PutLengthEncodedString(data)...)
 }
+
+// Attr is one connection attribute (CLIENT_CONNECT_ATTRS): what a client says of itself in its
+// handshake response or COM_CHANGE_USER, which the server shows in
+// performance_schema.session_connect_attrs.
+type Attr struct{ Name, Value string }
+
+// AppendAttrs appends attributes as a handshake response carries them: their length, then
+// each name and value, length-encoded.
+func AppendAttrs(b []byte, attrs []Attr) []byte {
+	var kv []byte
+	for _, a := range attrs {
+		kv = append(kv, mysql.PutLengthEncodedString([]byte(a.Name))...)
+		kv = append(kv, mysql.PutLengthEncodedString([]byte(a.Value))...)
+	}
+	return append(mysql.AppendLengthEncodedInteger(b, uint64(len(kv))), kv...)
+}
+
+// ParseAttrs reads attributes at the start of b (see AppendAttrs) and returns what follows them.
+func ParseAttrs(b []byte) ([]Attr, []byte, bool) {
+	n, k, ok := LenencInt(b)
+	if !ok || uint64(len(b)-k) < n {
+		return nil, b, false
+	}
+	kv, rest := b[k:k+int(n)], b[k+int(n):]
+	var attrs []Attr
+	for len(kv) > 0 {
+		name, i, ok := LenencString(kv)
+		if !ok {
+			return attrs, rest, false
+		}
+		value, j, ok := LenencString(kv[i:])
+		if !ok {
+			return attrs, rest, false
+		}
+		attrs = append(attrs, Attr{string(name), string(value)})
+		kv = kv[i+j:]
+	}
+	return attrs, rest, true
+}

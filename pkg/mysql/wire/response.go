@@ -47,6 +47,11 @@ type Relay struct {
 	LocalInfile func() error
 	// PrepareID, for Prepare, replaces the server's statement id with the proxy's.
 	PrepareID func(serverID uint32) uint32
+	// Cursor: the command asked for a cursor (COM_STMT_EXECUTE with a cursor type): an EOF
+	// after the column definitions with SERVER_STATUS_CURSOR_EXISTS ends the response (the rows
+	// come with COM_STMT_FETCH). Otherwise the flag means nothing here (a stored program that
+	// opened a cursor leaves it set on its result sets).
+	Cursor bool
 }
 
 // Result is how a response ended.
@@ -238,7 +243,7 @@ func (rl *Relay) resultSet(p *Packet, res *Result) (cursor bool, err error) {
 		if err := rl.copy(&eof, res); err != nil {
 			return false, err
 		}
-		if res.Status&StatusCursorExists != 0 {
+		if rl.Cursor && res.Status&StatusCursorExists != 0 {
 			return true, nil
 		}
 	}
