@@ -73,6 +73,9 @@ type Listener struct {
 	// global, window or none; default mysql.consistency) and its window; other daemons refuse them.
 	Consistency string        `yaml:"consistency,omitempty"`
 	Window      time.Duration `yaml:"window,omitempty"`
+	// ServerVersion is what mysql-proxy's handshake announces on the listener; default the
+	// servers' own version, marked "-slardar" (mysql.server_version sets it for all).
+	ServerVersion string `yaml:"server_version,omitempty"`
 }
 
 // Common is the part of the configuration every proxy daemon has.
@@ -130,8 +133,8 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	for i, l := range f.Listeners {
-		if l.Consistency != "" || l.Window != 0 {
-			return nil, fmt.Errorf("listeners[%d]: consistency and window are mysql-proxy settings", i)
+		if l.Consistency != "" || l.Window != 0 || l.ServerVersion != "" {
+			return nil, fmt.Errorf("listeners[%d]: consistency, window and server_version are mysql-proxy settings", i)
 		}
 	}
 	return f, nil

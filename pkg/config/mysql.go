@@ -32,7 +32,9 @@ type MySQLUser struct {
 
 // MySQL configures mysql-proxy's protocol side.
 type MySQL struct {
-	ServerVersion string `yaml:"server_version"` // announced in the handshake; default 5.5.5-10.11.99-MariaDB-slardar
+	// ServerVersion is announced in the handshake of every listener that sets none; default
+	// the servers' own (from their handshake), marked "-slardar".
+	ServerVersion string `yaml:"server_version"`
 	// TLSCert and TLSKey are the certificate offered to clients that ask for TLS; without them
 	// a self-signed one is made at start. Its RSA key also serves caching_sha2_password's full
 	// authentication without TLS.

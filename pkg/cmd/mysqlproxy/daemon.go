@@ -5,6 +5,7 @@
 package mysqlproxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
@@ -50,10 +52,14 @@ type Daemon struct {
 	pool     *backend.Pool
 	sessions atomic.Pointer[map[string]*session.Config] // by listener upstream
 	roles    atomic.Pointer[map[string]string]          // implied checkups roles: N primary, N_read replica
+	versions atomic.Pointer[map[string]string]          // the server_version each listener announces (by upstream)
+	lastKeys sync.Map                                   // upstream → clientKey: what its last client negotiated
 	pos      session.Positions
-	counters counters
-	users    atomic.Pointer[map[string]config.MySQLUser]
-	log      *slog.Logger
+	// sessionsByID are the open sessions by the connection id their clients were told (KILL).
+	sessionsByID session.Sessions
+	counters     counters
+	users        atomic.Pointer[map[string]config.MySQLUser]
+	log          *slog.Logger
 
 	mu sync.Mutex // serialises applies
 }
@@ -68,12 +74,13 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load fu
 	d.Reg.ServerInfo = d.poolInfo
 	d.Prom.MustRegister(d)
 	d.roles.Store(&map[string]string{})
+	d.versions.Store(&map[string]string{})
 	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply, Record: d.RecordReload}
 	tlsConf, key, err := serverTLS(cfg.MySQL)
 	if err != nil {
 		return nil, err
 	}
-	d.front = &front.Server{Version: cfg.MySQL.ServerVersion, TLS: tlsConf, RSAKey: key, Users: d.user,
+	d.front = &front.Server{TLS: tlsConf, RSAKey: key, Users: d.user,
 		LocalFiles: cfg.MySQL.LocalInfile == nil || *cfg.MySQL.LocalInfile}
 	if err := d.Serve(ctx, &cfg.Common, DefaultAdminListen, func() error { return d.apply(ctx, cfg) }); err != nil {
 		return nil, err
@@ -119,7 +126,9 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 	maxPacket, _ := script.ParseSize(cfg.MySQL.MaxPacket) // validated with the config
 	sessions := make(map[string]*session.Config, len(cfg.Listeners))
 	roles := make(map[string]string, 2*len(cfg.Listeners))
+	versions := make(map[string]string, len(cfg.Listeners))
 	for _, l := range cfg.Listeners {
+		versions[l.Upstream] = cmp.Or(l.ServerVersion, cfg.MySQL.ServerVersion)
 		mode, window := cfg.ListenerConsistency(l)
 		sc := d.sessionConfig(l.Upstream)
 		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, maxPacket
@@ -131,6 +140,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 	d.users.Store(&users)
 	d.sessions.Store(&sessions)
 	d.roles.Store(&roles)
+	d.versions.Store(&versions)
 	ch.Commit(ctx)
 	if len(users) == 0 {
 		d.log.Warn("no users configured: every login is refused; give --user NAME:PASSWORD or users: in the config file")
@@ -138,11 +148,53 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 	return nil
 }
 
+// hello is what the handshake of the listener serving upstream says: the version and default
+// collation of its servers (from the last login to one, or a probe of the first), marked as
+// the proxy, or the version configured; MariaDB's extended capabilities the servers have.
+func (d *Daemon) hello(ctx context.Context, upstream string) front.Hello {
+	var h front.Hello
+	if up := d.Reg.Get(upstream); up != nil {
+		for i, l := range up.Cluster.Levels {
+			for j, srv := range l.Servers {
+				ctx, cancel := context.WithTimeout(ctx, time.Second)
+				hs := d.pool.Hello(ctx, srv.Addr(), i == 0 && j == 0)
+				cancel()
+				if hs != nil {
+					h = front.Hello{Version: hs.Version + "-slardar", Collation: hs.Collation, ExtCaps: hs.ExtCaps() & backend.ExtFraming}
+					break
+				}
+			}
+			if h.Version != "" {
+				break
+			}
+		}
+	}
+	if v := (*d.versions.Load())[upstream]; v != "" {
+		h.Version = v
+	}
+	return h
+}
+
+// clientKey is what a listener's last client negotiated: what the next one likely will.
+type clientKey struct{ caps, ext uint32 }
+
+// anchor takes a server connection whose thread id the handshake announces (see
+// session.Anchor), as one for a client like the listener's last; nil when none is had at once.
+func (d *Daemon) anchor(ctx context.Context, cfg *session.Config, upstream, host string) *session.Anchor {
+	k := clientKey{caps: front.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK}
+	if v, ok := d.lastKeys.Load(upstream); ok {
+		k = v.(clientKey)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return session.TakeAnchor(ctx, cfg, upstream, host, backend.Key{Caps: k.caps, ExtCaps: k.ext})
+}
+
 // sessionConfig is the session settings of the listener serving upstream, with the defaults for
 // what the config file may set.
 func (d *Daemon) sessionConfig(upstream string) *session.Config {
 	return &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
-		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream)}
+		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream), Sessions: &d.sessionsByID}
 }
 
 // user finds a proxy user for the front.
@@ -189,8 +241,19 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	cc := &countingConn{Conn: nc}
 	defer func() { cx.BytesIn, cx.BytesOut = cc.in.Load(), cc.out.Load() }()
 	cc.SetDeadline(time.Now().Add(loginTimeout))
-	cl, err := d.front.Accept(cc)
+	cfg := (*d.sessions.Load())[cx.Upstream]
+	if cfg == nil { // a listener the config just removed: its last settings are gone, the defaults serve
+		cfg = d.sessionConfig(cx.Upstream)
+	}
+	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
+	hello := d.hello(ctx, cx.Upstream)
+	anchor := d.anchor(ctx, cfg, cx.Upstream, host)
+	if anchor != nil {
+		hello.ConnID = anchor.ThreadID()
+	}
+	cl, err := d.front.Accept(cc, hello)
 	if err != nil {
+		anchor.Return(d.pool)
 		var le *front.LoginError
 		if errors.As(err, &le) {
 			cx.Status = l4.StatusForbidden
@@ -202,12 +265,9 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	if sc, ok := cx.Client.(syscall.Conn); ok {
 		cl.Gone = func() bool { return l4.PeerClosed(sc) }
 	}
-	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
-	cfg := (*d.sessions.Load())[cx.Upstream]
-	if cfg == nil { // a listener the config just removed: its last settings are gone, the defaults serve
-		cfg = d.sessionConfig(cx.Upstream)
-	}
-	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host)
+	d.lastKeys.Store(cx.Upstream, clientKey{caps: cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK,
+		ext: cl.ExtCaps & backend.ExtFraming})
+	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host, anchor)
 	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,
 		"reads", stats.Reads, "writes", stats.Writes, "read_fallbacks", stats.Fallbacks, "retries", stats.Retries,
 		"gtid_waits", stats.GTIDWaits, "gtid_fallbacks", stats.GTIDFallbacks, "window_reads", stats.WindowReads, "backends", strings.Join(stats.Backends, ","))

@@ -149,3 +149,49 @@ func TestClientLeavingKillsItsStatement(t *testing.T) {
 		return rootQuery(t, repl.Primary, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '/*master*/ SELECT SLEEP(60)%'") == "0"
 	})
 }
+
+// TestKillAndConnectionID: CONNECTION_ID() answers the id the handshake announced, on the
+// primary and on a replica, and stays the same whatever server connection serves the session;
+// KILL QUERY with it stops a running SLEEP, on the session's own server; KILL of an id no session
+// has is 1094; another user cannot kill the session, and KILL CONNECTION ends it.
+func TestKillAndConnectionID(t *testing.T) {
+	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'other'@'%' IDENTIFIED BY 'other-secret'", "GRANT SELECT ON *.* TO 'other'@'%'")
+	syncReplica(t)
+	cfg := proxyConfig(t, "")
+	cfg.Users = append(cfg.Users, mustUsers(t, "\n  - {name: other, password: other-secret}")...)
+	_, addr := startProxy(t, cfg)
+	db := openDB(t, addr, "")
+	victim := conn(t, db)
+	id := str(t, victim, "SELECT CONNECTION_ID()")
+	if got := str(t, victim, "/*master*/ SELECT CONNECTION_ID()"); got != id {
+		t.Fatalf("CONNECTION_ID() on the primary %s, on a replica %s", got, id)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.ExecContext(context.Background(), "/*master*/ SELECT SLEEP(60)")
+		done <- err
+	}()
+	inFlight(t, true, "/*master*/ SELECT SLEEP(60)")
+	killer := conn(t, db)
+	run(t, killer, "KILL QUERY "+id)
+	select {
+	case err := <-done:
+		t.Logf("the killed statement: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("KILL QUERY with the announced id did not stop the statement")
+	}
+	if got := str(t, victim, "SELECT CONNECTION_ID()"); got != id {
+		t.Fatalf("after the kill, CONNECTION_ID() is %s; want %s", got, id)
+	}
+	if _, err := killer.ExecContext(context.Background(), "KILL 999999"); err == nil || !strings.Contains(err.Error(), "1094") {
+		t.Fatalf("KILL of an unknown id: %v", err)
+	}
+	other := conn(t, openDSN(t, fmt.Sprintf("other:other-secret@tcp(%s)/%s", addr, testserver.Database)))
+	if _, err := other.ExecContext(context.Background(), "KILL "+id); err == nil || !strings.Contains(err.Error(), "1095") {
+		t.Fatalf("another user's KILL: %v", err)
+	}
+	run(t, killer, "KILL CONNECTION "+id)
+	if _, err := victim.ExecContext(context.Background(), "SELECT 1"); err == nil {
+		t.Fatal("a killed session runs on")
+	}
+}

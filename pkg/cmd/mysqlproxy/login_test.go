@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
@@ -81,8 +82,9 @@ func TestLogins(t *testing.T) {
 }
 
 // TestHandshakeSalt: every handshake's scramble is 20 bytes without NUL (the original's
-// lua-resty-mysql failed ~7.5 % of logins on a NUL), connection ids are unique, and 300 logins
-// in a row all succeed.
+// lua-resty-mysql failed ~7.5 % of logins on a NUL), the connection ids of connections open at
+// once are unique (a server thread's id, once its session ended, may serve the next: see
+// session.Anchor), and 300 logins in a row all succeed.
 func TestHandshakeSalt(t *testing.T) {
 	_, addr := startProxy(t, proxyConfig(t, ""))
 	ids := map[uint32]bool{}
@@ -91,9 +93,9 @@ func TestHandshakeSalt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		p, _, err := wire.ReadPayload(bufio.NewReader(c), 1<<16)
-		c.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,4 +157,46 @@ func TestSecretsWarnings(t *testing.T) {
 	if got := warnings("--users-file", private); got != "" {
 		t.Errorf("a users file of mode 0600: %q", got)
 	}
+}
+
+// TestHonestHandshake: the handshake announces the servers' own version (marked as the proxy)
+// and default collation, and MariaDB's extended capabilities they offer; clients that ask for
+// compression get it (zlib through the mariadb client, zstd from a client of the proxy's own).
+func TestHonestHandshake(t *testing.T) {
+	d, addr := startProxy(t, proxyConfig(t, ""))
+	greeting := func(addr string) (version string, collation byte, caps uint64) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		p, _, err := wire.ReadPayload(bufio.NewReader(c), 1<<16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := strings.IndexByte(string(p[1:]), 0) + 1
+		rest := p[end+1+4+9:]
+		caps = uint64(binary.LittleEndian.Uint16(rest)) | uint64(binary.LittleEndian.Uint16(rest[3:]))<<16
+		if caps&1 == 0 {
+			caps |= uint64(binary.LittleEndian.Uint32(rest[12:])) << 32
+		}
+		return string(p[1:end]), rest[2], caps
+	}
+	server, serverColl, serverCaps := greeting(repl.Primary.Addr())
+	version, coll, caps := greeting(addr)
+	if version != server+"-slardar" || coll != serverColl {
+		t.Fatalf("the proxy announces %q, collation %d; the server %q, %d", version, coll, server, serverColl)
+	}
+	if caps&1 != 0 || caps>>32&uint64(backend.ExtFraming) != serverCaps>>32&uint64(backend.ExtFraming) {
+		t.Fatalf("MariaDB capabilities: the proxy offers %#x, the server %#x", caps, serverCaps)
+	}
+	if caps&0x20 == 0 { // CLIENT_COMPRESS
+		t.Fatalf("no CLIENT_COMPRESS offered: %#x", caps)
+	}
+	out, err := cli(t, addr, "--compress", "-e", "SELECT REPEAT('x', 5000) = REPEAT('x', 5000), @@server_id", testserver.Database)
+	if err != nil || out != "1\t2" {
+		t.Fatalf("mariadb --compress: %q %v", out, err)
+	}
+	_ = d
 }

@@ -213,7 +213,8 @@ func TestClientAttributesReachTheServer(t *testing.T) {
 		got := str(t, c, "SELECT GROUP_CONCAT(CONCAT(ATTR_NAME, '=', ATTR_VALUE) ORDER BY ATTR_NAME) FROM performance_schema.session_connect_attrs WHERE PROCESSLIST_ID = CONNECTION_ID()")
 		for _, want := range []string{"app=billing", "_client_name=Go-MySQL-Driver", "_proxy=slardar mysql-proxy", "_proxy_client_addr=127.0.0.1:"} {
 			if !strings.Contains(got, want) {
-				t.Fatalf("the server sees %q; want %q among them", got, want)
+				t.Fatalf("the server sees %q; want %q among them (connection id %s, threads %s)", got, want,
+					str(t, c, "SELECT CONNECTION_ID()"), rootQuery(t, m, "SELECT GROUP_CONCAT(ID, ':', COMMAND) FROM information_schema.PROCESSLIST WHERE USER = 'runner'"))
 			}
 		}
 		c.Close()

@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/internal/testserver"
 	"github.com/slardar-go/slardar/internal/testutil"
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
 // preparedCount is the primary's and the replica's count of prepared statements.
@@ -202,5 +206,64 @@ func TestParamTypesResent(t *testing.T) {
 	}
 	if got := execute(false); got != "7-1" {
 		t.Fatalf("execution without types, in a transaction on the primary: %q", got)
+	}
+}
+
+// TestBulkExecute: a MariaDB client that negotiated MARIADB_CLIENT_STMT_BULK_OPERATIONS runs
+// COM_STMT_BULK_EXECUTE (what MariaDB connectors use for batch inserts) through the proxy.
+func TestBulkExecute(t *testing.T) {
+	root(t, repl.Primary, "CREATE TABLE IF NOT EXISTS "+testserver.Database+".bulk (a INT)", "DELETE FROM "+testserver.Database+".bulk")
+	syncReplica(t)
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	c := wire.NewConn(nc)
+	p, _, err := c.ReadPayload(1 << 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := strings.IndexByte(string(p[1:]), 0) + 2
+	salt := append(append([]byte(nil), p[v+4:v+12]...), p[v+31:v+43]...)
+	ext := binary.LittleEndian.Uint32(p[v+27:])
+	if ext&uint32(backend.MariaDBClientStmtBulk>>32) == 0 {
+		t.Fatalf("the proxy does not offer bulk operations: %#x", ext)
+	}
+	caps := gomysql.CLIENT_PROTOCOL_41 | gomysql.CLIENT_SECURE_CONNECTION | gomysql.CLIENT_PLUGIN_AUTH | gomysql.CLIENT_CONNECT_WITH_DB |
+		gomysql.CLIENT_TRANSACTIONS | gomysql.CLIENT_MULTI_RESULTS | gomysql.CLIENT_DEPRECATE_EOF // bit 0 clear: a MariaDB client
+	resp := binary.LittleEndian.AppendUint32(nil, caps)
+	resp = binary.LittleEndian.AppendUint32(resp, 1<<24)
+	resp = append(resp, 45)
+	resp = append(resp, make([]byte, 19)...)
+	resp = binary.LittleEndian.AppendUint32(resp, uint32(backend.MariaDBClientStmtBulk>>32))
+	auth := gomysql.CalcNativePassword(salt, []byte(testserver.Password))
+	resp = append(append(resp, testserver.User...), 0, byte(len(auth)))
+	resp = append(append(resp, auth...), testserver.Database...)
+	resp = append(append(resp, 0), "mysql_native_password\x00"...)
+	c.WritePayload(1, resp)
+	c.W.Flush()
+	if p, _, err = c.ReadPayload(1 << 16); err != nil || p[0] != 0 {
+		t.Fatalf("login: %q %v", p, err)
+	}
+	p = rawCommand(t, c, append([]byte{gomysql.COM_STMT_PREPARE}, "INSERT INTO bulk VALUES (?)"...))
+	if p[0] != 0 {
+		t.Fatalf("prepare: %q", p)
+	}
+	id := binary.LittleEndian.Uint32(p[1:])
+	c.ReadPayload(1 << 16) // the parameter's definition
+	bulk := binary.LittleEndian.AppendUint32([]byte{0xfa}, id)
+	bulk = binary.LittleEndian.AppendUint16(bulk, 128)    // the types follow
+	bulk = append(bulk, byte(gomysql.MYSQL_TYPE_LONG), 0) // one INT parameter
+	for _, v := range []uint32{1, 2, 3} {
+		bulk = binary.LittleEndian.AppendUint32(append(bulk, 0), v)
+	}
+	if p = rawCommand(t, c, bulk); p[0] != 0 || p[1] != 3 {
+		t.Fatalf("bulk execute: %q (want OK, 3 rows)", p)
+	}
+	if got := rootQuery(t, repl.Primary, "SELECT GROUP_CONCAT(a ORDER BY a) FROM "+testserver.Database+".bulk"); got != "1,2,3" {
+		t.Fatalf("rows: %q", got)
 	}
 }

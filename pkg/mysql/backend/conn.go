@@ -113,19 +113,38 @@ var ErrFraming = errors.New("the server does not support a capability the client
 // Dial connects and logs in to key.Addr as l. The dial is bounded by ctx. The connection
 // reads its session tracking defaults and turns on the tracking the proxy reads (see track).
 func Dial(ctx context.Context, key Key, l Login) (*Conn, error) {
+	g, err := dialGreet(ctx, key.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return g.finish(ctx, key, l)
+}
+
+// dialGreet connects to addr and reads the server's handshake.
+func dialGreet(ctx context.Context, addr string) (*greeting, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", key.Addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetKeepAlive(false)
 	}
-	caps := key.Caps | mysql.CLIENT_MULTI_STATEMENTS
-	hs, conn, err := login(ctx, nc, Key{Addr: key.Addr, Caps: caps, ExtCaps: key.ExtCaps, TLS: key.TLS, TLSPreferred: key.TLSPreferred},
-		l.User, l.Schema, l.Collation, l.Secret, l.Attrs)
+	g, err := greet(ctx, nc)
 	if err != nil {
 		nc.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	return g, nil
+}
+
+// finish completes the login of a greeted connection as l, with key's capabilities.
+func (g *greeting) finish(ctx context.Context, key Key, l Login) (*Conn, error) {
+	caps := key.Caps | mysql.CLIENT_MULTI_STATEMENTS
+	hs, conn, err := g.login(ctx, Key{Addr: key.Addr, Caps: caps, ExtCaps: key.ExtCaps, TLS: key.TLS, TLSPreferred: key.TLSPreferred},
+		l.User, l.Schema, l.Collation, l.Secret, l.Attrs)
+	if err != nil {
+		g.nc.Close()
 		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, l.User, err)
 	}
 	w := &watchConn{Conn: conn}

@@ -66,6 +66,23 @@ type Handshake struct {
 // the client's attributes, over TLS when tlsConf is set. It returns the server's handshake
 // (Caps: what the two sides agreed on) and the connection, TLS-wrapped when TLS is used.
 func login(ctx context.Context, nc net.Conn, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr) (*Handshake, net.Conn, error) {
+	g, err := greet(ctx, nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g.login(ctx, key, user, schema, collation, secret, attrs)
+}
+
+// greeting is a connection that has the server's handshake and has not answered it yet.
+type greeting struct {
+	nc  net.Conn
+	c   *wire.Conn
+	hs  *Handshake
+	seq byte
+}
+
+// greet reads the server's handshake on nc.
+func greet(ctx context.Context, nc net.Conn) (*greeting, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
@@ -73,23 +90,32 @@ func login(ctx context.Context, nc net.Conn, key Key, user, schema string, colla
 	c := wire.NewConn(nc)
 	p, seq, err := c.ReadPayload(1 << 16)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the server's handshake: %w", err)
+		return nil, fmt.Errorf("reading the server's handshake: %w", err)
 	}
 	if len(p) > 0 && p[0] == wire.HeaderErr {
-		return nil, nil, serverError(p)
+		return nil, serverError(p)
 	}
 	hs, err := parseHandshake(p)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	return &greeting{nc: nc, c: c, hs: hs, seq: seq}, nil
+}
+
+// login answers the handshake: the rest of login.
+func (g *greeting) login(ctx context.Context, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr) (*Handshake, net.Conn, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		g.nc.SetDeadline(dl)
+		defer g.nc.SetDeadline(time.Time{})
+	}
+	nc, c, hs, seq := g.nc, g.c, g.hs, g.seq
+	var err error
 	want := uint64(key.Caps | always | mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_PLUGIN_AUTH |
 		mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_LONG_FLAG)
 	if schema != "" {
 		want |= uint64(mysql.CLIENT_CONNECT_WITH_DB)
 	}
-	if len(attrs) > 0 {
-		want |= uint64(mysql.CLIENT_CONNECT_ATTRS)
-	}
+	want |= uint64(mysql.CLIENT_CONNECT_ATTRS) // always: a COM_CHANGE_USER carries them only then
 	if hs.Caps&ClientMySQL == 0 {
 		want |= uint64(key.ExtCaps) << 32 // MariaDB: its extended capabilities count
 	} else {
@@ -444,4 +470,34 @@ func (c *Conn) ChangeUser(ctx context.Context, l Login) error {
 	}
 	c.Login, c.Schema, c.Status, c.SkipState, c.Dirty = l, l.Schema, wire.StatusAutocommit, false, false
 	return c.track(ctx)
+}
+
+// ReadHandshake connects to addr and reads the server's initial handshake, without logging in.
+func ReadHandshake(ctx context.Context, addr string) (*Handshake, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	p, _, err := wire.NewConn(nc).ReadPayload(1 << 16)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > 0 && p[0] == wire.HeaderErr {
+		return nil, serverError(p)
+	}
+	return parseHandshake(p)
+}
+
+// ExtCaps are MariaDB's extended capabilities of the server (shifted down 32 bits; 0 for
+// MySQL).
+func (hs *Handshake) ExtCaps() uint32 {
+	if hs.Caps&ClientMySQL != 0 {
+		return 0
+	}
+	return uint32(hs.Caps >> 32)
 }

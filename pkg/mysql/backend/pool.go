@@ -90,6 +90,8 @@ type server struct {
 	waiters    *list.List // of chan struct{}, first come first served
 	waited     time.Duration
 	waits      int64
+	hello      *Handshake // the server's handshake, at its last login or probe
+	probedAt   time.Time  // the last probe that failed
 }
 
 func (p *Pool) maxWaiting() int {
@@ -213,6 +215,7 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 			if c.maxConnections > 0 {
 				sv.learned = c.maxConnections
 			}
+			sv.hello = c.hs
 			p.mu.Unlock()
 			p.Opened.Add(1)
 			p.account(sv, start)
@@ -479,4 +482,101 @@ func (p *Pool) Kill(ctx context.Context, c *Conn, connection bool) error {
 		what = "CONNECTION "
 	}
 	return k.Exec(ctx, mysql.COM_QUERY, fmt.Sprintf("KILL %s%d", what, c.ThreadID))
+}
+
+// Hello is the server's handshake (its version, default collation and capabilities) as the
+// last login to it or probe saw it; with probe set and none seen yet, it reads one now.
+func (p *Pool) Hello(ctx context.Context, addr string, probe bool) *Handshake {
+	p.mu.Lock()
+	sv := p.server(addr)
+	hs, failed := sv.hello, sv.probedAt
+	p.mu.Unlock()
+	if hs != nil || !probe || time.Since(failed) < 10*time.Second {
+		return hs
+	}
+	hs, err := ReadHandshake(ctx, addr)
+	if err != nil {
+		p.mu.Lock()
+		sv.probedAt = time.Now()
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Lock()
+	p.server(addr).hello = hs
+	p.mu.Unlock()
+	return hs
+}
+
+// Anchor takes a connection of key for a client that has not logged in yet, without waiting:
+// an idle one as it is (it is logged in again before use); else, while the server's
+// connections are under half its limit, a new connection that has the server's handshake
+// (its thread id) and waits for the client's login to be completed (Pending); nil, nil when
+// neither is had at once.
+func (p *Pool) Anchor(ctx context.Context, key Key, maxConns int) (*Conn, *Pending) {
+	p.janitor.Do(p.startJanitor)
+	p.mu.Lock()
+	sv := p.server(key.Addr)
+	sv.configured = maxConns
+	if c := p.takeIdle(sv, key); c != nil {
+		p.mu.Unlock()
+		p.Reused.Add(1)
+		return c, nil
+	}
+	if limit := p.limit(sv); limit > 0 && sv.open >= limit/2 {
+		p.mu.Unlock()
+		return nil, nil // clients that have not logged in yet may not hold more than half the slots
+	}
+	sv.open++
+	p.mu.Unlock()
+	g, err := dialGreet(ctx, key.Addr)
+	if err != nil {
+		p.mu.Lock()
+		sv.open--
+		p.wake(sv)
+		p.mu.Unlock()
+		return nil, nil
+	}
+	return nil, &Pending{pool: p, addr: key.Addr, g: g}
+}
+
+// Pending is a connection to a server that has the server's handshake, and so its thread id,
+// and waits for the client it is for to log in.
+type Pending struct {
+	pool *Pool
+	addr string
+	g    *greeting
+}
+
+// ThreadID is the server's thread id of the connection.
+func (pd *Pending) ThreadID() uint32 { return pd.g.hs.ThreadID }
+
+// Login completes the login as l with key's capabilities (the client's).
+func (pd *Pending) Login(ctx context.Context, key Key, l Login) (*Conn, error) {
+	c, err := pd.g.finish(ctx, key, l)
+	p := pd.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sv := p.server(pd.addr)
+	if err != nil {
+		sv.open--
+		p.wake(sv)
+		return nil, err
+	}
+	if c.maxConnections > 0 {
+		sv.learned = c.maxConnections
+	}
+	sv.hello = c.hs
+	p.Opened.Add(1)
+	return c, nil
+}
+
+// Abandon closes a connection no client logged in on.
+func (pd *Pending) Abandon() {
+	pd.g.nc.Close()
+	p := pd.pool
+	p.mu.Lock()
+	sv := p.server(pd.addr)
+	sv.open--
+	p.wake(sv)
+	p.mu.Unlock()
 }

@@ -32,18 +32,37 @@ const (
 	CachingSha2Password = mysql.AUTH_CACHING_SHA2_PASSWORD
 )
 
-// Capabilities the proxy offers clients. Compression and query attributes are not offered (they
-// change the framing of every packet); CLIENT_SSL is added when TLS is configured.
+// Capabilities the proxy offers clients: compression (zlib, and zstd where the client asks)
+// between client and proxy; not query attributes. CLIENT_SSL is added when TLS is configured,
+// and MariaDB's extended capabilities when the servers have them (Hello).
 const Capabilities = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_LONG_FLAG |
 	mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE |
 	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_TRANSACTIONS |
 	mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS |
-	mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF
+	mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF |
+	mysql.CLIENT_COMPRESS | mysql.CLIENT_ZSTD_COMPRESSION_ALGORITHM
 
-// DefaultServerVersion is what the handshake announces: MariaDB's form ("5.5.5-" for old
-// clients that expect a 5.x server), marked as the proxy.
+// clientMySQL is capability bit 0 (CLIENT_LONG_PASSWORD in MySQL): MariaDB 10.2+ servers clear
+// it to say that they send extended capabilities, in the handshake's last reserved bytes.
+const clientMySQL = mysql.CLIENT_LONG_PASSWORD
+
+// DefaultServerVersion is what the handshake announces until the servers' own version is
+// known: MariaDB's form ("5.5.5-" for old clients that expect a 5.x server), marked as the
+// proxy.
 const DefaultServerVersion = "5.5.5-10.11.99-MariaDB-slardar"
+
+// Hello is what the handshake says of the server behind the proxy: its version (marked as the
+// proxy), default collation, and the MariaDB extended capabilities (shifted down 32 bits) the
+// proxy offers because the servers have them.
+type Hello struct {
+	Version   string
+	Collation uint8
+	ExtCaps   uint32
+	// ConnID is the connection id to announce (a server thread id the session will use, see
+	// session.Anchor); 0: one of the proxy's own, from 2^31 up (never a server's).
+	ConnID uint32
+}
 
 // User is an account clients log in as.
 type User struct {
@@ -74,6 +93,7 @@ type Client struct {
 	User         User
 	Schema       string
 	Capabilities uint32 // what the client asked for, within what the proxy offered
+	ExtCaps      uint32 // MariaDB's extended capabilities the client asked for, within the offer
 	Collation    uint8
 	Attrs        []wire.Attr // what the client said of itself (connection attributes)
 	// Gone, when set, reports whether the client has closed its connection (set by who
@@ -110,17 +130,21 @@ func (e *LoginError) Unwrap() error { return e.Err }
 // ErrAccessDenied is a wrong password or an unknown user.
 var ErrAccessDenied = errors.New("access denied")
 
-// Accept runs the connection phase on nc and returns the logged-in client. On a failed login
-// the client got MySQL's ERR packet (1045 for a wrong password or an unknown user) and the
-// error is a *LoginError.
-func (s *Server) Accept(nc net.Conn) (*Client, error) {
+// Accept runs the connection phase on nc, announcing hello, and returns the logged-in client.
+// On a failed login the client got MySQL's ERR packet (1045 for a wrong password or an
+// unknown user) and the error is a *LoginError. When the client asked for compression, the
+// returned client's connection speaks the compressed protocol.
+func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 	c := wire.NewConn(nc)
 	salt, err := newSalt()
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{Conn: c, ConnID: s.connID.Add(1)}
-	seq, err := c.WritePayload(0, s.initialHandshake(cl.ConnID, salt))
+	cl := &Client{Conn: c, ConnID: hello.ConnID}
+	if cl.ConnID == 0 {
+		cl.ConnID = 1<<31 + s.connID.Add(1)&(1<<31-1)
+	}
+	seq, err := c.WritePayload(0, s.initialHandshake(cl.ConnID, salt, hello))
 	if err == nil {
 		err = c.W.Flush()
 	}
@@ -155,6 +179,9 @@ func (s *Server) Accept(nc net.Conn) (*Client, error) {
 		}
 	}
 	cl.Capabilities = resp.Capabilities & s.offered()
+	if hello.ExtCaps != 0 && resp.Capabilities&clientMySQL == 0 {
+		cl.ExtCaps = resp.ExtCaps & hello.ExtCaps
+	}
 	cl.Collation, cl.Attrs = resp.Collation, resp.Attrs
 	u, known := s.Users(resp.User)
 	if !known {
@@ -184,7 +211,26 @@ func (s *Server) Accept(nc net.Conn) (*Client, error) {
 	if err := c.W.Flush(); err != nil {
 		return nil, err
 	}
+	if algo := cl.compression(); algo != 0 {
+		buffered, _ := c.R.Peek(c.R.Buffered())
+		cc, err := wire.NewCompressedConn(c.Conn, buffered, algo, int(resp.ZstdLevel))
+		if err != nil {
+			return nil, err
+		}
+		cl.Conn = wire.NewConn(cc)
+	}
 	return cl, nil
+}
+
+// compression is the compressed protocol the client negotiated (0: none); zstd wins.
+func (cl *Client) compression() int {
+	switch {
+	case cl.Has(mysql.CLIENT_ZSTD_COMPRESSION_ALGORITHM):
+		return wire.CompressZstd
+	case cl.Has(mysql.CLIENT_COMPRESS):
+		return wire.CompressZlib
+	}
+	return 0
 }
 
 // fail sends an ERR packet (the connection then ends).
@@ -193,11 +239,20 @@ func (s *Server) fail(c *wire.Conn, seq byte, e *mysql.MyError) {
 	c.W.Flush()
 }
 
-func (s *Server) initialHandshake(connID uint32, salt []byte) []byte {
+func (s *Server) initialHandshake(connID uint32, salt []byte, hello Hello) []byte {
 	caps := s.offered()
-	version := s.Version
+	version, collation := hello.Version, hello.Collation
+	if s.Version != "" {
+		version = s.Version
+	}
 	if version == "" {
 		version = DefaultServerVersion
+	}
+	if collation == 0 {
+		collation = 45 // utf8mb4_general_ci, MariaDB's
+	}
+	if hello.ExtCaps != 0 {
+		caps &^= clientMySQL
 	}
 	b := []byte{10}
 	b = append(b, version...)
@@ -206,11 +261,12 @@ func (s *Server) initialHandshake(connID uint32, salt []byte) []byte {
 	b = append(b, salt[:8]...)
 	b = append(b, 0)
 	b = binary.LittleEndian.AppendUint16(b, uint16(caps))
-	b = append(b, mysql.DEFAULT_COLLATION_ID)
+	b = append(b, collation)
 	b = binary.LittleEndian.AppendUint16(b, wire.StatusAutocommit)
 	b = binary.LittleEndian.AppendUint16(b, uint16(caps>>16))
 	b = append(b, byte(len(salt)+1))
-	b = append(b, make([]byte, 10)...)
+	b = append(b, make([]byte, 6)...)
+	b = binary.LittleEndian.AppendUint32(b, hello.ExtCaps) // MariaDB's extended capabilities
 	b = append(b, salt[8:]...)
 	b = append(b, 0)
 	b = append(b, NativePassword...)
@@ -269,6 +325,8 @@ type Response struct {
 	Schema       string
 	Plugin       string
 	Attrs        []wire.Attr // CLIENT_CONNECT_ATTRS
+	ExtCaps      uint32      // MariaDB's extended capabilities (when bit 0 is clear)
+	ZstdLevel    byte        // CLIENT_ZSTD_COMPRESSION_ALGORITHM's level
 	SSLRequest   bool        // only the first 32 bytes: the client asks for TLS first
 }
 
@@ -283,6 +341,9 @@ func ParseResponse(p []byte) (Response, error) {
 		return r, errors.New("the client does not speak protocol 4.1")
 	}
 	r.Collation = p[8]
+	if r.Capabilities&clientMySQL == 0 {
+		r.ExtCaps = binary.LittleEndian.Uint32(p[28:])
+	}
 	if len(p) == 32 {
 		r.SSLRequest = true
 		return r, nil
@@ -328,11 +389,14 @@ func ParseResponse(p []byte) (Response, error) {
 		r.Plugin, rest = name, after
 	}
 	if r.Capabilities&mysql.CLIENT_CONNECT_ATTRS != 0 && len(rest) > 0 {
-		attrs, _, ok := wire.ParseAttrs(rest)
+		attrs, after, ok := wire.ParseAttrs(rest)
 		if !ok {
 			return r, errors.New("handshake response: bad connection attributes")
 		}
-		r.Attrs = attrs
+		r.Attrs, rest = attrs, after
+	}
+	if r.Capabilities&mysql.CLIENT_ZSTD_COMPRESSION_ALGORITHM != 0 && len(rest) > 0 {
+		r.ZstdLevel = rest[0]
 	}
 	return r, nil
 }

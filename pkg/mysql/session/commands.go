@@ -10,8 +10,13 @@ import (
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
-// query runs a COM_QUERY.
+// query runs a COM_QUERY. CONNECTION_ID() answers the id the proxy announced; a KILL of a
+// session's id is the proxy's to run.
 func (s *Session) query(payload []byte, seq byte) error {
+	payload = s.ownConnectionID(payload)
+	if k, ok := sqlclass.ParseKill(string(payload[1:]), s.mode()); ok {
+		return s.kill(k, seq)
+	}
 	class := sqlclass.Classify(string(payload[1:]), s.mode())
 	if class.Pin && !s.pinned {
 		s.pinned = true
@@ -26,6 +31,32 @@ func (s *Session) query(payload []byte, seq byte) error {
 		s.lastWrite = time.Now()
 	}
 	return nil
+}
+
+// ownConnectionID is a COM_QUERY or COM_STMT_PREPARE payload with CONNECTION_ID() replaced by
+// the id the client was told, unless the statement will run on the connection whose thread id
+// that is (its anchor: a statement with CONNECTION_ID() goes to the primary).
+func (s *Session) ownConnectionID(payload []byte) []byte {
+	if s.idIsThread() {
+		return payload
+	}
+	sql, ok := sqlclass.ReplaceConnectionID(string(payload[1:]), s.mode(), s.cl.ConnID)
+	if !ok {
+		return payload
+	}
+	return append([]byte{payload[0]}, sql...)
+}
+
+// idIsThread reports whether a statement for the primary runs on the connection whose thread
+// id the handshake announced.
+func (s *Session) idIsThread() bool {
+	switch {
+	case s.tx != nil:
+		return s.tx.ThreadID == s.cl.ConnID
+	case s.primary != nil:
+		return s.primary.ThreadID == s.cl.ConnID
+	}
+	return s.anchor != nil && s.anchor.ThreadID() == s.cl.ConnID
 }
 
 // initDB runs COM_INIT_DB on the primary; the other connections get it before their next use.
@@ -77,7 +108,10 @@ func (s *Session) changeUser(payload []byte, seq byte) error {
 		return nil // refused: the client got the ERR and keeps its session
 	}
 	s.reset()
-	s.cl.User, s.st.schema = *u, schema
+	s.userMu.Lock()
+	s.cl.User = *u
+	s.userMu.Unlock()
+	s.st.schema = schema
 	if collation != 0 {
 		s.cl.Collation, s.st.charset, s.st.modeGen = collation, "", 0
 	}

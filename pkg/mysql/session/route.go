@@ -120,11 +120,14 @@ func (s *Session) choose(r route) (*backend.Conn, error) {
 
 func (s *Session) primaryConn() (*backend.Conn, error) {
 	if s.primary == nil {
-		c, err := s.acquire(s.write, false)
-		if err != nil {
-			return nil, err
+		if !s.useAnchor() {
+			c, err := s.acquire(s.write, false)
+			if err != nil {
+				return nil, err
+			}
+			s.primary = c
 		}
-		s.primary = c
+		c := s.primary
 		if c.Untracked && !s.pinned {
 			s.pinned = true // what the session changes cannot be followed: it stays on the primary
 			s.cfg.logger().Warn("the server refused session tracking: sessions stay on the primary", "server", c.Key.Addr)
@@ -180,15 +183,7 @@ func (s *Session) readConn() (*backend.Conn, error) {
 // health, retry): an idle one of the pool, logged in again as this session, or a new login.
 // A replica's (readOnly) session is read-only.
 func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error) {
-	user, password := s.cl.User.Name, s.cl.User.Password
-	if s.cfg.Backend != nil {
-		user, password = s.cfg.Backend(s.cl.User)
-	}
-	// Session tracking is always on: what a statement changed in the session is read from
-	// it (and stripped for a client without it).
-	key := backend.Key{Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK}
-	login := backend.Login{User: user, Secret: backend.Secret{Password: password}, Schema: s.st.schema,
-		Collation: s.cl.Collation, ReadOnly: readOnly, Attrs: s.attrs()}
+	key, login := s.key0(readOnly)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.Registry.Timeout(upstream)+time.Second)
 	defer cancel()
 	var c *backend.Conn
@@ -204,11 +199,30 @@ func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error)
 		return nil, err
 	}
 	c.Release, c.Usable = peer.Acquire(), peer.Usable
-	if !slices.Contains(s.stats.Backends, peer.Addr()) {
-		s.stats.Backends = append(s.stats.Backends, peer.Addr())
-	}
+	s.noteBackend(peer.Addr())
 	s.st.applied[c] = 0
 	return c, nil
+}
+
+// key0 is the pool key (without the server) and the login of the session's connections.
+func (s *Session) key0(readOnly bool) (backend.Key, backend.Login) {
+	user, password := s.cl.User.Name, s.cl.User.Password
+	if s.cfg.Backend != nil {
+		user, password = s.cfg.Backend(s.cl.User)
+	}
+	// Session tracking is always on: what a statement changed in the session is read from
+	// it (and stripped for a client without it).
+	key := backend.Key{Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK, ExtCaps: s.cl.ExtCaps & backend.ExtFraming}
+	login := backend.Login{User: user, Secret: backend.Secret{Password: password}, Schema: s.st.schema,
+		Collation: s.cl.Collation, ReadOnly: readOnly, Attrs: s.attrs()}
+	return key, login
+}
+
+// noteBackend adds a server to the session's access-log line.
+func (s *Session) noteBackend(addr string) {
+	if !slices.Contains(s.stats.Backends, addr) {
+		s.stats.Backends = append(s.stats.Backends, addr)
+	}
 }
 
 // attrs are the connection attributes the servers see: the client's own, then the proxy's
@@ -298,6 +312,8 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, cmd command, toClien
 		if s.cl.Has(mysql.CLIENT_LOCAL_FILES) {
 			rl.LocalInfile = func() error { return wire.DrainLocalInfile(s.cl.R, c.W) }
 		}
+		s.running.Store(c)
+		defer s.running.Store(nil)
 	}
 	res, err := rl.Relay(cmd.kind)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,8 @@ type Config struct {
 	Positions   *Positions
 	// Counters are the listener's metrics; required (they outlive reloads, see mysqlproxy).
 	Counters *Counters
+	// Sessions are the daemon's open sessions, for KILL; required.
+	Sessions *Sessions
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 	noGTID   atomic.Bool // a primary without last_gtid was logged
@@ -107,12 +110,16 @@ type Session struct {
 	stmts            map[uint32]*stmt
 	nextStmt         uint32
 	draining         atomic.Bool
-	inTx             atomic.Bool   // tx != nil, for the drain's goroutine
-	armedAt          time.Time     // when the idle deadline was last set (armIdle)
-	clientIdle       time.Duration // the client's own wait_timeout, when it set one
-	lost             atomic.Bool   // the server closed a connection the session could not move
-	written          gtidSet       // GTIDs of the session's writes (Session consistency)
-	lastWrite        time.Time     // the session's last write (Window consistency)
+	inTx             atomic.Bool                  // tx != nil, for the drain's goroutine
+	armedAt          time.Time                    // when the idle deadline was last set (armIdle)
+	clientIdle       time.Duration                // the client's own wait_timeout, when it set one
+	lost             atomic.Bool                  // the server closed a connection the session could not move
+	running          atomic.Pointer[backend.Conn] // runs the client's statement now (KILL QUERY)
+	anchor           *Anchor                      // the connection whose thread id the handshake announced, until used
+	ended            atomic.Bool                  // another session killed this one
+	userMu           sync.Mutex                   // cl.User, read by other sessions' KILL
+	written          gtidSet                      // GTIDs of the session's writes (Session consistency)
+	lastWrite        time.Time                    // the session's last write (Window consistency)
 	stats            Stats
 }
 
@@ -121,13 +128,21 @@ type Session struct {
 // statement, one in a transaction when the transaction ends). upstream is the listener's
 // upstream (writes); reads go to upstream+"_read" when it has a usable server. It returns what
 // the session did and why it ended (nil: the client quit).
-func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key string) (Stats, error) {
+func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key string, anchor *Anchor) (Stats, error) {
 	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + ReadSuffix, key: key,
-		stmts: make(map[uint32]*stmt)}
+		stmts: make(map[uint32]*stmt), anchor: anchor}
 	s.st.schema, s.st.applied, s.st.multi = cl.Schema, make(map[*backend.Conn]int), cl.Has(mysql.CLIENT_MULTI_STATEMENTS)
+	if key, _ := s.key0(false); anchor != nil && !anchor.fits(key) {
+		// Another kind of client than the listener's last: the idle connection cannot serve it
+		// (the announced id is then answered where the session runs).
+		anchor.Return(cfg.Pool)
+		s.anchor = nil
+	}
 	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
 	cfg.Counters.Sessions.Add(1)
 	defer func() { cfg.Counters.Sessions.Add(-1); cfg.Counters.SessionsDone.Add(1) }()
+	cfg.Sessions.add(s)
+	defer cfg.Sessions.remove(s)
 	stop := context.AfterFunc(ctx, func() {
 		s.draining.Store(true)
 		if !s.inTx.Load() {
@@ -137,6 +152,7 @@ func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key str
 	defer stop()
 	err := s.loop()
 	s.release()
+	s.anchor.Return(cfg.Pool) // never used
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
@@ -159,6 +175,9 @@ func (s *Session) loop() error {
 		payload, seq, err := s.cl.ReadPayload(s.maxPacket())
 		stop()
 		if err != nil {
+			if s.ended.Load() {
+				return errors.New("killed (KILL CONNECTION from another session)")
+			}
 			if s.lost.Load() {
 				return errors.New("the server closed the connection of a session that cannot move to another " +
 					"(a transaction, locks or temporary tables): the client connection is closed with it")
@@ -296,6 +315,9 @@ func (s *Session) command(payload []byte, seq byte) error {
 	case mysql.COM_STMT_EXECUTE:
 		s.stats.Queries++
 		return s.execute(payload, seq)
+	case comStmtBulkExecute:
+		s.stats.Queries++
+		return s.bulkExecute(payload, seq)
 	case mysql.COM_STMT_SEND_LONG_DATA:
 		return s.longData(payload)
 	case mysql.COM_STMT_CLOSE:
@@ -304,7 +326,9 @@ func (s *Session) command(payload []byte, seq byte) error {
 		return s.resetStmt(payload, seq)
 	case mysql.COM_STMT_FETCH:
 		return s.fetch(payload, seq)
-	case mysql.COM_PROCESS_KILL, mysql.COM_DEBUG, mysql.COM_REFRESH:
+	case mysql.COM_PROCESS_KILL:
+		return s.processKill(payload, seq)
+	case mysql.COM_DEBUG, mysql.COM_REFRESH:
 		return s.forward(routePrimary, payload, seq, wire.Simple, sqlclass.Class{})
 	default:
 		return s.reply(next, wire.NewError(mysql.ER_UNKNOWN_COM_ERROR))

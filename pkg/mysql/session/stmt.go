@@ -53,6 +53,7 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 	if len(s.stmts) >= s.maxStmts() {
 		return s.reply(seq+1, wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, s.maxStmts()))
 	}
+	payload = s.ownConnectionID(payload)
 	class := sqlclass.Classify(string(payload[1:]), s.mode())
 	if class.Pin {
 		s.pinned = true
@@ -145,6 +146,41 @@ func (s *Session) execute(payload []byte, seq byte) error {
 				return nil, errMalformed
 			}
 			st.long = nil
+			return cmd, nil
+		}})
+	if err != nil || c == nil {
+		return err
+	}
+	st.exec = c
+	s.count(c, r)
+	if r == routePrimary {
+		s.lastWrite = time.Now()
+	}
+	return nil
+}
+
+// comStmtBulkExecute is MariaDB's COM_STMT_BULK_EXECUTE (MARIADB_CLIENT_STMT_BULK_OPERATIONS):
+// a prepared statement run for many rows of parameters at once.
+const comStmtBulkExecute = 0xFA
+
+// bulkExecute is COM_STMT_BULK_EXECUTE: as execute, on the connection the statement's class
+// chooses, prepared there first, with the proxy's id replaced (the parameter types travel with
+// the command when the client sends them).
+func (s *Session) bulkExecute(payload []byte, seq byte) error {
+	st, err := s.lookup(payload, seq, "mysqld_stmt_bulk_execute")
+	if st == nil {
+		return err
+	}
+	r := s.routeOf(st.class)
+	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
+		target: func() (*backend.Conn, error) { return s.target(st) },
+		forConn: func(c *backend.Conn) ([]byte, error) {
+			id, err := s.on(st, c)
+			if err != nil {
+				return nil, err
+			}
+			cmd := append([]byte(nil), payload...)
+			binary.LittleEndian.PutUint32(cmd[1:], id)
 			return cmd, nil
 		}})
 	if err != nil || c == nil {

@@ -193,3 +193,48 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestReplaceConnectionID(t *testing.T) {
+	tests := []struct {
+		sql, want string
+		mode      Mode
+	}{
+		{"SELECT CONNECTION_ID()", "SELECT 42", known},
+		{"select connection_id ( ), 'CONNECTION_ID()', `connection_id`() /* CONNECTION_ID() */", "select 42, 'CONNECTION_ID()', `connection_id`() /* CONNECTION_ID() */", known},
+		{"KILL QUERY CONNECTION_ID()", "KILL QUERY 42", known},
+		{"SELECT db.CONNECTION_ID()", "SELECT db.CONNECTION_ID()", known},
+		{`SELECT '\'', CONNECTION_ID()`, `SELECT '\'', CONNECTION_ID()`, QuotingUnknown}, // the readings disagree
+		{`SELECT '\'', CONNECTION_ID()`, `SELECT '\'', 42`, known},
+		{"SELECT 1", "SELECT 1", known},
+	}
+	for _, tt := range tests {
+		if got, _ := ReplaceConnectionID(tt.sql, tt.mode, 42); got != tt.want {
+			t.Errorf("ReplaceConnectionID(%q) = %q; want %q", tt.sql, got, tt.want)
+		}
+	}
+}
+
+func TestParseKill(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want Kill
+		ok   bool
+	}{
+		{"KILL 7", Kill{ID: 7}, true},
+		{"kill connection 7", Kill{ID: 7}, true},
+		{"KILL HARD QUERY 12;", Kill{Query: true, ID: 12}, true},
+		{"KILL QUERY ID 99", Kill{Query: true, QueryID: true, ID: 99}, true},
+		{"KILL USER bob", Kill{User: "bob"}, true},
+		{"KILL QUERY USER 'bob'", Kill{Query: true, User: "bob"}, true},
+		{"KILL USER 'bob'@'%'", Kill{}, false},
+		{"KILL 7; SELECT 1", Kill{}, false},
+		{"SELECT 1", Kill{}, false},
+		{"KILL @x", Kill{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ParseKill(tt.sql, known)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("ParseKill(%q) = %+v, %v; want %+v, %v", tt.sql, got, ok, tt.want, tt.ok)
+		}
+	}
+}
