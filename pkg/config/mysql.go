@@ -42,6 +42,9 @@ type MySQL struct {
 	TLSKey  string `yaml:"tls_key"`
 	// LocalInfile offers LOAD DATA LOCAL INFILE to clients that allow it; default true.
 	LocalInfile *bool `yaml:"local_infile"`
+	// LearnUsers: a client whose user is not configured logs in as an account of the servers
+	// (read from mysql.global_priv with the listener's upstream heartbeat user); default true.
+	LearnUsers *bool `yaml:"learn_users"`
 	// MaxPreparedStatements per client session; default 1024.
 	MaxPreparedStatements int `yaml:"max_prepared_statements"`
 	// IdleTimeout closes a client silent this long; default 8h (MySQL's wait_timeout).

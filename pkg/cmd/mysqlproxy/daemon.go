@@ -54,6 +54,8 @@ type Daemon struct {
 	roles    atomic.Pointer[map[string]string]          // implied checkups roles: N primary, N_read replica
 	versions atomic.Pointer[map[string]string]          // the server_version each listener announces (by upstream)
 	lastKeys sync.Map                                   // upstream → clientKey: what its last client negotiated
+	learned  learnedUsers                               // accounts read from the servers (users.go)
+	learn    atomic.Bool                                // mysql.learn_users
 	pos      session.Positions
 	// sessionsByID are the open sessions by the connection id their clients were told (KILL).
 	sessionsByID session.Sessions
@@ -138,12 +140,13 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}
 	d.users.Store(&users)
+	d.learn.Store(cfg.MySQL.LearnUsers == nil || *cfg.MySQL.LearnUsers)
 	d.sessions.Store(&sessions)
 	d.roles.Store(&roles)
 	d.versions.Store(&versions)
 	ch.Commit(ctx)
-	if len(users) == 0 {
-		d.log.Warn("no users configured: every login is refused; give --user NAME:PASSWORD or users: in the config file")
+	if len(users) == 0 && !d.learn.Load() {
+		d.log.Warn("no users configured and mysql.learn_users off: every login is refused; give --users-file or users: in the config file")
 	}
 	return nil
 }
@@ -247,6 +250,18 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	}
 	host, _, _ := net.SplitHostPort(cx.Client.RemoteAddr().String())
 	hello := d.hello(ctx, cx.Upstream)
+	hello.Users = func(name, clientHost string) (front.User, bool) {
+		if u, ok := d.user(name); ok {
+			return u, true
+		}
+		if !d.learn.Load() {
+			return front.User{}, false
+		}
+		return d.learned.lookup(ctx, d.Reg, d.log, cx.Upstream, name, clientHost)
+	}
+	hello.Relay = func(cl *front.Client, resp front.Response) (front.Relay, error) {
+		return session.RelayLogin(ctx, cfg, cx.Upstream, host, cl, resp)
+	}
 	anchor := d.anchor(ctx, cfg, cx.Upstream, host)
 	if anchor != nil {
 		hello.ConnID = anchor.ThreadID()

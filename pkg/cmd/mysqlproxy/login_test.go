@@ -200,3 +200,45 @@ func TestHonestHandshake(t *testing.T) {
 	}
 	_ = d
 }
+
+// TestLearnedUsers: a user created on the server at run time logs in through the proxy, with
+// the split (its mysql_native_password scramble, checked against the stored hash, yields what
+// logs it in to every server); a wrong password is the server's 1045 for the client's host; a
+// user of a plugin the proxy cannot check (client_ed25519) logs in through the primary and
+// stays there.
+func TestLearnedUsers(t *testing.T) {
+	for _, m := range []*testserver.MariaDB{repl.Replica, repl.Primary} { // the replica applies the user too
+		if rootQuery(t, m, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'") == "0" {
+			root(t, m, "INSTALL SONAME 'auth_ed25519'")
+		}
+	}
+	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'late'@'%' IDENTIFIED BY 'late-secret'",
+		"GRANT SELECT ON *.* TO 'late'@'%'",
+		"CREATE USER IF NOT EXISTS 'edward'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edward-secret')",
+		"GRANT SELECT ON *.* TO 'edward'@'%'")
+	syncReplica(t)
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	late := conn(t, openDSN(t, fmt.Sprintf("late:late-secret@tcp(%s)/%s", addr, testserver.Database)))
+	if got := serverID(t, late, "SELECT @@server_id"); got != replicaID {
+		t.Fatalf("a learned user's read: server %d", got)
+	}
+	if got := str(t, late, "/*master*/ SELECT CURRENT_USER()"); got != "late@%" {
+		t.Fatalf("a learned user is %q on the primary", got)
+	}
+	_, err := openDSN(t, fmt.Sprintf("late:wrong@tcp(%s)/%s", addr, testserver.Database)).Exec("SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "1045") || !strings.Contains(err.Error(), "'late'@'127.0.0.1'") {
+		t.Fatalf("a learned user with a wrong password: %v", err)
+	}
+	if out, err := runCLI("-h", "127.0.0.1", "-P", strings.Split(addr, ":")[1], "-u", "edward", "-pedward-secret", "--skip-column-names",
+		"-e", "select @@server_id", testserver.Database); err != nil || out != "1" {
+		t.Fatalf("the mariadb client as an ed25519 user: %q %v", out, err)
+	}
+	edward := conn(t, openDSN(t, fmt.Sprintf("edward:edward-secret@tcp(%s)/%s", addr, testserver.Database)))
+	if got := serverID(t, edward, "SELECT @@server_id"); got != primaryID {
+		t.Fatalf("a relayed login's read: server %d (it stays on its server connection)", got)
+	}
+	_, err = openDSN(t, fmt.Sprintf("edward:wrong@tcp(%s)/%s", addr, testserver.Database)).Exec("SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "1045") {
+		t.Fatalf("a relayed login with a wrong password: %v", err)
+	}
+}

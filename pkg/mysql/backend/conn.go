@@ -140,9 +140,13 @@ func dialGreet(ctx context.Context, addr string) (*greeting, error) {
 
 // finish completes the login of a greeted connection as l, with key's capabilities.
 func (g *greeting) finish(ctx context.Context, key Key, l Login) (*Conn, error) {
+	return g.finishWith(ctx, key, l, nil)
+}
+
+func (g *greeting) finishWith(ctx context.Context, key Key, l Login, ra *relayedAuth) (*Conn, error) {
 	caps := key.Caps | mysql.CLIENT_MULTI_STATEMENTS
-	hs, conn, err := g.login(ctx, Key{Addr: key.Addr, Caps: caps, ExtCaps: key.ExtCaps, TLS: key.TLS, TLSPreferred: key.TLSPreferred},
-		l.User, l.Schema, l.Collation, l.Secret, l.Attrs)
+	hs, conn, err := g.loginWith(ctx, Key{Addr: key.Addr, Caps: caps, ExtCaps: key.ExtCaps, TLS: key.TLS, TLSPreferred: key.TLSPreferred},
+		l.User, l.Schema, l.Collation, l.Secret, l.Attrs, ra)
 	if err != nil {
 		g.nc.Close()
 		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, l.User, err)
@@ -218,6 +222,22 @@ const maxValue = 1 << 20
 // for each SQL NULL. A query that returns no result set, or no row, is an error; an ERR packet
 // is returned as *wire.ErrPacket.
 func (c *Conn) Row(ctx context.Context, query string) ([]*string, error) {
+	rows, err := c.rows(ctx, query, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%q returned no row", query)
+	}
+	return rows[0], nil
+}
+
+// Rows runs an internal query and returns its rows (at most max; every row is read).
+func (c *Conn) Rows(ctx context.Context, query string, max int) ([][]*string, error) {
+	return c.rows(ctx, query, max)
+}
+
+func (c *Conn) rows(ctx context.Context, query string, max int) ([][]*string, error) {
 	defer c.bound(ctx)()
 	if err := c.send(mysql.COM_QUERY, query); err != nil {
 		return nil, err
@@ -242,7 +262,7 @@ func (c *Conn) Row(ctx context.Context, query string) ([]*string, error) {
 			return nil, err
 		}
 	}
-	var row []*string
+	var rows [][]*string
 	for {
 		p, _, err := c.ReadPayload(maxValue)
 		if err != nil {
@@ -257,15 +277,12 @@ func (c *Conn) Row(ctx context.Context, query string) ([]*string, error) {
 			ok, _ := wire.ParseOK(p, c.Has(mysql.CLIENT_SESSION_TRACK))
 			c.Status = ok.Status
 		default:
-			if row == nil {
-				row = textRow(p, int(cols))
+			if len(rows) < max {
+				rows = append(rows, textRow(p, int(cols)))
 			}
 			continue
 		}
-		if row == nil {
-			return nil, fmt.Errorf("%q returned no row", query)
-		}
-		return row, nil
+		return rows, nil
 	}
 }
 

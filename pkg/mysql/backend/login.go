@@ -104,6 +104,19 @@ func greet(ctx context.Context, nc net.Conn) (*greeting, error) {
 
 // login answers the handshake: the rest of login.
 func (g *greeting) login(ctx context.Context, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr) (*Handshake, net.Conn, error) {
+	return g.loginWith(ctx, key, user, schema, collation, secret, attrs, nil)
+}
+
+// relayedAuth is a login whose authentication a client answers through the proxy: its first
+// auth data for the server's scramble (with plugin), and its answers to what the server asks
+// next (an auth switch, more data).
+type relayedAuth struct {
+	plugin string
+	first  []byte
+	relay  func(serverPacket []byte) ([]byte, error)
+}
+
+func (g *greeting) loginWith(ctx context.Context, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr, ra *relayedAuth) (*Handshake, net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		g.nc.SetDeadline(dl)
 		defer g.nc.SetDeadline(time.Time{})
@@ -154,8 +167,10 @@ func (g *greeting) login(ctx context.Context, key Key, user, schema string, coll
 	}
 	a := &authExchange{c: c, seq: next, secret: secret, tls: tlsConf != nil, hs: hs}
 	plugin := hs.plugin
-	data, err := a.scramble(plugin, hs.salt)
-	if err != nil {
+	var data []byte
+	if ra != nil {
+		plugin, data, a.relay = ra.plugin, ra.first, ra.relay
+	} else if data, err = a.scramble(plugin, hs.salt); err != nil {
 		return nil, nil, err
 	}
 	resp := responseHead(caps, collation)
@@ -245,6 +260,7 @@ type authExchange struct {
 	secret Secret
 	tls    bool
 	hs     *Handshake
+	relay  func([]byte) ([]byte, error) // a client answers (see relayedAuth)
 }
 
 func (a *authExchange) write(p []byte) error {
@@ -302,11 +318,22 @@ func (a *authExchange) finish(plugin string) error {
 		if err != nil {
 			return fmt.Errorf("reading the login's answer: %w", err)
 		}
-		switch p[0] {
-		case wire.HeaderOK:
+		switch {
+		case p[0] == wire.HeaderOK:
 			return nil
-		case wire.HeaderErr:
+		case p[0] == wire.HeaderErr:
 			return serverError(p)
+		case a.relay != nil:
+			reply, err := a.relay(p)
+			if err != nil {
+				return err
+			}
+			if err := a.write(reply); err != nil {
+				return err
+			}
+			continue
+		}
+		switch p[0] {
 		case wire.HeaderEOF: // auth switch: plugin NUL salt
 			name, salt, _ := bytes.Cut(p[1:], []byte{0})
 			plugin = string(name)
@@ -386,25 +413,6 @@ func nativeFromHash(salt, stage1 []byte) []byte {
 		out[i] ^= stage1[i]
 	}
 	return out
-}
-
-// NativeHashFromScramble recovers SHA1(password) from a client's mysql_native_password scramble
-// for salt and the server's stored hash SHA1(SHA1(password)), and checks it against the hash:
-// what lets the proxy log a user it learned from the servers in to every server of the
-// upstream without knowing the password.
-func NativeHashFromScramble(salt, scramble, stored []byte) ([]byte, bool) {
-	if len(scramble) != sha1.Size || len(stored) != sha1.Size {
-		return nil, false
-	}
-	h := sha1.New()
-	h.Write(salt)
-	h.Write(stored)
-	stage1 := h.Sum(nil)
-	for i := range stage1 {
-		stage1[i] ^= scramble[i]
-	}
-	check := sha1.Sum(stage1)
-	return stage1, bytes.Equal(check[:], stored)
 }
 
 // ed25519Sign is MariaDB's client_ed25519: an Ed25519 signature of the scramble with the key
@@ -500,4 +508,12 @@ func (hs *Handshake) ExtCaps() uint32 {
 		return 0
 	}
 	return uint32(hs.Caps >> 32)
+}
+
+// LoginRelayed completes the login as user with the client's own authentication: the
+// handshake response names plugin (the client side of the user's) with first as its auth data
+// (none: the server asks first), and relay answers, through the client, what the server asks.
+// A refusal is the server's own error.
+func (pd *Pending) LoginRelayed(ctx context.Context, key Key, l Login, plugin string, first []byte, relay func([]byte) ([]byte, error)) (*Conn, error) {
+	return pd.complete(ctx, key, l, &relayedAuth{plugin: plugin, first: first, relay: relay})
 }

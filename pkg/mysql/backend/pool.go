@@ -196,16 +196,18 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 			p.mu.Lock()
 			if err != nil {
 				sv.open--
-				p.wake(sv)
 				full := isTooMany(err) && sv.open > 0
+				if !full {
+					p.wake(sv) // the slot is free for another; a full server has none to give
+				}
 				p.mu.Unlock()
 				if full && ctx.Err() == nil {
 					// The server is full with other clients' connections: wait for one of
-					// ours, as at the limit.
+					// ours to be released (or a little while), as at the limit.
 					if start.IsZero() {
 						start = time.Now()
 					}
-					if err := p.wait(ctx, key.Addr, limit, start); err != nil {
+					if err := p.waitRetry(ctx, key.Addr, limit, start, serverFullRetry); err != nil {
 						return nil, err
 					}
 					continue
@@ -242,9 +244,18 @@ func (p *Pool) account(sv *server, start time.Time) {
 	p.mu.Unlock()
 }
 
+// serverFullRetry is how long a session waits before it logs in again to a server that refused
+// it for its connection limit, when none of the proxy's connections is released meanwhile.
+const serverFullRetry = 100 * time.Millisecond
+
 // wait waits in the server's queue until a connection is released, the wait started at start
 // has lasted WaitTimeout, or ctx ends.
 func (p *Pool) wait(ctx context.Context, addr string, limit int, start time.Time) error {
+	return p.waitRetry(ctx, addr, limit, start, 0)
+}
+
+// waitRetry is wait that also ends after retry (0: never), to try again.
+func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time.Time, retry time.Duration) error {
 	p.mu.Lock()
 	sv := p.server(addr)
 	if sv.waiters.Len() >= p.maxWaiting() {
@@ -257,8 +268,24 @@ func (p *Pool) wait(ctx context.Context, addr string, limit int, start time.Time
 	left := p.waitTimeout() - time.Since(start)
 	t := time.NewTimer(max(left, 0))
 	defer t.Stop()
+	var again <-chan time.Time
+	if retry > 0 && retry < left {
+		r := time.NewTimer(retry)
+		defer r.Stop()
+		again = r.C
+	}
 	select {
 	case <-ch:
+		return nil
+	case <-again:
+		p.mu.Lock()
+		select {
+		case <-ch: // woken as it gave up: pass the turn on
+			p.wake(sv)
+		default:
+			sv.waiters.Remove(e)
+		}
+		p.mu.Unlock()
 		return nil
 	case <-t.C:
 	case <-ctx.Done():
@@ -552,7 +579,11 @@ func (pd *Pending) ThreadID() uint32 { return pd.g.hs.ThreadID }
 
 // Login completes the login as l with key's capabilities (the client's).
 func (pd *Pending) Login(ctx context.Context, key Key, l Login) (*Conn, error) {
-	c, err := pd.g.finish(ctx, key, l)
+	return pd.complete(ctx, key, l, nil)
+}
+
+func (pd *Pending) complete(ctx context.Context, key Key, l Login, ra *relayedAuth) (*Conn, error) {
+	c, err := pd.g.finishWith(ctx, key, l, ra)
 	p := pd.pool
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -568,6 +599,29 @@ func (pd *Pending) Login(ctx context.Context, key Key, l Login) (*Conn, error) {
 	sv.hello = c.hs
 	p.Opened.Add(1)
 	return c, nil
+}
+
+// Greet opens a connection to the server of key that has its handshake and waits for a login
+// (Pending), under the server's limit; nil when at it.
+func (p *Pool) Greet(ctx context.Context, key Key, maxConns int) (*Pending, error) {
+	p.mu.Lock()
+	sv := p.server(key.Addr)
+	sv.configured = maxConns
+	if limit := p.limit(sv); limit > 0 && sv.open >= limit {
+		p.mu.Unlock()
+		return nil, &LimitError{Addr: key.Addr, Limit: limit, Queue: true}
+	}
+	sv.open++
+	p.mu.Unlock()
+	g, err := dialGreet(ctx, key.Addr)
+	if err != nil {
+		p.mu.Lock()
+		sv.open--
+		p.wake(sv)
+		p.mu.Unlock()
+		return nil, err
+	}
+	return &Pending{pool: p, addr: key.Addr, g: g}, nil
 }
 
 // Abandon closes a connection no client logged in on.

@@ -85,17 +85,20 @@ func (w *watchConn) waited(err error, start *time.Time) error {
 		return err
 	}
 	w.mu.Lock()
-	watching, interrupted := w.watching, w.interrupted
-	w.mu.Unlock()
-	if interrupted {
+	if w.interrupted {
+		w.mu.Unlock()
 		return errInterrupted
 	}
-	now := time.Now()
-	if watching {
+	if w.watching {
+		// An idle connection waits as long as it takes; under the lock, so that a stop cannot
+		// come between this and the new deadline.
 		w.armed = time.Time{}
-		w.arm(now) // an idle connection waits as long as it takes
+		w.arm(time.Now())
+		w.mu.Unlock()
 		return nil
 	}
+	w.mu.Unlock()
+	now := time.Now()
 	if !w.hard.IsZero() {
 		if !now.Before(w.hard) {
 			return err
@@ -156,8 +159,8 @@ func (c *Conn) WatchIdle(onGone func()) (stop func()) {
 	return func() {
 		w.mu.Lock()
 		w.interrupted = true
-		w.mu.Unlock()
 		w.Conn.SetReadDeadline(time.Unix(1, 0))
+		w.mu.Unlock()
 		<-done
 		w.mu.Lock()
 		w.watching, w.interrupted = false, false

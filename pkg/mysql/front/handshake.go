@@ -62,6 +62,11 @@ type Hello struct {
 	// ConnID is the connection id to announce (a server thread id the session will use, see
 	// session.Anchor); 0: one of the proxy's own, from 2^31 up (never a server's).
 	ConnID uint32
+	// Users, when set, finds the users of this connection's listener (configured and learned
+	// from its servers), for a client from host; else Server.Users.
+	Users func(name, host string) (User, bool)
+	// Relay starts the relayed login of a Passthrough user (nil: such users are refused).
+	Relay func(cl *Client, resp Response) (Relay, error)
 }
 
 // User is an account clients log in as.
@@ -70,7 +75,26 @@ type User struct {
 	Password string
 	Plugin   string // NativePassword (default) or CachingSha2Password
 	Schema   string // default schema when the client names none
+	// NativeHash, for a user learned from the servers, is its stored mysql_native_password
+	// hash, SHA1(SHA1(password)): the client's scramble is checked against it, and yields
+	// SHA1(password) (Client.Stage1), which logs the session in to every server.
+	NativeHash []byte
+	// Passthrough: a user whose plugin the proxy cannot check (client_ed25519, PAM, ...): its
+	// login is relayed to a server (Hello.Relay), and the session stays on that connection.
+	Passthrough bool
 }
+
+// Relay is a login relayed to a server, for a Passthrough user.
+type Relay interface {
+	// Finish logs in to the server with the user's client-side plugin, relays what the server
+	// asks (ask sends it to the client and returns the client's answer), and returns the
+	// logged-in server connection for the session to take over; a refusal is the server's own
+	// *mysql.MyError.
+	Finish(plugin string, ask func(request []byte) ([]byte, error)) (any, error)
+}
+
+// clientPlugins are the client-side plugins of server authentication plugins that differ.
+var clientPlugins = map[string]string{"ed25519": "client_ed25519", "pam": "dialog", "gssapi": "auth_gssapi_client"}
 
 // Server is the front's configuration, shared by every client connection.
 type Server struct {
@@ -98,10 +122,15 @@ type Client struct {
 	Attrs        []wire.Attr // what the client said of itself (connection attributes)
 	// Gone, when set, reports whether the client has closed its connection (set by who
 	// accepted it: the proxy kills a statement whose client left).
-	Gone   func() bool
-	ConnID uint32
-	TLS    bool
-	salt   []byte // the handshake's scramble, for COM_CHANGE_USER
+	Gone func() bool
+	// Stage1 is SHA1(password) of a learned user (see User.NativeHash).
+	Stage1 []byte
+	// Relayed is the server connection of a Passthrough user's relayed login (Relay.Finish).
+	Relayed any
+	ConnID  uint32
+	hello   Hello // what it was accepted with (its listener's users)
+	TLS     bool
+	salt    []byte // the handshake's scramble, for COM_CHANGE_USER
 }
 
 // Has reports a negotiated capability.
@@ -140,7 +169,7 @@ func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{Conn: c, ConnID: hello.ConnID}
+	cl := &Client{Conn: c, ConnID: hello.ConnID, hello: hello}
 	if cl.ConnID == 0 {
 		cl.ConnID = 1<<31 + s.connID.Add(1)&(1<<31-1)
 	}
@@ -183,14 +212,15 @@ func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 		cl.ExtCaps = resp.ExtCaps & hello.ExtCaps
 	}
 	cl.Collation, cl.Attrs = resp.Collation, resp.Attrs
-	u, known := s.Users(resp.User)
+	u, known := s.lookup(hello, resp.User, hostOf(nc))
 	if !known {
 		u = User{Name: resp.User, Password: unguessable(), Plugin: NativePassword}
 	}
 	if u.Plugin == "" {
 		u.Plugin = NativePassword
 	}
-	a := &auth{s: s, c: c, seq: seq + 1, salt: salt, user: u, tls: cl.TLS, host: hostOf(nc)}
+	cl.Schema = resp.Schema
+	a := &auth{s: s, c: c, seq: seq + 1, salt: salt, user: u, tls: cl.TLS, host: hostOf(nc), cl: cl, hello: hello, resp: resp}
 	if err := a.run(resp); err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) {
@@ -199,8 +229,7 @@ func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 		}
 		return nil, err
 	}
-	cl.User, cl.salt = u, salt
-	cl.Schema = resp.Schema
+	cl.User, cl.salt, cl.Stage1 = u, salt, a.stage1
 	if cl.Schema == "" {
 		cl.Schema = u.Schema
 	}
@@ -409,15 +438,30 @@ func cString(b []byte) (string, []byte, bool) {
 	return string(b[:i]), b[i+1:], true
 }
 
+// lookup finds a user for the connection (its listener's users, or the server's).
+func (s *Server) lookup(hello Hello, name, host string) (User, bool) {
+	if hello.Users != nil {
+		return hello.Users(name, host)
+	}
+	if s.Users == nil {
+		return User{}, false
+	}
+	return s.Users(name)
+}
+
 // auth is one login's exchange after the handshake response.
 type auth struct {
-	s    *Server
-	c    *wire.Conn
-	seq  byte
-	salt []byte
-	user User
-	tls  bool
-	host string
+	s      *Server
+	c      *wire.Conn
+	seq    byte
+	salt   []byte
+	user   User
+	tls    bool
+	host   string
+	cl     *Client
+	hello  Hello
+	resp   Response
+	stage1 []byte // SHA1(password) of a learned user, from its scramble
 }
 
 func (a *auth) denied(usedPassword bool) error {
@@ -446,6 +490,9 @@ func (a *auth) read() ([]byte, error) {
 }
 
 func (a *auth) run(resp Response) error {
+	if a.user.Passthrough {
+		return a.relay()
+	}
 	data := resp.AuthData
 	if resp.Plugin != a.user.Plugin {
 		// Auth switch: the user's plugin, with the same scramble.
@@ -461,6 +508,14 @@ func (a *auth) run(resp Response) error {
 	}
 	switch a.user.Plugin {
 	case NativePassword:
+		if a.user.NativeHash != nil {
+			stage1, ok := nativeStage1(a.salt, data, a.user.NativeHash)
+			if !ok {
+				return a.denied(len(data) > 0)
+			}
+			a.stage1 = stage1
+			return nil
+		}
 		want := mysql.CalcNativePassword(a.salt, []byte(a.user.Password))
 		if subtle.ConstantTimeCompare(data, want) != 1 {
 			return a.denied(len(data) > 0)
@@ -470,6 +525,65 @@ func (a *auth) run(resp Response) error {
 		return a.sha2(data)
 	}
 	return fmt.Errorf("user %q: unknown auth plugin %q", a.user.Name, a.user.Plugin)
+}
+
+// relay runs a Passthrough user's login through a server: the client is switched to the
+// server's plugin and scramble, and its answers go to the server until it accepts or refuses.
+func (a *auth) relay() error {
+	if a.hello.Relay == nil {
+		return a.denied(len(a.resp.AuthData) > 0)
+	}
+	r, err := a.hello.Relay(a.cl, a.resp)
+	if err != nil {
+		var me *mysql.MyError
+		if errors.As(err, &me) {
+			return me
+		}
+		return mysql.NewError(mysql.ER_ACCESS_DENIED_ERROR, "the servers cannot be reached to check the login: "+err.Error())
+	}
+	plugin := a.user.Plugin
+	if p, ok := clientPlugins[plugin]; ok {
+		plugin = p
+	}
+	// The client gets one auth switch: to the plugin, with the server's first request (a
+	// second switch is more than some drivers accept); what follows passes as it is.
+	first := true
+	conn, err := r.Finish(plugin, func(request []byte) ([]byte, error) {
+		if first && len(request) > 0 && request[0] == 1 {
+			request = append(append(append([]byte{wire.HeaderEOF}, plugin...), 0), request[1:]...)
+		}
+		first = false
+		if err := a.write(request); err != nil {
+			return nil, err
+		}
+		return a.read()
+	})
+	if err != nil {
+		var me *mysql.MyError
+		if errors.As(err, &me) {
+			return me // the server's refusal, as it is
+		}
+		return err
+	}
+	a.cl.Relayed = conn
+	return nil
+}
+
+// nativeStage1 recovers SHA1(password) from a client's mysql_native_password scramble for salt
+// and the stored hash SHA1(SHA1(password)), and checks it against the hash.
+func nativeStage1(salt, scramble, stored []byte) ([]byte, bool) {
+	if len(scramble) != sha1.Size || len(stored) != sha1.Size {
+		return nil, false
+	}
+	h := sha1.New()
+	h.Write(salt)
+	h.Write(stored)
+	stage1 := h.Sum(nil)
+	for i := range stage1 {
+		stage1[i] ^= scramble[i]
+	}
+	check := sha1.Sum(stage1)
+	return stage1, subtle.ConstantTimeCompare(check[:], stored) == 1
 }
 
 // caching_sha2_password signals.
@@ -567,14 +681,14 @@ func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (*User, string
 		s.fail(cl.Conn, seq+1, mysql.NewDefaultError(mysql.ER_MALFORMED_PACKET))
 		return nil, "", 0, nil
 	}
-	u, known := s.Users(r.User)
-	if !known {
+	u, known := s.lookup(cl.hello, r.User, hostOf(cl.Conn))
+	if !known || u.Passthrough { // a relayed login cannot change: it is refused as a server refuses
 		u = User{Name: r.User, Password: unguessable(), Plugin: NativePassword}
 	}
 	if u.Plugin == "" {
 		u.Plugin = NativePassword
 	}
-	a := &auth{s: s, c: cl.Conn, seq: seq + 1, salt: cl.salt, user: u, tls: cl.TLS, host: hostOf(cl.Conn)}
+	a := &auth{s: s, c: cl.Conn, seq: seq + 1, salt: cl.salt, user: u, tls: cl.TLS, host: hostOf(cl.Conn), cl: cl, resp: r}
 	if err := a.run(r); err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) {
@@ -590,7 +704,7 @@ func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (*User, string
 	if _, err := cl.WritePayload(a.seq, ok); err != nil {
 		return nil, "", 0, err
 	}
-	cl.Attrs = r.Attrs
+	cl.Attrs, cl.Stage1 = r.Attrs, a.stage1
 	return &u, r.Schema, r.Collation, nil
 }
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/binary"
 	"time"
 
@@ -90,10 +91,36 @@ func (s *Session) setOption(payload []byte, seq byte) error {
 // and the session forgets its variables, pins and prepared statements (the schema and the
 // multi-statement option stay, as on a server).
 func (s *Session) reset() {
+	if s.relayedLogin {
+		s.resetRelayed()
+		return
+	}
 	s.release()
 	s.pinned, s.tx, s.last = false, nil, nil
 	s.st.vars, s.st.gen, s.st.modeGen = nil, 0, 0
 	clear(s.st.applied)
+	clear(s.stmts)
+}
+
+// resetRelayed is COM_RESET_CONNECTION of a session that logged in through its server
+// connection: reset there (the proxy could not log in again).
+func (s *Session) resetRelayed() {
+	c := s.primary
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+	defer cancel()
+	err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, "")
+	if err == nil {
+		err = c.Retrack(ctx)
+	}
+	if err != nil {
+		s.drop(c, true) // the next statement cannot log in again: it gets the error
+	}
+	s.tx, s.last = nil, nil
+	s.st.vars, s.st.gen, s.st.modeGen = nil, 0, 0
+	s.st.applied[c] = 0
 	clear(s.stmts)
 }
 

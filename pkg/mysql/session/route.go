@@ -12,6 +12,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/front"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -210,10 +211,14 @@ func (s *Session) key0(readOnly bool) (backend.Key, backend.Login) {
 	if s.cfg.Backend != nil {
 		user, password = s.cfg.Backend(s.cl.User)
 	}
+	secret := backend.Secret{Password: password}
+	if s.cl.Stage1 != nil {
+		secret = backend.Secret{NativeHash: s.cl.Stage1} // a user learned from the servers
+	}
 	// Session tracking is always on: what a statement changed in the session is read from
 	// it (and stripped for a client without it).
 	key := backend.Key{Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK, ExtCaps: s.cl.ExtCaps & backend.ExtFraming}
-	login := backend.Login{User: user, Secret: backend.Secret{Password: password}, Schema: s.st.schema,
+	login := backend.Login{User: user, Secret: secret, Schema: s.st.schema,
 		Collation: s.cl.Collation, ReadOnly: readOnly, Attrs: s.attrs()}
 	return key, login
 }
@@ -229,8 +234,11 @@ func (s *Session) noteBackend(addr string) {
 // name and the client's address (performance_schema.session_connect_attrs shows which
 // application holds a connection, as without the proxy).
 func (s *Session) attrs() []backend.Attr {
-	return append(slices.Clip(s.cl.Attrs), backend.Attr{Name: "_proxy", Value: "slardar mysql-proxy"},
-		backend.Attr{Name: "_proxy_client_addr", Value: s.cl.RemoteAddr().String()})
+	return append(slices.Clip(s.cl.Attrs), proxyAttrs(s.cl)...)
+}
+
+func proxyAttrs(cl *front.Client) []backend.Attr {
+	return []backend.Attr{{Name: "_proxy", Value: "slardar mysql-proxy"}, {Name: "_proxy_client_addr", Value: cl.RemoteAddr().String()}}
 }
 
 // replayFailed handles a connection that refused the session's schema or state: a replica

@@ -116,6 +116,7 @@ type Session struct {
 	lost             atomic.Bool                  // the server closed a connection the session could not move
 	running          atomic.Pointer[backend.Conn] // runs the client's statement now (KILL QUERY)
 	anchor           *Anchor                      // the connection whose thread id the handshake announced, until used
+	relayedLogin     bool                         // the client logged in through its server connection (relay.go)
 	ended            atomic.Bool                  // another session killed this one
 	userMu           sync.Mutex                   // cl.User, read by other sessions' KILL
 	written          gtidSet                      // GTIDs of the session's writes (Session consistency)
@@ -132,7 +133,8 @@ func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key str
 	s := &Session{cfg: cfg, cl: cl, ctx: ctx, write: upstream, read: upstream + ReadSuffix, key: key,
 		stmts: make(map[uint32]*stmt), anchor: anchor}
 	s.st.schema, s.st.applied, s.st.multi = cl.Schema, make(map[*backend.Conn]int), cl.Has(mysql.CLIENT_MULTI_STATEMENTS)
-	if key, _ := s.key0(false); anchor != nil && !anchor.fits(key) {
+	s.useRelayed()
+	if key, _ := s.key0(false); anchor != nil && (s.relayedLogin || !anchor.fits(key)) {
 		// Another kind of client than the listener's last: the idle connection cannot serve it
 		// (the announced id is then answered where the session runs).
 		anchor.Return(cfg.Pool)
