@@ -18,6 +18,29 @@ type heartbeatInfo struct {
 	interval  time.Duration
 	lastRound time.Time // end of the last completed round
 	started   time.Time
+	// checking holds a slot per server address: a server in several upstreams is checked
+	// over at most one connection at a time.
+	checking map[string]chan struct{}
+}
+
+// slot waits for the server's check slot; the returned func gives it back (nil: ctx ended).
+func (h *heartbeatInfo) slot(ctx context.Context, addr string) func() {
+	h.mu.Lock()
+	if h.checking == nil {
+		h.checking = make(map[string]chan struct{})
+	}
+	ch := h.checking[addr]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		h.checking[addr] = ch
+	}
+	h.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // Heartbeat runs active health checks every interval until ctx is done. Each upstream's round
@@ -120,6 +143,12 @@ func (r *Registry) checkPool(ctx context.Context, p *pool) {
 				return
 			}
 			defer func() { <-sem }()
+			release := r.hb.slot(ctx, pe.srv.Addr())
+			if release == nil {
+				results[j] = heartbeatResult{status: StatusErr, msg: ctx.Err().Error()}
+				return
+			}
+			defer release()
 			results[j] = check(ctx, p.up, r.roleOf(p), pe.srv)
 		}()
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/slardar-go/slardar/internal/testserver"
+	"github.com/slardar-go/slardar/internal/testutil"
 )
 
 // clock is a settable time source.
@@ -348,5 +351,41 @@ func TestLeastConn(t *testing.T) {
 	}
 	if st := r.Status("")["cls:u"].([][]ServerStatus)[0]; st[0].ActiveConns != 0 || st[1].ActiveConns != 0 {
 		t.Fatalf("connections not released: %+v", st)
+	}
+}
+
+// TestOneCheckPerServer: a server in two upstreams is checked over one connection at a time.
+func TestOneCheckPerServer(t *testing.T) {
+	ln := testutil.Listen(t)
+	var open, most atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				n := open.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				c.Read(make([]byte, 64))
+				time.Sleep(100 * time.Millisecond)
+				c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
+				open.Add(-1)
+			}()
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	up := fmt.Sprintf(`{"typ":"http","http_opts":{"query":"GET / HTTP/1.0\r\n\r\n"},"cluster":[{"servers":[{"host":%q,"port":%s}]}]}`, host, port)
+	var r Registry
+	for _, name := range []string{"a", "b", "c"} {
+		if err := r.PutJSON(name, []byte(up)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.CheckOnce(context.Background())
+	if most.Load() != 1 {
+		t.Fatalf("%d checks of one server at once; want 1", most.Load())
 	}
 }
