@@ -196,7 +196,9 @@ func (rl *Relay) results(res *Result) error {
 			continue // the server's OK or ERR follows
 		default:
 			cursor, err := rl.resultSet(&p, res)
-			if err != nil || cursor {
+			if err != nil || cursor || res.Err != nil {
+				// An error ends the response, even after a result's columns whose EOF said
+				// more results follow (a CALL whose SELECT fails midway): nothing follows it.
 				return err
 			}
 		}
@@ -300,9 +302,13 @@ func (rl *Relay) prepare(res *Result) error {
 	if err != nil {
 		return err
 	}
-	if p.First() != HeaderOK {
+	switch p.First() {
+	case HeaderErr:
 		res.Err = ParseErr(p.Head())
 		return rl.copy(&p, res)
+	case HeaderOK:
+	default:
+		return fmt.Errorf("a prepare response starting with %#x (neither OK nor ERR)", p.First())
 	}
 	payload, err := p.Payload(rl.From)
 	if err != nil {

@@ -65,6 +65,44 @@ func TestRelayResults(t *testing.T) {
 	}
 }
 
+// TestRelayErrorAfterColumns: a procedure's SELECT that fails after its columns were sent (the
+// EOF after them saying more results follow) ends the response at the ERR packet: the relay
+// returns without waiting for a result that never comes.
+func TestRelayErrorAfterColumns(t *testing.T) {
+	for _, deprecate := range []bool{false, true} {
+		var in bytes.Buffer
+		in.Write(packet(1, []byte{1}))                              // one column
+		in.Write(packet(2, []byte("\x03def\x00\x00\x00\x01a\x00"))) // its definition
+		if !deprecate {
+			in.Write(packet(3, []byte{0xFE, 0, 0, 0x0A, 0})) // EOF, status MORE_RESULTS|AUTOCOMMIT
+		}
+		in.Write(packet(4, append([]byte{0xFF, 0x26, 0x04, '#'}, "23000Duplicate entry"...)))
+		want := append([]byte(nil), in.Bytes()...)
+		in.Write(packet(1, []byte{0, 0, 0, 2, 0, 0, 0})) // the next command's answer: not this one's
+		var out bytes.Buffer
+		w := bufio.NewWriter(&out)
+		rl := Relay{From: bufio.NewReader(&in), To: w, DeprecateEOF: deprecate}
+		res, err := rl.Relay(Results)
+		w.Flush()
+		if err != nil || res.Err == nil || res.Err.Code != 1062 || !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("deprecate %v: %+v %v; relayed %q", deprecate, res.Err, err, out.Bytes())
+		}
+	}
+}
+
+// lastPacket is the payload of the last whole packet in b.
+func lastPacket(b []byte) []byte {
+	var last []byte
+	for len(b) >= 4 {
+		n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
+		if len(b) < 4+n {
+			break
+		}
+		last, b = b[4:4+n], b[4+n:]
+	}
+	return last
+}
+
 // FuzzReadPayload: the packet reader never panics and never returns more than its limit.
 func FuzzReadPayload(f *testing.F) {
 	f.Add(packet(0, []byte("\x03select 1")))
@@ -90,10 +128,16 @@ func FuzzRelay(f *testing.F) {
 		rl := Relay{From: bufio.NewReader(bytes.NewReader(data)), To: w, DeprecateEOF: deprecate, SessionTrack: deprecate,
 			StripSessionTrack: strip, OnState: func(s []byte) []byte { return s }}
 		k := Kind(kind % 5)
-		_, err := rl.Relay(k)
+		res, err := rl.Relay(k)
 		w.Flush()
 		if k != Prepare && !strip && err == nil && !bytes.HasPrefix(data, out.Bytes()) {
 			t.Fatalf("relayed bytes are not the server's")
+		}
+		// An error ends a response: the relay stops at it.
+		if err == nil && res.Err != nil && !strip {
+			if last := lastPacket(out.Bytes()); len(last) == 0 || last[0] != HeaderErr {
+				t.Fatalf("the relay went on after an error: last packet %q", last)
+			}
 		}
 		_ = io.EOF
 	})
