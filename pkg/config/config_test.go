@@ -173,7 +173,7 @@ func TestExampleMySQLConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(f.Listeners) != 1 || f.Listeners[0].Upstream != "db" || len(f.Users) != 2 ||
-		f.Upstreams["db"] == nil || f.Upstreams["db_read"] == nil || f.MySQL.Pool.MaxIdle != 8 {
+		f.Upstreams["db"] == nil || f.Upstreams["db_read"] == nil || f.MySQL.Pool.MaxIdle == nil || *f.MySQL.Pool.MaxIdle != 8 {
 		t.Fatalf("example: %+v", f)
 	}
 	if u := f.Users[1]; u.BackendUser != "runner" || u.BackendPassword == "" {

@@ -74,7 +74,10 @@ type MySQL struct {
 		// WaitTimeout is how long a session waits for a connection at the limit before its
 		// client gets an error that names it; default 10s.
 		WaitTimeout time.Duration `yaml:"wait_timeout"`
-		MaxIdle     int           `yaml:"max_idle"`     // idle per server, default a tenth of its limit (at least 4)
+		// MaxIdle is how many connections wait idle per server; unset, a tenth of its limit
+		// (at least 4); 0, none: a connection closes when its session ends, so the servers see
+		// each client's session begin and end (the connection pool then only bounds them).
+		MaxIdle     *int          `yaml:"max_idle"`
 		IdleTimeout time.Duration `yaml:"idle_timeout"` // an idle connection is closed after this; default 5m
 		MaxAge      time.Duration `yaml:"max_age"`      // an idle connection opened longer ago is closed; default 1h
 	} `yaml:"pool"`
@@ -177,7 +180,7 @@ func (f *MySQLFile) Validate() error {
 	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
 		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
 	}
-	if p := f.MySQL.Pool; p.MaxConns < 0 || p.MaxIdle < 0 || p.WaitTimeout < 0 || p.IdleTimeout < 0 || p.MaxAge < 0 {
+	if p := f.MySQL.Pool; p.MaxConns < 0 || (p.MaxIdle != nil && *p.MaxIdle < 0) || p.WaitTimeout < 0 || p.IdleTimeout < 0 || p.MaxAge < 0 {
 		return fmt.Errorf("mysql.pool: max_conns, max_idle, wait_timeout, idle_timeout and max_age must not be negative")
 	}
 	byUpstream := map[string]Listener{}

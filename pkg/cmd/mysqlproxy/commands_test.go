@@ -122,8 +122,23 @@ func TestChangeUser(t *testing.T) {
 	arg = append(append(append(arg, byte(len(auth))), auth...), 0) // no schema: the user's default
 	arg = append(arg, mysql.DEFAULT_COLLATION_ID, 0)
 	arg = append(arg, "mysql_native_password\x00"...)
+	const thread = "/*master*/ select id from information_schema.processlist where id = connection_id()"
+	before := rawQuery(t, c, thread)
+	if len(before) != 1 {
+		t.Fatalf("the session's thread in the processlist: %q", before)
+	}
 	if p := rawCommand(t, c, arg); p[0] != 0 {
 		t.Fatalf("COM_CHANGE_USER: %q", p)
+	}
+	// As on a server, the session keeps its thread: CONNECTION_ID() is still its processlist id.
+	if after := rawQuery(t, c, thread); len(after) != 1 || !bytes.Equal(after[0], before[0]) {
+		t.Fatalf("the session's thread after COM_CHANGE_USER: %q, before %q", after, before)
+	}
+	if p := rawCommand(t, c, []byte{mysql.COM_RESET_CONNECTION}); p[0] != 0 {
+		t.Fatalf("COM_RESET_CONNECTION: %q", p)
+	}
+	if after := rawQuery(t, c, thread); len(after) != 1 || !bytes.Equal(after[0], before[0]) {
+		t.Fatalf("the session's thread after COM_RESET_CONNECTION: %q, before %q", after, before)
 	}
 	gc := gmConnectAs(t, addr, "other", "otherpw")
 	r, err := gc.Execute("select database()")

@@ -69,7 +69,7 @@ type Daemon struct {
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
 	pc := cfg.MySQL.Pool
-	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: pc.MaxIdle, IdleTimeout: pc.IdleTimeout, MaxAge: pc.MaxAge,
+	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: maxIdle(pc.MaxIdle), IdleTimeout: pc.IdleTimeout, MaxAge: pc.MaxAge,
 		WaitTimeout: pc.WaitTimeout, MaxConns: pc.MaxConns}}
 	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
@@ -197,7 +197,8 @@ func (d *Daemon) anchor(ctx context.Context, cfg *session.Config, upstream, host
 // what the config file may set.
 func (d *Daemon) sessionConfig(upstream string) *session.Config {
 	return &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
-		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream), Sessions: &d.sessionsByID}
+		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream), Sessions: &d.sessionsByID,
+		ClientHosts: func(addr string) []string { return d.learned.hostsOf(upstream, addr) }}
 }
 
 // user finds a proxy user for the front.
@@ -257,7 +258,10 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 		if !d.learn.Load() {
 			return front.User{}, false
 		}
-		return d.learned.lookup(ctx, d.Reg, d.log, cx.Upstream, name, clientHost)
+		return d.learned.lookup(ctx, d.Reg, d.log, cx.Upstream, name, clientHost, false)
+	}
+	hello.Recheck = func(name, clientHost string) (front.User, bool) {
+		return d.learned.lookup(ctx, d.Reg, d.log, cx.Upstream, name, clientHost, true)
 	}
 	hello.Relay = func(cl *front.Client, resp front.Response) (front.Relay, error) {
 		return session.RelayLogin(ctx, cfg, cx.Upstream, host, cl, resp)
@@ -346,4 +350,16 @@ func selfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// maxIdle is the pool's MaxIdle for the configured max_idle: unset is the default (0), 0 is
+// none (negative).
+func maxIdle(n *int) int {
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return -1
+	}
+	return *n
 }

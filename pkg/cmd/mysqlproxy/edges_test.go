@@ -2,6 +2,7 @@ package mysqlproxy
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -193,5 +194,38 @@ func TestKillAndConnectionID(t *testing.T) {
 	run(t, killer, "KILL CONNECTION "+id)
 	if _, err := victim.ExecContext(context.Background(), "SELECT 1"); err == nil {
 		t.Fatal("a killed session runs on")
+	}
+}
+
+// TestKillUser: KILL USER name@host ends the sessions of the user whose client host matches
+// the pattern (none for another host) and answers with how many, as the server does.
+func TestKillUser(t *testing.T) {
+	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'victim'@'%' IDENTIFIED BY 'victim-secret'", "GRANT SELECT ON *.* TO 'victim'@'%'")
+	syncReplica(t)
+	_, addr := startProxy(t, proxyConfig(t, ""))
+	victimDB := openDSN(t, fmt.Sprintf("victim:victim-secret@tcp(%s)/%s", addr, testserver.Database))
+	v1, v2 := conn(t, victimDB), conn(t, victimDB)
+	run(t, v1, "SELECT 1")
+	run(t, v2, "SELECT 1")
+	killer := conn(t, openDB(t, addr, ""))
+	for _, c := range []struct {
+		stmt string
+		want int64
+	}{{"KILL USER victim@'10.9.%'", 0}, {"KILL QUERY USER victim@'127.0.0.%'", 2}, {"KILL CONNECTION USER 'victim'@'%'", 2}} {
+		res, err := killer.ExecContext(context.Background(), c.stmt)
+		if err != nil {
+			t.Fatalf("%s: %v", c.stmt, err)
+		}
+		if n, _ := res.RowsAffected(); n != c.want {
+			t.Fatalf("%s: %d affected, want %d", c.stmt, n, c.want)
+		}
+		if c.want == 0 {
+			run(t, v1, "SELECT 1") // not of that host: still there
+		}
+	}
+	for _, v := range []*sql.Conn{v1, v2} {
+		if _, err := v.ExecContext(context.Background(), "SELECT 1"); err == nil {
+			t.Fatal("a session of the killed user runs on")
+		}
 	}
 }

@@ -205,7 +205,7 @@ func TestHonestHandshake(t *testing.T) {
 // the split (its mysql_native_password scramble, checked against the stored hash, yields what
 // logs it in to every server); a wrong password is the server's 1045 for the client's host; a
 // user of a plugin the proxy cannot check (client_ed25519) logs in through the primary and
-// stays there.
+// stays there; an account without a password logs in without one.
 func TestLearnedUsers(t *testing.T) {
 	for _, m := range []*testserver.MariaDB{repl.Replica, repl.Primary} { // the replica applies the user too
 		if rootQuery(t, m, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'") == "0" {
@@ -215,7 +215,8 @@ func TestLearnedUsers(t *testing.T) {
 	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'late'@'%' IDENTIFIED BY 'late-secret'",
 		"GRANT SELECT ON *.* TO 'late'@'%'",
 		"CREATE USER IF NOT EXISTS 'edward'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edward-secret')",
-		"GRANT SELECT ON *.* TO 'edward'@'%'")
+		"GRANT SELECT ON *.* TO 'edward'@'%'",
+		"CREATE USER IF NOT EXISTS 'open'@'127.0.0.1'", "GRANT SELECT ON *.* TO 'open'@'127.0.0.1'")
 	syncReplica(t)
 	_, addr := startProxy(t, proxyConfig(t, ""))
 	late := conn(t, openDSN(t, fmt.Sprintf("late:late-secret@tcp(%s)/%s", addr, testserver.Database)))
@@ -229,6 +230,34 @@ func TestLearnedUsers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1045") || !strings.Contains(err.Error(), "'late'@'127.0.0.1'") {
 		t.Fatalf("a learned user with a wrong password: %v", err)
 	}
+	// A password changed a moment ago is the one that logs in, as on the server.
+	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'changer'@'%' IDENTIFIED BY 'first-secret'", "GRANT SELECT ON *.* TO 'changer'@'%'")
+	t.Cleanup(func() { root(t, repl.Primary, "DROP USER IF EXISTS 'changer'@'%'") })
+	conn(t, openDSN(t, fmt.Sprintf("changer:first-secret@tcp(%s)/%s", addr, testserver.Database)))
+	root(t, repl.Primary, "ALTER USER 'changer'@'%' IDENTIFIED BY 'second-secret'")
+	syncReplica(t)
+	conn(t, openDSN(t, fmt.Sprintf("changer:second-secret@tcp(%s)/%s", addr, testserver.Database)))
+	if _, err := openDSN(t, fmt.Sprintf("changer:first-secret@tcp(%s)/%s", addr, testserver.Database)).Exec("SELECT 1"); err == nil {
+		t.Fatal("the old password still logs in")
+	}
+	// An account created after the proxy read the accounts logs in at once, as on the server.
+	root(t, repl.Primary, "CREATE USER IF NOT EXISTS 'fresh'@'%' IDENTIFIED BY 'fresh-secret'", "GRANT SELECT ON *.* TO 'fresh'@'%'")
+	t.Cleanup(func() { root(t, repl.Primary, "DROP USER IF EXISTS 'fresh'@'%'") })
+	if got := str(t, conn(t, openDSN(t, fmt.Sprintf("fresh:fresh-secret@tcp(%s)/%s", addr, testserver.Database))), "/*master*/ SELECT CURRENT_USER()"); got != "fresh@%" {
+		t.Fatalf("an account created a moment ago is %q", got)
+	}
+	// An account without a password logs in with none (as on the server), not with one.
+	open := conn(t, openDSN(t, fmt.Sprintf("open@tcp(%s)/%s", addr, testserver.Database)))
+	if got := str(t, open, "/*master*/ SELECT CURRENT_USER()"); got != "open@127.0.0.1" {
+		t.Fatalf("a passwordless account is %q", got)
+	}
+	if got := serverID(t, open, "SELECT @@server_id"); got != replicaID {
+		t.Fatalf("a passwordless account's read: server %d", got)
+	}
+	_, err = openDSN(t, fmt.Sprintf("open:guess@tcp(%s)/%s", addr, testserver.Database)).Exec("SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "1045") {
+		t.Fatalf("a passwordless account with a password: %v", err)
+	}
 	if out, err := runCLI("-h", "127.0.0.1", "-P", strings.Split(addr, ":")[1], "-u", "edward", "-pedward-secret", "--skip-column-names",
 		"-e", "select @@server_id", testserver.Database); err != nil || out != "1" {
 		t.Fatalf("the mariadb client as an ed25519 user: %q %v", out, err)
@@ -240,5 +269,59 @@ func TestLearnedUsers(t *testing.T) {
 	_, err = openDSN(t, fmt.Sprintf("edward:wrong@tcp(%s)/%s", addr, testserver.Database)).Exec("SELECT 1")
 	if err == nil || !strings.Contains(err.Error(), "1045") {
 		t.Fatalf("a relayed login with a wrong password: %v", err)
+	}
+}
+
+// TestLearnedUsersByName: on a server that resolves client names (skip_name_resolve off), an
+// account of host 'localhost' is the one a TCP client from 127.0.0.1 logs in as, directly and
+// so through the proxy; without resolution it is not.
+func TestLearnedUsersByName(t *testing.T) {
+	m := ownServer(t, "--skip-name-resolve=0")
+	root(t, m, "CREATE USER IF NOT EXISTS 'local'@'localhost' IDENTIFIED BY 'local-secret'", "GRANT SELECT ON *.* TO 'local'@'localhost'")
+	dsn := func(addr string) string { return fmt.Sprintf("local:local-secret@tcp(%s)/", addr) }
+	if got := str(t, conn(t, openDSN(t, dsn(m.Addr()))), "SELECT CURRENT_USER()"); got != "local@localhost" {
+		t.Fatalf("directly: %q", got)
+	}
+	_, addr := startProxy(t, singleConfig(t, m, ""))
+	if got := str(t, conn(t, openDSN(t, dsn(addr))), "SELECT CURRENT_USER()"); got != "local@localhost" {
+		t.Fatalf("through the proxy: %q", got)
+	}
+}
+
+// TestMatchAccountHosts: an address matches patterns, never 'localhost'; a resolved name
+// matches 'localhost'; the most specific account wins; the anonymous account matches any name.
+func TestMatchAccountHosts(t *testing.T) {
+	accounts := []account{{user: "u", host: "%", hash: "any"}, {user: "u", host: "localhost", hash: "local"}, {user: "u", host: "10.0.%", hash: "net"},
+		{user: "u", host: "192.168.4.0/255.255.255.0", hash: "mask"}}
+	for _, c := range []struct {
+		hosts []string
+		want  string
+	}{
+		{[]string{"127.0.0.1"}, "any"},
+		{[]string{"127.0.0.1", "localhost"}, "local"},
+		{[]string{"10.0.0.7"}, "net"},
+		{[]string{"10.0.0.7", "app.example"}, "net"},
+		{[]string{"192.168.4.9"}, "mask"},
+	} {
+		if a, ok := match(accounts, "u", c.hosts); !ok || a.hash != c.want {
+			t.Errorf("%v: %+v %v, want %s", c.hosts, a, ok, c.want)
+		}
+	}
+	if _, ok := match(accounts[1:2], "u", []string{"127.0.0.1"}); ok {
+		t.Error("an address matched 'localhost'")
+	}
+	// The anonymous account matches every name, after a named one of the same host, before a
+	// named one of a wider host.
+	anon := append(accounts, account{user: "", host: "localhost", hash: "anon"}, account{user: "v", host: "%", hash: "v-any"})
+	for _, c := range []struct {
+		name string
+		want string
+	}{{"u", "local"}, {"v", "anon"}, {"w", "anon"}} {
+		if a, ok := match(anon, c.name, []string{"127.0.0.1", "localhost"}); !ok || a.hash != c.want {
+			t.Errorf("%s@localhost: %+v %v, want %s", c.name, a, ok, c.want)
+		}
+	}
+	if a, ok := match(anon, "v", []string{"127.0.0.1"}); !ok || a.hash != "v-any" {
+		t.Errorf("v@127.0.0.1: %+v %v", a, ok)
 	}
 }

@@ -214,6 +214,32 @@ func rawCommand(t *testing.T, c *wire.Conn, payload []byte) []byte {
 	return p
 }
 
+// rawQuery runs a query on a rawLogin connection (CLIENT_DEPRECATE_EOF: no EOF after the
+// columns) and returns its rows' payloads; an OK or an error is returned alone.
+func rawQuery(t *testing.T, c *wire.Conn, query string) [][]byte {
+	t.Helper()
+	first := rawCommand(t, c, append([]byte{gomysql.COM_QUERY}, query...))
+	if first[0] == 0xFF || first[0] == 0 || first[0] >= 0xFB {
+		return [][]byte{first}
+	}
+	var rows [][]byte
+	for n := 0; ; n++ {
+		p, _, err := c.ReadPayload(1 << 24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n < int(first[0]): // a column definition
+		case p[0] == 0xFE && len(p) < 0xFFFFFF:
+			return rows
+		case p[0] == 0xFF:
+			return append(rows, p)
+		default:
+			rows = append(rows, p)
+		}
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func mustJSON(t *testing.T, v any) []byte {

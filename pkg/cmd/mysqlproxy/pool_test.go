@@ -117,7 +117,7 @@ func TestPoolWithinTheServersLimit(t *testing.T) {
 func TestIdleConnectionsAreTrimmed(t *testing.T) {
 	m := ownServer(t)
 	cfg := singleConfig(t, m, "")
-	cfg.MySQL.Pool.MaxIdle = 3
+	cfg.MySQL.Pool.MaxIdle = new(3)
 	cfg.MySQL.Pool.IdleTimeout = time.Second
 	d, addr := startProxy(t, cfg)
 	db := openDB(t, addr, "")
@@ -135,6 +135,29 @@ func TestIdleConnectionsAreTrimmed(t *testing.T) {
 	testutil.WaitFor(t, "idle connections closed after the idle timeout", 10*time.Second, func() bool {
 		return d.Pool().Idle() == 0 && rootQuery(t, m, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'runner'") == "0"
 	})
+}
+
+// TestNoIdleConnections: with max_idle 0 a session's server connection closes when its client
+// leaves, so the server sees the client's thread end, as it would directly.
+func TestNoIdleConnections(t *testing.T) {
+	m := ownServer(t)
+	cfg := singleConfig(t, m, "")
+	cfg.MySQL.Pool.MaxIdle = new(0)
+	d, addr := startProxy(t, cfg)
+	db := openDB(t, addr, "")
+	c := conn(t, db)
+	id := str(t, c, "SELECT CONNECTION_ID()")
+	if got := rootQuery(t, m, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = "+id); got != "1" {
+		t.Fatalf("the session's thread %s in the server's processlist: %s", id, got)
+	}
+	c.Close()
+	db.Close()
+	testutil.WaitFor(t, "the thread gone with its client", 5*time.Second, func() bool {
+		return rootQuery(t, m, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = "+id) == "0"
+	})
+	if n := d.Pool().Idle(); n != 0 {
+		t.Fatalf("%d idle connections with max_idle 0", n)
+	}
 }
 
 // TestPooledIsAsGoodAsAFreshLogin: a client that gets a pooled connection sees what a fresh

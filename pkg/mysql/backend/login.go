@@ -480,6 +480,17 @@ func (c *Conn) ChangeUser(ctx context.Context, l Login) error {
 	return c.track(ctx)
 }
 
+// Reset ends the connection's session as COM_RESET_CONNECTION does (its transaction, locks,
+// temporary tables, variables and prepared statements; the user, the schema and the thread
+// stay), then sets the proxy's session tracking again.
+func (c *Conn) Reset(ctx context.Context) error {
+	if err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, ""); err != nil {
+		return err
+	}
+	c.Status, c.SkipState, c.Dirty = wire.StatusAutocommit, false, false
+	return c.track(ctx)
+}
+
 // ReadHandshake connects to addr and reads the server's initial handshake, without logging in.
 func ReadHandshake(ctx context.Context, addr string) (*Handshake, error) {
 	var d net.Dialer

@@ -61,10 +61,10 @@ func (e *LimitError) Unwrap() error { return ErrLimit }
 // server's @@max_connections less a tenth for its other clients); at the limit, an idle
 // connection of another key is closed to make room, else the session waits (at most
 // WaitTimeout, MaxWaiting sessions per server) for one to be released, then gets ErrLimit. Idle
-// connections are at most MaxIdle per server; one idle longer than IdleTimeout, or opened more
+// connections are at most MaxIdle per server (none when negative); one idle longer than IdleTimeout, or opened more
 // than MaxAge ago, is closed.
 type Pool struct {
-	MaxIdle     int           // idle connections per server; default a tenth of its limit, at least 4
+	MaxIdle     int           // idle connections per server; default a tenth of its limit, at least 4; negative: none
 	IdleTimeout time.Duration // default DefaultIdleTimeout
 	MaxAge      time.Duration // default DefaultMaxAge
 	WaitTimeout time.Duration // default DefaultWaitTimeout
@@ -346,23 +346,19 @@ func (p *Pool) Put(c *Conn) {
 	if c == nil {
 		return
 	}
-	if c.Tainted || c.Killed {
+	if c.Tainted || c.Killed || p.MaxIdle < 0 {
 		p.Discard(c)
 		return
 	}
 	if c.Dirty || c.InTransaction() {
 		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-		err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, "")
-		if err == nil {
-			err = c.track(ctx)
-		}
+		err := c.Reset(ctx)
 		cancel()
 		if err != nil {
 			p.Discard(c)
 			return
 		}
 		p.Resets.Add(1)
-		c.Dirty = false
 	}
 	c.Status, c.SkipState = wire.StatusAutocommit, false
 	c.idleAt = time.Now()

@@ -65,6 +65,10 @@ type Hello struct {
 	// Users, when set, finds the users of this connection's listener (configured and learned
 	// from its servers), for a client from host; else Server.Users.
 	Users func(name, host string) (User, bool)
+	// Recheck, when set, finds a Learned user again from its servers' accounts as they are
+	// now (read after the call), when the client's answer did not match what was learned
+	// before: a password changed a moment ago is checked as the server checks it.
+	Recheck func(name, host string) (User, bool)
 	// Relay starts the relayed login of a Passthrough user (nil: such users are refused).
 	Relay func(cl *Client, resp Response) (Relay, error)
 }
@@ -82,6 +86,8 @@ type User struct {
 	// Passthrough: a user whose plugin the proxy cannot check (client_ed25519, PAM, ...): its
 	// login is relayed to a server (Hello.Relay), and the session stays on that connection.
 	Passthrough bool
+	// Learned: read from the servers' accounts (Hello.Recheck reads it again).
+	Learned bool
 }
 
 // Relay is a login relayed to a server, for a Passthrough user.
@@ -212,7 +218,7 @@ func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 		cl.ExtCaps = resp.ExtCaps & hello.ExtCaps
 	}
 	cl.Collation, cl.Attrs = resp.Collation, resp.Attrs
-	u, known := s.lookup(hello, resp.User, hostOf(nc))
+	u, known := s.lookup(hello, resp.User, HostOf(nc))
 	if !known {
 		u = User{Name: resp.User, Password: unguessable(), Plugin: NativePassword}
 	}
@@ -220,7 +226,7 @@ func (s *Server) Accept(nc net.Conn, hello Hello) (*Client, error) {
 		u.Plugin = NativePassword
 	}
 	cl.Schema = resp.Schema
-	a := &auth{s: s, c: c, seq: seq + 1, salt: salt, user: u, tls: cl.TLS, host: hostOf(nc), cl: cl, hello: hello, resp: resp}
+	a := &auth{s: s, c: c, seq: seq + 1, salt: salt, user: u, tls: cl.TLS, host: HostOf(nc), cl: cl, hello: hello, resp: resp}
 	if err := a.run(resp); err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) {
@@ -326,7 +332,8 @@ func unguessable() string {
 	return string(b)
 }
 
-func hostOf(c net.Conn) string {
+// HostOf is the address of the client on c, without its port.
+func HostOf(c net.Conn) string {
 	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
 	if err != nil {
 		return c.RemoteAddr().String()
@@ -508,16 +515,14 @@ func (a *auth) run(resp Response) error {
 	}
 	switch a.user.Plugin {
 	case NativePassword:
-		if a.user.NativeHash != nil {
-			stage1, ok := nativeStage1(a.salt, data, a.user.NativeHash)
-			if !ok {
-				return a.denied(len(data) > 0)
+		ok := a.native(data)
+		if !ok && a.user.Learned && a.hello.Recheck != nil {
+			if u, found := a.hello.Recheck(a.user.Name, a.host); found && u.Plugin == NativePassword && !u.Passthrough {
+				a.user = u
+				ok = a.native(data)
 			}
-			a.stage1 = stage1
-			return nil
 		}
-		want := mysql.CalcNativePassword(a.salt, []byte(a.user.Password))
-		if subtle.ConstantTimeCompare(data, want) != 1 {
+		if !ok {
 			return a.denied(len(data) > 0)
 		}
 		return nil
@@ -525,6 +530,20 @@ func (a *auth) run(resp Response) error {
 		return a.sha2(data)
 	}
 	return fmt.Errorf("user %q: unknown auth plugin %q", a.user.Name, a.user.Plugin)
+}
+
+// native checks a mysql_native_password answer (against a learned user's stored hash, whose
+// SHA1(password) it then keeps, or the configured password).
+func (a *auth) native(data []byte) bool {
+	if a.user.NativeHash != nil {
+		stage1, ok := nativeStage1(a.salt, data, a.user.NativeHash)
+		if ok {
+			a.stage1 = stage1
+		}
+		return ok
+	}
+	want := mysql.CalcNativePassword(a.salt, []byte(a.user.Password))
+	return subtle.ConstantTimeCompare(data, want) == 1
 }
 
 // relay runs a Passthrough user's login through a server: the client is switched to the
@@ -681,14 +700,14 @@ func (s *Server) ChangeUser(cl *Client, payload []byte, seq byte) (*User, string
 		s.fail(cl.Conn, seq+1, mysql.NewDefaultError(mysql.ER_MALFORMED_PACKET))
 		return nil, "", 0, nil
 	}
-	u, known := s.lookup(cl.hello, r.User, hostOf(cl.Conn))
+	u, known := s.lookup(cl.hello, r.User, HostOf(cl.Conn))
 	if !known || u.Passthrough { // a relayed login cannot change: it is refused as a server refuses
 		u = User{Name: r.User, Password: unguessable(), Plugin: NativePassword}
 	}
 	if u.Plugin == "" {
 		u.Plugin = NativePassword
 	}
-	a := &auth{s: s, c: cl.Conn, seq: seq + 1, salt: cl.salt, user: u, tls: cl.TLS, host: hostOf(cl.Conn), cl: cl, resp: r}
+	a := &auth{s: s, c: cl.Conn, seq: seq + 1, salt: cl.salt, user: u, tls: cl.TLS, host: HostOf(cl.Conn), cl: cl, resp: r}
 	if err := a.run(r); err != nil {
 		var me *mysql.MyError
 		if errors.As(err, &me) {

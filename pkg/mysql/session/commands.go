@@ -7,15 +7,17 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
 // query runs a COM_QUERY. CONNECTION_ID() answers the id the proxy announced; a KILL of a
-// session's id is the proxy's to run.
+// session's id or user is the proxy's to run (KILL QUERY ID names the server's own query ids:
+// it goes to the server, as a statement of the session).
 func (s *Session) query(payload []byte, seq byte) error {
 	payload = s.ownConnectionID(payload)
-	if k, ok := sqlclass.ParseKill(string(payload[1:]), s.mode()); ok {
+	if k, ok := sqlclass.ParseKill(string(payload[1:]), s.mode()); ok && !k.QueryID {
 		return s.kill(k, seq)
 	}
 	class := sqlclass.Classify(string(payload[1:]), s.mode())
@@ -87,41 +89,40 @@ func (s *Session) setOption(payload []byte, seq byte) error {
 	return nil
 }
 
-// reset is COM_RESET_CONNECTION: the connections go back to the pool (where they are reset),
-// and the session forgets its variables, pins and prepared statements (the schema and the
-// multi-statement option stay, as on a server).
+// reset is COM_RESET_CONNECTION. As on a server, the session keeps its thread: its primary
+// connection is reset in place (so CONNECTION_ID() and the processlist still agree), the
+// replica's goes back to the pool, and the session forgets its variables, pins and prepared
+// statements (the schema and the multi-statement option stay). A connection the reset fails
+// on is closed; the next statement takes another (a relayed login cannot: it gets the error).
 func (s *Session) reset() {
-	if s.relayedLogin {
-		s.resetRelayed()
-		return
-	}
-	s.release()
-	s.pinned, s.tx, s.last = false, nil, nil
-	s.st.vars, s.st.gen, s.st.modeGen = nil, 0, 0
-	clear(s.st.applied)
-	clear(s.stmts)
-}
-
-// resetRelayed is COM_RESET_CONNECTION of a session that logged in through its server
-// connection: reset there (the proxy could not log in again).
-func (s *Session) resetRelayed() {
-	c := s.primary
+	c := s.forget()
 	if c == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
-	err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, "")
-	if err == nil {
-		err = c.Retrack(ctx)
+	if err := c.Reset(ctx); err != nil {
+		s.cfg.logger().Info("resetting the session's server connection", "server", c.Key.Addr, "err", err)
+		s.drop(c, true)
 	}
-	if err != nil {
-		s.drop(c, true) // the next statement cannot log in again: it gets the error
-	}
-	s.tx, s.last = nil, nil
+}
+
+// forget gives the replica's connection back to the pool and forgets what the session set:
+// its transaction, pins (but a relayed login's), variables and prepared statements. It keeps
+// the primary connection, which it returns (nil when it has none), for the caller to reset.
+func (s *Session) forget() *backend.Conn {
+	c := s.primary
+	s.primary = nil
+	s.release()
+	s.pinned, s.tx, s.last = s.relayedLogin, nil, nil
 	s.st.vars, s.st.gen, s.st.modeGen = nil, 0, 0
-	s.st.applied[c] = 0
+	clear(s.st.applied)
 	clear(s.stmts)
+	if c != nil {
+		s.primary = c
+		s.st.applied[c] = 0
+	}
+	return c
 }
 
 // changeUser is COM_CHANGE_USER: the client logs in again as another user (or the same). A
@@ -134,7 +135,7 @@ func (s *Session) changeUser(payload []byte, seq byte) error {
 	if u == nil {
 		return nil // refused: the client got the ERR and keeps its session
 	}
-	s.reset()
+	c := s.forget()
 	s.userMu.Lock()
 	s.cl.User = *u
 	s.userMu.Unlock()
@@ -143,5 +144,17 @@ func (s *Session) changeUser(payload []byte, seq byte) error {
 		s.cl.Collation, s.st.charset, s.st.modeGen = collation, "", 0
 	}
 	s.stats.User = u.Name
+	s.relayedLogin, s.pinned = false, false // the new user is one the proxy logs in itself
+	if c == nil {
+		return nil
+	}
+	// As on a server, the session keeps its thread: the primary connection changes user.
+	_, login := s.key0(false)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 2*s.cfg.Registry.Timeout(s.write))
+	defer cancel()
+	if err := c.ChangeUser(ctx, login); err != nil {
+		s.cfg.logger().Info("changing the user of the session's server connection", "server", c.Key.Addr, "err", err)
+		s.drop(c, true) // the next statement logs in anew, and gets the servers' answer
+	}
 	return nil
 }

@@ -3,11 +3,13 @@ package session
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/slardar-go/slardar/pkg/mysql/front"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -63,6 +65,17 @@ func (r *Sessions) ofUser(upstream, name string) []*Session {
 	return out
 }
 
+// fromHost reports whether the session's client is of an account host pattern, as the server
+// matches a thread's host in KILL USER name@host.
+func (s *Session) fromHost(pattern string) bool {
+	addr := front.HostOf(s.cl.Conn)
+	hosts := []string{addr}
+	if s.cfg.ClientHosts != nil {
+		hosts = s.cfg.ClientHosts(addr)
+	}
+	return slices.ContainsFunc(hosts, func(h string) bool { return front.HostMatches(pattern, h, h != addr) })
+}
+
 func (s *Session) userName() string {
 	s.userMu.Lock()
 	defer s.userMu.Unlock()
@@ -74,13 +87,13 @@ func (s *Session) userName() string {
 // connection), or the session ended — when the client is its user or may kill others' (SUPER
 // or CONNECTION ADMIN on the primary); an id of no session is the server's 1094.
 func (s *Session) kill(k sqlclass.Kill, seq byte) error {
-	if k.QueryID {
-		return s.reply(seq+1, wire.AppendErr(nil, mysql.ER_NOT_SUPPORTED_YET, "42000",
-			"This version of mysql-proxy doesn't yet support 'KILL QUERY ID' (kill by thread id)"))
-	}
 	var targets []*Session
 	if k.User != "" {
-		targets = s.cfg.Sessions.ofUser(s.write, k.User)
+		for _, t := range s.cfg.Sessions.ofUser(s.write, k.User) {
+			if k.Host == "" || t.fromHost(k.Host) {
+				targets = append(targets, t)
+			}
+		}
 	} else {
 		t := s.cfg.Sessions.get(s.write, uint32(k.ID))
 		if t == nil || k.ID > 0xffffffff {
@@ -99,10 +112,14 @@ func (s *Session) kill(k sqlclass.Kill, seq byte) error {
 			s.cl.W.Flush()
 			return errQuit
 		}
-		t.killRunning()
 		if !k.Query {
-			t.end()
+			t.end() // first: the client must see its connection end, not its statement fail
 		}
+		t.killRunning()
+	}
+	if k.User != "" { // as the server, the number of threads killed
+		return s.reply(seq+1, wire.AppendOK(nil, wire.HeaderOK, wire.OK{AffectedRows: uint64(len(targets)), Status: s.status()},
+			s.cl.Has(mysql.CLIENT_SESSION_TRACK)))
 	}
 	return s.ok(seq + 1)
 }

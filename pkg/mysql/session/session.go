@@ -56,6 +56,9 @@ type Config struct {
 	Counters *Counters
 	// Sessions are the daemon's open sessions, for KILL; required.
 	Sessions *Sessions
+	// ClientHosts is what the servers know a client at an address by for account hosts: the
+	// address, and the names it resolves to where they resolve names; nil: the address.
+	ClientHosts func(addr string) []string
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 	noGTID   atomic.Bool // a primary without last_gtid was logged

@@ -95,6 +95,35 @@ type Kill struct {
 	ID      uint64 // the thread id (or, with QueryID, a query id)
 	QueryID bool   // KILL QUERY ID <query id>
 	User    string // KILL ... USER name: every connection of the user
+	Host    string // KILL ... USER name@host: of the user from hosts matching this pattern
+}
+
+// accountPart is the user or host name a token of an account name spells (bob, `bob`,
+// 'bob', "bob").
+func accountPart(tok token) (string, bool) {
+	switch tok.kind {
+	case tWord:
+		return tok.text, true
+	case tQuotedName:
+		return strings.Trim(tok.text, "`"), true
+	case tString:
+		if len(tok.text) >= 2 {
+			return strings.ReplaceAll(tok.text[1:len(tok.text)-1], tok.text[:1]+tok.text[:1], tok.text[:1]), true
+		}
+	}
+	return "", false
+}
+
+// quotedKind is the kind of token text is as the host after '@' (which the tokenizer keeps
+// in the variable's token).
+func quotedKind(text string) kind {
+	switch {
+	case strings.HasPrefix(text, "'") || strings.HasPrefix(text, `"`):
+		return tString
+	case strings.HasPrefix(text, "`"):
+		return tQuotedName
+	}
+	return tWord
 }
 
 // ParseKill reads a single KILL statement; false for anything else.
@@ -119,17 +148,20 @@ func ParseKill(sql string, mode Mode) (Kill, bool) {
 	}
 	switch {
 	case tok.is("USER"):
-		u := t.next()
-		switch u.kind {
-		case tWord, tQuotedName:
-			k.User = u.text
-		case tString:
-			k.User = strings.Trim(u.text, `'"`)
-		default:
+		var ok bool
+		if k.User, ok = accountPart(t.next()); !ok {
 			return k, false
 		}
-		if at := t.peek(); at.kind == tVar || (at.kind == tPunct && at.text == "@") {
-			return k, false // user@host: not for the proxy to interpret
+		if at := t.peek(); at.kind == tVar && !strings.HasPrefix(at.text, "@@") {
+			t.next()
+			if at.text == "@" { // user @ host
+				k.Host, ok = accountPart(t.next())
+			} else {
+				k.Host, ok = accountPart(token{kind: quotedKind(at.text[1:]), text: at.text[1:]})
+			}
+			if !ok {
+				return k, false
+			}
 		}
 	case tok.kind == tNumber:
 		id, err := strconv.ParseUint(tok.text, 10, 64)
