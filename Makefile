@@ -38,7 +38,8 @@ test: deps-all build vet docs-check
 	$(GO) test -race -timeout 20m -count=1 ./...
 	$(GO) run ./internal/cmd/conformance -v
 
-# A client library's own tests directly and through mysql-proxy (internal/cmd/conformance).
+# A client library's own tests and the server's own (mysql-test-run) directly and through
+# mysql-proxy (internal/cmd/conformance).
 conformance: deps build
 	$(GO) run ./internal/cmd/conformance -v
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, idempotently:
-#   - MariaDB server and client, etcd, sysbench (and the benchmark peers) from Debian;
+#   - MariaDB server, client and test suite (mysql-test-run, for make conformance), etcd,
+#     sysbench (and the benchmark peers) from Debian;
 #   - Consul, which Debian does not package, built once from its Go module and cached
 #     under ${XDG_CACHE_HOME:-~/.cache}/slardar/consul-<version>/consul;
 #   - with --bench, Gaea (XiaoMi's MySQL proxy) built once from bench/gaea (its module pinned
@@ -25,7 +26,7 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(mariadb-server mariadb-client etcd-server etcd-client sysbench netcat-openbsd xxd openssl curl)
+pkgs=(mariadb-server mariadb-client mariadb-test etcd-server etcd-client sysbench netcat-openbsd xxd openssl curl)
 [ "$want_bench" = 1 ] && pkgs+=(haproxy nginx libnginx-mod-stream iperf3 sniproxy)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +64,8 @@ type options struct {
 	run      string
 	verbose  bool
 	keep     bool
+	driver   bool
+	mtr      string
 }
 
 func run() error {
@@ -71,6 +74,8 @@ func run() error {
 	flag.StringVar(&o.run, "run", "", "only the driver's tests matching this regexp (go test -run)")
 	flag.BoolVar(&o.verbose, "v", false, "print the output of every test whose outcome differs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (servers' logs, the proxy's log)")
+	flag.BoolVar(&o.driver, "driver", true, "run the driver's tests")
+	flag.StringVar(&o.mtr, "mtr", mtrTests, "the server's own tests (main suite, space-separated) run by mysql-test-run --extern directly and through mysql-proxy; empty for none")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -84,6 +89,20 @@ func run() error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	var errs []error
+	if o.driver {
+		errs = append(errs, runDriver(ctx, dir, o))
+	}
+	if o.mtr != "" {
+		fmt.Println()
+		errs = append(errs, runMTR(ctx, dir, o.proxyBin, o.mtr, o.verbose))
+	}
+	return errors.Join(errs...)
+}
+
+// runDriver runs the driver's tests directly, through a primary-only listener and through a
+// split one, and reports the tests whose outcome differs.
+func runDriver(ctx context.Context, dir string, o options) error {
 	src, err := driverSource(ctx, dir)
 	if err != nil {
 		return err
@@ -104,7 +123,7 @@ func run() error {
 	if err := repl.Sync(ctx); err != nil {
 		return err
 	}
-	proxy, err := startProxy(ctx, o.proxyBin, dir, repl, certs.CA)
+	proxy, err := startProxy(ctx, o.proxyBin, dir, driverProxyConfig(repl, certs.CA))
 	if err != nil {
 		return err
 	}
@@ -316,35 +335,32 @@ type proxyProc struct {
 	primaryOnly, split string
 	log                string
 	exited             chan error
+	stopOnce           sync.Once
 }
 
+// stop ends the proxy (once; later calls return at once).
 func (p *proxyProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	p.stopOnce.Do(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
 }
 
-// startProxy runs mysql-proxy with two listeners: "direct" (only the primary) and "db" (the
-// primary, and the replica for reads), over TLS to the servers (verified with ca), as the
-// driver's TLS tests see the server's session.
-func startProxy(ctx context.Context, bin, dir string, repl *testserver.Replication, ca string) (*proxyProc, error) {
-	ports := make([]int, 3)
-	for i := range ports {
-		p, err := testserver.FreePort()
-		if err != nil {
-			return nil, err
+// driverProxyConfig is mysql-proxy's configuration for the driver's tests: two listeners,
+// "direct" (only the primary) and "db" (the primary, and the replica for reads), over TLS to
+// the servers (verified with ca), as the driver's TLS tests see the server's session.
+func driverProxyConfig(repl *testserver.Replication, ca string) func(ports []int) string {
+	return func(ports []int) string {
+		up := func(name string, m *testserver.MariaDB) string {
+			return fmt.Sprintf("  %s: {typ: mysql, user: %s, pass: %s, timeout: 2, tls: {mode: required, ca: %q}, servers: [{host: 127.0.0.1, port: %d}]}\n",
+				name, testUser, testPassword, ca, m.Port)
 		}
-		ports[i] = p
-	}
-	up := func(name string, m *testserver.MariaDB) string {
-		return fmt.Sprintf("  %s: {typ: mysql, user: %s, pass: %s, timeout: 2, tls: {mode: required, ca: %q}, servers: [{host: 127.0.0.1, port: %d}]}\n",
-			name, testUser, testPassword, ca, m.Port)
-	}
-	cfg := fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
+		return fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}
 http: {listen: ""}
 checkups: {interval: 1s}
 listeners:
@@ -354,8 +370,22 @@ users:
   - {name: %s, password: %s}
 upstreams:
 `, ports[0], ports[1], ports[2], testUser, testPassword) + up("direct", repl.Primary) + up("db", repl.Primary) + up("db_read", repl.Replica)
+	}
+}
+
+// startProxy runs mysql-proxy with the configuration config makes from three free ports (the
+// admin listener's, then the primary-only listener's and the split listener's).
+func startProxy(ctx context.Context, bin, dir string, config func(ports []int) string) (*proxyProc, error) {
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := testserver.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
 	path := filepath.Join(dir, "mysql-proxy.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(config(ports)), 0o600); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "mysql-proxy.log")
