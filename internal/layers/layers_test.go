@@ -14,17 +14,18 @@ const module = "github.com/slardar-go/slardar/"
 var rank = map[string]int{
 	"pkg/accept": 0, "pkg/backoff": 0, "pkg/checkups": 0, "pkg/sni": 0, "pkg/version": 0, "pkg/cmdutil": 0,
 	"pkg/admin": 0, "pkg/store": 0, // each imports one leaf of its own layer (accept, backoff)
-	"pkg/metrics": 0,
-	"pkg/l4":      1,
-	"pkg/script":  2,
-	"pkg/config":  3, "pkg/mirror": 3,
+	"pkg/metrics": 0, "pkg/units": 0,
+	"pkg/l4":         1,
+	"pkg/script":     2,
+	"pkg/reconcile":  3,
+	"pkg/config":     4,
 	"pkg/mysql/wire": 0, "pkg/mysql/sqlclass": 0,
 	"pkg/mysql/front":   1,
 	"pkg/mysql/backend": 2,
 	"pkg/mysql/session": 3,
-	"pkg/daemon":        4, "pkg/syncer": 4,
-	"pkg/luaproxy":         5,
-	"pkg/cmd/slardarproxy": 6, "pkg/cmd/snirouter": 6, "pkg/cmd/storesync": 6, "pkg/cmd/slardarctl": 6, "pkg/cmd/mysqlproxy": 6,
+	"pkg/lifecycle":     5, "pkg/syncer": 5,
+	"pkg/daemon":           6,
+	"pkg/cmd/slardarproxy": 7, "pkg/cmd/snirouter": 7, "pkg/cmd/storesync": 7, "pkg/cmd/slardarctl": 7, "pkg/cmd/mysqlproxy": 7,
 }
 
 // within are the imports allowed inside layer 0.

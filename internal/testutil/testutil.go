@@ -189,13 +189,14 @@ func Silent() string {
 		panic(err)
 	}
 	go func() {
-		var held []net.Conn
+		// The connections are kept reachable: one that is not is closed by its finalizer.
+		held := map[net.Conn]bool{}
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			held = append(held, c)
+			held[c] = true
 		}
 	}()
 	return ln.Addr().String()

@@ -23,6 +23,10 @@ import (
 // --token flag), so it need not appear on a command line.
 const EnvToken = "SLARDAR_TOKEN"
 
+// DefaultAddr is where slardar-proxy speaks the protocol, as the original did (mysql-proxy
+// and sni-router take the next ports, 1896 and 1897).
+const DefaultAddr = "127.0.0.1:1895"
+
 // Reply types on the wire.
 const (
 	TypeOK      uint32 = 0

@@ -371,8 +371,8 @@ func TestOneCheckPerServer(t *testing.T) {
 				}
 				c.Read(make([]byte, 64))
 				time.Sleep(100 * time.Millisecond)
+				open.Add(-1) // before the answer: the next check may start the moment it is read
 				c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
-				open.Add(-1)
 			}()
 		}
 	}()

@@ -46,6 +46,7 @@ func Main(root *cobra.Command, args []string, stderr io.Writer) int {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		//lint:ignore ST1005 cobra's own wording, as every other usage error reads
 		return WithCode(ExitBadArgs, fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath()))
 	})
 	prerun := root.PersistentPreRunE
@@ -58,19 +59,51 @@ func Main(root *cobra.Command, args []string, stderr io.Writer) int {
 		}
 		return nil
 	}
-	cmd, err := root.ExecuteC()
+	markRunErrors(root)
+	_, err := root.ExecuteC()
 	if err == nil {
 		return ExitOK
 	}
-	code := ExitError
+	// An error the commands' own code returned is theirs (exit 1 unless it carries a code);
+	// any other is cobra's: an unknown command, arguments or flags it refused.
+	code := ExitBadArgs
 	var ce *CodeError
-	if errors.As(err, &ce) {
+	var re *runError
+	switch {
+	case errors.As(err, &ce):
 		code = ce.Code
-	} else if cmd != nil && isUsageError(err) {
-		code = ExitBadArgs
+	case errors.As(err, &re):
+		code = ExitError
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
 	return code
+}
+
+// runError is an error a command's own code returned (RunE, PersistentPreRunE), as opposed to
+// one cobra returned while parsing the command line.
+type runError struct{ err error }
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+// markRunErrors wraps the RunE and PersistentPreRunE of c and its subcommands so that the
+// errors they return are known as theirs.
+func markRunErrors(c *cobra.Command) {
+	mark := func(f func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+		if f == nil {
+			return nil
+		}
+		return func(cmd *cobra.Command, args []string) error {
+			if err := f(cmd, args); err != nil {
+				return &runError{err}
+			}
+			return nil
+		}
+	}
+	c.RunE, c.PersistentPreRunE = mark(c.RunE), mark(c.PersistentPreRunE)
+	for _, sub := range c.Commands() {
+		markRunErrors(sub)
+	}
 }
 
 // Group makes cmd, a command that only holds subcommands, refuse an unknown subcommand as a
@@ -89,18 +122,8 @@ func Group(cmd *cobra.Command) *cobra.Command {
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
 		}
+		//lint:ignore ST1005 cobra's own wording, as every other usage error reads
 		return WithCode(ExitBadArgs, fmt.Errorf("%s\nSee '%s --help'.", msg, c.CommandPath()))
 	}
 	return cmd
-}
-
-// isUsageError recognises cobra's own argument errors.
-func isUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "invalid argument", "unknown flag", "unknown shorthand", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }

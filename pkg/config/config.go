@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
-	"github.com/slardar-go/slardar/pkg/script"
+	"github.com/slardar-go/slardar/pkg/mysql/session"
+	"github.com/slardar-go/slardar/pkg/units"
 )
 
 // Admin configures the admin protocol server.
@@ -62,7 +64,7 @@ type Scripts struct {
 	Dir        string        `yaml:"dir"`         // *.lua files loaded at start and on reload; the file name less .lua is the module name
 	Timeout    time.Duration `yaml:"timeout"`     // Lua running time per hook call (sleeps and socket waits excluded), default 1s
 	LogTimeout time.Duration `yaml:"log_timeout"` // a log hook's whole time, waits included, default 10s
-	MaxHeap    string        `yaml:"max_heap"`    // process heap size at which running scripts are stopped, e.g. 1g; default an eighth of the memory limit (RAM, RLIMIT_AS, cgroup), at most 1g
+	MaxHeap    units.Size    `yaml:"max_heap"`    // process heap size at which running scripts are stopped, e.g. 1g; default an eighth of the memory limit (RAM, RLIMIT_AS, cgroup), at most 1g
 }
 
 // Listener is one data port and the upstream it serves.
@@ -71,7 +73,7 @@ type Listener struct {
 	Upstream string `yaml:"upstream"` // default: the port, as in the original
 	// Consistency and Window are mysql-proxy's read-after-write mode of the listener (session,
 	// global, window or none; default mysql.consistency) and its window; other daemons refuse them.
-	Consistency string        `yaml:"consistency,omitempty"`
+	Consistency session.Mode  `yaml:"consistency,omitempty"`
 	Window      time.Duration `yaml:"window,omitempty"`
 	// ServerVersion is what mysql-proxy's handshake announces on the listener; default the
 	// servers' own version, marked "-slardar" (mysql.server_version sets it for all).
@@ -98,8 +100,8 @@ type File struct {
 	Common  `yaml:",inline"`
 	Scripts Scripts `yaml:"scripts"`
 	// SharedDicts declares ngx.shared dictionaries: name → size ("10m", "64k", bytes).
-	SharedDicts map[string]string `yaml:"shared_dicts"`
-	Listeners   []Listener        `yaml:"listeners"`
+	SharedDicts map[string]units.Size `yaml:"shared_dicts"`
+	Listeners   []Listener            `yaml:"listeners"`
 }
 
 // Load reads and validates a configuration file.
@@ -155,7 +157,7 @@ func (f *File) finish() error {
 		}
 		f.Listeners[i].Listen = l.Listen
 	}
-	return f.validateScripts()
+	return nil
 }
 
 // parse turns the upstreams section into checkups upstreams and checks the log settings.
@@ -190,9 +192,65 @@ func DecodeStrict(data []byte, v any) error {
 		for i, m := range te.Errors {
 			msgs[i] = withoutGoTypes(m)
 		}
-		return fmt.Errorf("%s", strings.Join(msgs, "; "))
+		err = fmt.Errorf("%s", strings.Join(msgs, "; "))
 	}
-	return err
+	return withKeyPath(data, err)
+}
+
+// positioned is the start of an error of a value that decodes itself (units.Size,
+// session.Mode): "line L column C: ".
+var positioned = regexp.MustCompile(`^line (\d+) column (\d+): `)
+
+// withKeyPath puts the key of the value an error is about after its line: "line 4 column 17:
+// size ..." becomes "line 4: mysql.max_packet: size ...".
+func withKeyPath(data []byte, err error) error {
+	m := positioned.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	line, _ := strconv.Atoi(m[1])
+	col, _ := strconv.Atoi(m[2])
+	path := keyAt(&root, line, col, "")
+	if path == "" {
+		return err
+	}
+	return fmt.Errorf("line %d: %s: %s", line, path, strings.TrimPrefix(err.Error(), m[0]))
+}
+
+// keyAt is the dotted path of the value at line:col under n ("listeners[1].consistency").
+func keyAt(n *yaml.Node, line, col int, path string) string {
+	if n.Line == line && n.Column == col && n.Kind != yaml.DocumentNode {
+		return path
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p := keyAt(c, line, col, path); p != "" {
+				return p
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if path != "" {
+				key = path + "." + key
+			}
+			if p := keyAt(n.Content[i+1], line, col, key); p != "" {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p := keyAt(c, line, col, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // withoutGoTypes rewrites a yaml.v3 message that names Go types ("field x not found in type
@@ -265,29 +323,14 @@ func (f *File) AddListeners(specs []string) error {
 	return nil
 }
 
-// validateScripts checks shared dict sizes and the heap limit.
-func (f *File) validateScripts() error {
-	for name, size := range f.SharedDicts {
-		if _, err := script.ParseSize(size); err != nil {
-			return fmt.Errorf("shared_dicts.%s: %w", name, err)
-		}
-	}
-	if f.Scripts.MaxHeap != "" {
-		if _, err := script.ParseSize(f.Scripts.MaxHeap); err != nil {
-			return fmt.Errorf("scripts.max_heap: %w", err)
-		}
-	}
-	return nil
-}
-
 // ParseSharedDict reads "NAME=SIZE" (the --shared-dict flag).
-func ParseSharedDict(s string) (name, size string, err error) {
-	name, size, ok := strings.Cut(s, "=")
+func ParseSharedDict(s string) (name string, size units.Size, err error) {
+	name, text, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return "", "", fmt.Errorf("shared dict %q: want NAME=SIZE, e.g. stream_limit_req_store=10m", s)
+		return "", 0, fmt.Errorf("shared dict %q: want NAME=SIZE, e.g. stream_limit_req_store=10m", s)
 	}
-	if _, err := script.ParseSize(size); err != nil {
-		return "", "", fmt.Errorf("shared dict %q: %w", s, err)
+	if size, err = units.ParseSize(text); err != nil {
+		return "", 0, fmt.Errorf("shared dict %q: %w", s, err)
 	}
 	return name, size, nil
 }

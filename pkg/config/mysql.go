@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/slardar-go/slardar/pkg/script"
+	"github.com/slardar-go/slardar/pkg/mysql/session"
+	"github.com/slardar-go/slardar/pkg/units"
 )
 
 // Authentication plugins a mysql-proxy user may use.
@@ -54,12 +54,12 @@ type MySQL struct {
 	// one) ends the wait within a second of being marked down, whatever this is.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// MaxPacket bounds one command (max_allowed_packet), e.g. 64m; default 64m.
-	MaxPacket string `yaml:"max_packet"`
+	MaxPacket units.Size `yaml:"max_packet"`
 	// Consistency is the read-after-write mode of listeners that set none: session (default:
 	// a client never reads older data than it wrote, by GTID), global (nor older than anything
 	// written through this proxy), window (reads stay on the primary for window after a write)
 	// or none.
-	Consistency string `yaml:"consistency"`
+	Consistency session.Mode `yaml:"consistency"`
 	// Window is the window mode's time after a write; default 500ms.
 	Window time.Duration `yaml:"window"`
 	// GTIDWaitTimeout bounds MASTER_GTID_WAIT on a replica that has not yet applied what a read
@@ -174,9 +174,6 @@ func (f *MySQLFile) Validate() error {
 	if (f.MySQL.TLSCert == "") != (f.MySQL.TLSKey == "") {
 		return fmt.Errorf("mysql: tls_cert and tls_key go together")
 	}
-	if err := checkConsistency(f.MySQL.Consistency); err != nil {
-		return fmt.Errorf("mysql.consistency: %w", err)
-	}
 	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
 		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
 	}
@@ -185,9 +182,6 @@ func (f *MySQLFile) Validate() error {
 	}
 	byUpstream := map[string]Listener{}
 	for i, l := range f.Listeners {
-		if err := checkConsistency(l.Consistency); err != nil {
-			return fmt.Errorf("listeners[%d] (%s): consistency: %w", i, l.Listen, err)
-		}
 		if l.Window < 0 {
 			return fmt.Errorf("listeners[%d] (%s): window must not be negative", i, l.Listen)
 		}
@@ -195,11 +189,6 @@ func (f *MySQLFile) Validate() error {
 			return fmt.Errorf("listeners %s and %s serve upstream %q with different consistency settings", o.Listen, l.Listen, l.Upstream)
 		}
 		byUpstream[l.Upstream] = l
-	}
-	if f.MySQL.MaxPacket != "" {
-		if _, err := script.ParseSize(f.MySQL.MaxPacket); err != nil {
-			return fmt.Errorf("mysql.max_packet: %w", err)
-		}
 	}
 	return nil
 }
@@ -213,25 +202,13 @@ func ParseUser(s string) (MySQLUser, error) {
 	return MySQLUser{Name: name, Password: password}, nil
 }
 
-// Consistency modes of mysql-proxy (see MySQL.Consistency).
-var consistencyModes = []string{"session", "global", "window", "none"}
-
-func checkConsistency(mode string) error {
-	if mode == "" || slices.Contains(consistencyModes, mode) {
-		return nil
-	}
-	return fmt.Errorf("%q: want one of %s", mode, strings.Join(consistencyModes, ", "))
-}
-
 // ListenerConsistency is a listener's effective mode and window (its own, else the defaults).
-func (f *MySQLFile) ListenerConsistency(l Listener) (mode string, window time.Duration) {
+func (f *MySQLFile) ListenerConsistency(l Listener) (mode session.Mode, window time.Duration) {
 	mode, window = l.Consistency, l.Window
 	if mode == "" {
 		mode = f.MySQL.Consistency
 	}
-	if mode == "" {
-		mode = "session"
-	}
+	mode = mode.Effective()
 	if window == 0 {
 		window = f.MySQL.Window
 	}

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the cjson errors are lua-cjson's own words, which scripts match on
+
 package script
 
 import (

@@ -2,7 +2,6 @@ package script
 
 import (
 	"container/list"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -43,25 +42,6 @@ func (d *Dicts) Get(name string) *Dict {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.dicts[name]
-}
-
-// ParseSize reads nginx-style sizes: 4096, 64k, 10m, 1g (case-insensitive).
-func ParseSize(s string) (int, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := 1
-	switch {
-	case strings.HasSuffix(s, "k"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "m"):
-		mult, s = 1<<20, s[:len(s)-1]
-	case strings.HasSuffix(s, "g"):
-		mult, s = 1<<30, s[:len(s)-1]
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number of bytes, optionally with k, m or g", s)
-	}
-	return n * mult, nil
 }
 
 // Dict is one dictionary: values are strings, numbers or booleans, with optional expiry;

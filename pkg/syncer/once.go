@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 
-	"github.com/slardar-go/slardar/pkg/mirror"
+	"github.com/slardar-go/slardar/pkg/reconcile"
 )
 
 // Result is what one pass did (or, dry, would do) to one target.
 type Result struct {
-	Store    string           `json:"store"`
-	Target   string           `json:"target"`
-	Changes  []mirror.Change  `json:"changes"`
-	Problems []mirror.Problem `json:"invalid_keys,omitempty"`
-	Error    string           `json:"error,omitempty"`
+	Store    string              `json:"store"`
+	Target   string              `json:"target"`
+	Changes  []reconcile.Change  `json:"changes"`
+	Problems []reconcile.Problem `json:"invalid_keys,omitempty"`
+	Error    string              `json:"error,omitempty"`
 }
 
 // ErrNotInSync is returned by Once when any store, target or key failed.
@@ -31,11 +31,11 @@ func Once(ctx context.Context, syncs []Sync, dryRun bool) ([]Result, error) {
 			failed = true
 			continue
 		}
-		d := mirror.ParseSnapshot(sy.Prefix, kv)
+		d := reconcile.ParseSnapshot(sy.Prefix, kv)
 		failed = failed || len(d.Problems) > 0
 		for _, addr := range sy.Targets {
-			r := Result{Store: sy.Store.String(), Target: addr, Problems: d.Problems, Changes: []mirror.Change{}}
-			changes, _, _, err := sy.reconcile(ctx, addr, d, mirror.Owned{}, dryRun)
+			r := Result{Store: sy.Store.String(), Target: addr, Problems: d.Problems, Changes: []reconcile.Change{}}
+			changes, _, _, err := sy.reconcile(ctx, addr, d, reconcile.Owned{}, dryRun)
 			if changes != nil {
 				r.Changes = changes
 			}

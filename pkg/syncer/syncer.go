@@ -12,7 +12,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/backoff"
-	"github.com/slardar-go/slardar/pkg/mirror"
+	"github.com/slardar-go/slardar/pkg/reconcile"
 	"github.com/slardar-go/slardar/pkg/store"
 )
 
@@ -61,13 +61,13 @@ type snapshot struct {
 	kv    map[string][]byte
 	src   *source
 	once  sync.Once
-	state mirror.Desired
+	state reconcile.Desired
 }
 
 // desired parses the snapshot (once), reports invalid values and records the names as owned.
-func (sn *snapshot) desired(log *slog.Logger) mirror.Desired {
+func (sn *snapshot) desired(log *slog.Logger) reconcile.Desired {
 	sn.once.Do(func() {
-		sn.state = mirror.ParseSnapshot(sn.src.sync.Prefix, sn.kv)
+		sn.state = reconcile.ParseSnapshot(sn.src.sync.Prefix, sn.kv)
 		for _, p := range sn.state.Problems {
 			log.Error("invalid value in the store, skipped", "key", p.Key, "err", p.Err)
 		}
@@ -84,7 +84,7 @@ type source struct {
 	sync    Sync
 	latest  atomic.Pointer[snapshot]
 	mu      sync.Mutex
-	owned   mirror.Owned
+	owned   reconcile.Owned
 	gen     int64
 	targets []*target
 	stats   *SourceStats
@@ -104,7 +104,7 @@ func (s *Syncer) Run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	for _, sy := range s.Syncs {
-		src := &source{sync: sy, owned: mirror.Owned{}}
+		src := &source{sync: sy, owned: reconcile.Owned{}}
 		for _, addr := range sy.Targets {
 			t := &target{addr: addr, trigger: make(chan struct{}, 1), stats: s.Metrics.target(addr)}
 			src.targets = append(src.targets, t)
@@ -211,7 +211,7 @@ func (src *source) update(kv map[string][]byte) {
 	}
 }
 
-func (src *source) ownedCopy() mirror.Owned {
+func (src *source) ownedCopy() reconcile.Owned {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	return src.owned.Clone()
@@ -276,7 +276,7 @@ func (s *Syncer) pollTarget(ctx context.Context, src *source, t *target) bool {
 	r, err := admin.Do(ctx, t.addr, src.sync.Token, "GET", "upstream", "status", nil)
 	var id string
 	if err == nil {
-		id, err = mirror.Instance(r.Data)
+		id, err = reconcile.Instance(r.Data)
 	}
 	if err != nil {
 		t.stats.lastGen.Store(0)
@@ -340,8 +340,8 @@ func (s *Syncer) syncOnce(ctx context.Context, src *source, t *target, snap *sna
 // reconcile is the one sync step of store-sync, for the syncer and for --once: dial the target,
 // read its state back, plan the difference from desired and, unless dry, apply it. It returns
 // the plan and how many of its changes were applied.
-// It also returns which life of the target it read (mirror.Actual.Instance).
-func (sy Sync) reconcile(ctx context.Context, addr string, desired mirror.Desired, owned mirror.Owned, dry bool) ([]mirror.Change, int, string, error) {
+// It also returns which life of the target it read (reconcile.Actual.Instance).
+func (sy Sync) reconcile(ctx context.Context, addr string, desired reconcile.Desired, owned reconcile.Owned, dry bool) ([]reconcile.Change, int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout+30*time.Second)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
@@ -351,14 +351,14 @@ func (sy Sync) reconcile(ctx context.Context, addr string, desired mirror.Desire
 		return nil, 0, "", err
 	}
 	defer c.Close()
-	actual, err := mirror.ReadActual(ctx, c)
+	actual, err := reconcile.ReadActual(ctx, c)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("reading %s: %w", addr, err)
 	}
-	changes := mirror.Plan(desired, actual, owned, sy.Prune)
+	changes := reconcile.Plan(desired, actual, owned, sy.Prune)
 	if dry {
 		return changes, 0, actual.Instance, nil
 	}
-	n, err := mirror.Apply(ctx, c, desired, changes)
+	n, err := reconcile.Apply(ctx, c, desired, changes)
 	return changes, n, actual.Instance, err
 }

@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -45,6 +46,14 @@ const (
 // answers, it crashes the test binary).
 const skipped = "^TestConnectorReturnsTimeout$"
 
+// driverTimeout bounds one run of the driver's tests (each takes under a minute): a hang
+// ends in go test's panic, which names the tests still running. A test binary that ends early
+// (that panic, or a test's) is reported as the test packagePanic with the panic's output.
+const (
+	driverTimeout = 5 * time.Minute
+	packagePanic  = "(test binary panicked)"
+)
+
 // The test database and account, as the driver's CI has them.
 const (
 	testDB       = "gotest"
@@ -62,6 +71,7 @@ func main() {
 type options struct {
 	proxyBin string
 	run      string
+	count    int
 	verbose  bool
 	keep     bool
 	driver   bool
@@ -72,6 +82,7 @@ func run() error {
 	var o options
 	flag.StringVar(&o.proxyBin, "proxy", "bin/mysql-proxy", "the mysql-proxy binary")
 	flag.StringVar(&o.run, "run", "", "only the driver's tests matching this regexp (go test -run)")
+	flag.IntVar(&o.count, "count", 1, "run each of the driver's tests this many times (go test -count), to catch one that fails by chance")
 	flag.BoolVar(&o.verbose, "v", false, "print the output of every test whose outcome differs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (servers' logs, the proxy's log)")
 	flag.BoolVar(&o.driver, "driver", true, "run the driver's tests")
@@ -138,12 +149,97 @@ func runDriver(ctx context.Context, dir string, o options) error {
 	for i, tg := range targets {
 		fmt.Printf("running %s %s's tests against %s (%s) ...\n", driverModule, driverVersion, tg.name, tg.addr)
 		start := time.Now()
-		if results[i], err = runTests(ctx, src, tg.addr, o.run, filepath.Join(dir, tg.name+".json")); err != nil {
+		if results[i], err = runTests(ctx, src, tg.addr, o.run, o.count, filepath.Join(dir, tg.name+".json")); err != nil {
 			return fmt.Errorf("%s: %w", tg.name, err)
 		}
 		fmt.Printf("  %s in %v\n", summary(results[i]), time.Since(start).Round(time.Second))
+		if i > 0 && differ(results[0], results[i]) {
+			// What the servers were doing is gone once they stop: print it now.
+			fmt.Print(serverState(ctx, repl))
+		}
 	}
 	return report(os.Stdout, targets[0].name, []string{targets[1].name, targets[2].name}, results, o.verbose, proxy.log)
+}
+
+// differ reports whether a test passes in one result and not in the other.
+func differ(a, b map[string]outcome) bool {
+	for n, o := range a {
+		if (o.action == "pass") != (b[n].action == "pass") {
+			return true
+		}
+	}
+	for n, o := range b {
+		if (o.action == "pass") != (a[n].action == "pass") {
+			return true
+		}
+	}
+	return false
+}
+
+// serverState is what the primary and the replica are running and the replica's replication
+// state, for a run whose tests differ (a statement waiting on a lock, a stopped replica).
+func serverState(ctx context.Context, repl *testserver.Replication) string {
+	var b strings.Builder
+	for _, m := range []struct {
+		name  string
+		db    *testserver.MariaDB
+		query string
+	}{
+		{"primary", repl.Primary, "SHOW FULL PROCESSLIST"},
+		{"replica", repl.Replica, "SHOW FULL PROCESSLIST"},
+		{"replica", repl.Replica, "SHOW SLAVE STATUS"},
+	} {
+		fmt.Fprintf(&b, "  %s: %s\n", m.name, m.query)
+		rows, err := queryRows(ctx, m.db, m.query)
+		if err != nil {
+			fmt.Fprintf(&b, "    %v\n", err)
+			continue
+		}
+		for _, r := range rows {
+			fmt.Fprintf(&b, "    %s\n", r)
+		}
+	}
+	return b.String()
+}
+
+// queryRows runs query as root and returns its rows, each as "column=value ..." (NULLs and
+// empty values left out).
+func queryRows(ctx context.Context, m *testserver.MariaDB, query string) ([]string, error) {
+	db, err := sql.Open("mysql", m.DSN("root"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var fields []string
+		for i, v := range vals {
+			if v.Valid && v.String != "" {
+				fields = append(fields, cols[i]+"="+strings.ReplaceAll(v.String, "\n", " "))
+			}
+		}
+		out = append(out, strings.Join(fields, " "))
+	}
+	return out, rows.Err()
 }
 
 // outcome is how one of the driver's top-level tests ended, with its output.
@@ -178,11 +274,11 @@ func report(w *os.File, base string, others []string, results []map[string]outco
 	})
 	var rows [][]string
 	for _, n := range sorted {
-		row := []string{n, results[0][n].action}
+		row := []string{n, cmp.Or(results[0][n].action, "not-run")}
 		differs := false
 		for i := range others {
 			a := results[i+1][n].action
-			row = append(row, a)
+			row = append(row, cmp.Or(a, "not-run"))
 			if (a == "pass") != (results[0][n].action == "pass") {
 				differs = true
 			}
@@ -213,21 +309,47 @@ func report(w *os.File, base string, others []string, results []map[string]outco
 		fmt.Fprintln(w, "conformance ok: the same tests pass directly and through mysql-proxy")
 		return nil
 	}
-	if verbose {
-		for _, r := range rows {
-			for i, o := range others {
-				if out := results[i+1][r[0]]; out.action == "fail" {
-					fmt.Fprintf(w, "\n--- %s through %s:\n%s", r[0], o, out.output)
+	if verbose && proxyLog != "" {
+		if b, err := os.ReadFile(proxyLog); err == nil {
+			fmt.Fprintf(w, "\n--- mysql-proxy's log (last 4 KiB):\n%s\n", tail(b, 4096))
+		}
+	}
+	// The failures last, where a CI log's tail shows them: the tests that failed through the
+	// proxy, then how a test binary that ended early ended (a timeout's or a panic's output).
+	var failed, missing []string
+	for _, r := range rows {
+		for i, o := range others {
+			out, ran := results[i+1][r[0]]
+			switch {
+			case !ran:
+				missing = append(missing, r[0]+" through "+o)
+			case out.action == "fail":
+				failed = append(failed, r[0]+" through "+o)
+				if verbose {
+					fmt.Fprintf(w, "\n--- %s through %s:\n%s", r[0], o, tail([]byte(out.output), 3072))
 				}
 			}
 		}
-		if proxyLog != "" {
-			if b, err := os.ReadFile(proxyLog); err == nil {
-				fmt.Fprintf(w, "\n--- mysql-proxy's log (last 4 KiB):\n%s\n", tail(b, 4096))
-			}
+	}
+	if out, ok := endedEarly(results); ok {
+		fmt.Fprintf(w, "\n--- the driver's test binary ended early:\n%s\n", out)
+	}
+	first := failed[:min(len(failed), 8)]
+	if len(missing) > 0 {
+		first = append(first, fmt.Sprintf("%d never ran, first %s", len(missing), missing[0]))
+	}
+	return fmt.Errorf("%d of the driver's tests do not pass through mysql-proxy as they do directly (%s)", len(rows), strings.Join(first, "; "))
+}
+
+// endedEarly is the panic of a run whose test binary did not finish (a timeout names the tests
+// it was running).
+func endedEarly(results []map[string]outcome) (string, bool) {
+	for _, r := range results {
+		if o, ok := r[packagePanic]; ok {
+			return o.output, true
 		}
 	}
-	return fmt.Errorf("%d of the driver's tests do not pass through mysql-proxy as they do directly", len(rows))
+	return "", false
 }
 
 func tail(b []byte, n int) []byte {
@@ -260,13 +382,13 @@ func driverSource(ctx context.Context, dir string) (string, error) {
 
 // runTests runs the driver's tests against addr and returns each top-level test's outcome;
 // go test's JSON goes to the file record too.
-func runTests(ctx context.Context, src, addr, only, record string) (map[string]outcome, error) {
+func runTests(ctx context.Context, src, addr, only string, count int, record string) (map[string]outcome, error) {
 	rec, err := os.Create(record)
 	if err != nil {
 		return nil, err
 	}
 	defer rec.Close()
-	args := []string{"test", "-json", "-count=1", "-timeout", "15m", "-skip", skipped}
+	args := []string{"test", "-json", "-count=" + strconv.Itoa(count), "-timeout", (time.Duration(count) * driverTimeout).String(), "-skip", skipped}
 	if only != "" {
 		args = append(args, "-run", only)
 	}
@@ -285,12 +407,20 @@ func runTests(ctx context.Context, src, addr, only, record string) (map[string]o
 	}
 	results := map[string]outcome{}
 	outputs := map[string]*strings.Builder{}
+	var running strings.Builder
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		rec.Write(append(sc.Bytes(), '\n'))
 		var ev struct{ Action, Test, Output string }
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Test == "" {
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		if ev.Test == "" {
+			// The package's own output: a timeout's panic names the tests still running.
+			if ev.Action == "output" && (strings.HasPrefix(ev.Output, "panic: ") || running.Len() > 0) && running.Len() < 4<<10 {
+				running.WriteString(ev.Output)
+			}
 			continue
 		}
 		top, _, _ := strings.Cut(ev.Test, "/")
@@ -301,7 +431,9 @@ func runTests(ctx context.Context, src, addr, only, record string) (map[string]o
 			outputs[top].WriteString(ev.Output)
 		}
 		if ev.Test == top && (ev.Action == "pass" || ev.Action == "fail" || ev.Action == "skip") {
-			results[top] = outcome{action: ev.Action, output: outputs[top].String()}
+			if results[top].action != "fail" { // with -count, one failure of several runs stands
+				results[top] = outcome{action: ev.Action, output: outputs[top].String()}
+			}
 		}
 	}
 	err = cmd.Wait()
@@ -311,6 +443,9 @@ func runTests(ctx context.Context, src, addr, only, record string) (map[string]o
 	}
 	if len(results) == 0 {
 		return nil, fmt.Errorf("no test ran: %v\n%s", err, stderr.String())
+	}
+	if running.Len() > 0 {
+		results[packagePanic] = outcome{action: "fail", output: running.String()}
 	}
 	return results, nil
 }

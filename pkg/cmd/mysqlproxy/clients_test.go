@@ -110,13 +110,13 @@ func TestAccessLogAndLuaHooks(t *testing.T) {
 		}
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	if err := d.Code.Load("script.preread"+port, []byte(`ngx.exit(1)`)); err != nil {
+	if err := d.Scripts.Code.Load("script.preread"+port, []byte(`ngx.exit(1)`)); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := cli(t, addr, "-e", "select 1"); err == nil {
 		t.Fatalf("a preread ngx.exit(1) let the client in: %s", out)
 	}
-	d.Code.Delete("script.preread" + port)
+	d.Scripts.Code.Delete("script.preread" + port)
 	if out, err := cli(t, addr, "-e", "select 1"); err != nil || out != "1" {
 		t.Fatalf("after deleting the preread script: %q %v", out, err)
 	}

@@ -11,13 +11,13 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
-	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/lifecycle"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
 // Options are mysql-proxy's flags; set flags override the config file.
 type Options struct {
-	daemon.CommonFlags
+	lifecycle.CommonFlags
 	Listens   []string
 	Users     []string
 	UsersFile string
@@ -59,7 +59,7 @@ SIGHUP reloads the config file.
 		Args:    cobra.NoArgs,
 		Version: version.Version,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return daemon.Run(cmd, func() (*config.MySQLFile, error) { return o.config(cmd.Flags()) },
+			return lifecycle.Run(cmd, o.Check, func() (*config.MySQLFile, error) { return o.config(cmd.Flags()) },
 				func(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
 					o.warnSecrets(log, cmd.Flags(), cfg)
 					return Start(ctx, log, cfg, load)

@@ -17,6 +17,7 @@ import (
 	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/mysql/session"
 )
 
 // root runs statements as root on a server.
@@ -46,7 +47,7 @@ func stopApplying(t *testing.T) {
 }
 
 // consistencyConfig is proxyConfig with a consistency mode and a short GTID wait.
-func consistencyConfig(t *testing.T, mode string) *config.MySQLFile {
+func consistencyConfig(t *testing.T, mode session.Mode) *config.MySQLFile {
 	t.Helper()
 	cfg := proxyConfig(t, "")
 	cfg.MySQL.Consistency = mode
@@ -78,8 +79,8 @@ func init() { nextRow.Store(time.Now().UnixNano() % 1000000 * 1000) }
 func TestReadAfterWrite(t *testing.T) {
 	root(t, repl.Primary, "CREATE TABLE IF NOT EXISTS "+testserver.Database+".rw (id BIGINT PRIMARY KEY)")
 	syncReplica(t)
-	for _, mode := range []string{"session", "window", "none"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []session.Mode{session.ModeSession, session.ModeWindow, session.ModeNone} {
+		t.Run(string(mode), func(t *testing.T) {
 			_, addr := startProxy(t, consistencyConfig(t, mode))
 			c := conn(t, openDB(t, addr, ""))
 			func() {
@@ -149,8 +150,8 @@ func TestReadAfterWriteClients(t *testing.T) {
 func TestGlobalConsistency(t *testing.T) {
 	root(t, repl.Primary, "CREATE TABLE IF NOT EXISTS "+testserver.Database+".rw (id BIGINT PRIMARY KEY)")
 	syncReplica(t)
-	for _, mode := range []string{"global", "session"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []session.Mode{session.ModeGlobal, session.ModeSession} {
+		t.Run(string(mode), func(t *testing.T) {
 			_, addr := startProxy(t, consistencyConfig(t, mode))
 			db := openDB(t, addr, "")
 			writer, reader := conn(t, db), conn(t, db)

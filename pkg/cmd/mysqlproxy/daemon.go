@@ -1,5 +1,5 @@
 // Package mysqlproxy is mysql-proxy: a MySQL-protocol proxy with read/write split. It is a
-// luaproxy.Daemon (daemon.Core with Lua preread and log hooks) whose content is a MySQL session:
+// daemon.Core with Lua preread and log hooks (daemon.Scripts) whose content is a MySQL session:
 // the client logs in to the proxy (pkg/mysql/front), then each command is routed to the
 // primary (upstream N) or a replica (N_read) and relayed (pkg/mysql/session).
 package mysqlproxy
@@ -29,11 +29,9 @@ import (
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
 	"github.com/slardar-go/slardar/pkg/l4"
-	"github.com/slardar-go/slardar/pkg/luaproxy"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
-	"github.com/slardar-go/slardar/pkg/script"
 )
 
 // Defaults of mysql-proxy.
@@ -46,8 +44,8 @@ const (
 
 // Daemon is a running mysql-proxy.
 type Daemon struct {
-	*luaproxy.Daemon
-	reload   daemon.Reloader[*config.MySQLFile]
+	*daemon.Daemon[*config.MySQLFile]
+	Scripts  *daemon.Scripts
 	front    *front.Server
 	pool     *backend.Pool
 	sessions atomic.Pointer[map[string]*session.Config] // by listener upstream
@@ -62,41 +60,38 @@ type Daemon struct {
 	counters     counters
 	users        atomic.Pointer[map[string]config.MySQLUser]
 	log          *slog.Logger
-
-	mu sync.Mutex // serialises applies
 }
 
 // Start builds mysql-proxy from cfg and starts serving; load reads the config again on SIGHUP.
 func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load func() (*config.MySQLFile, error)) (*Daemon, error) {
 	pc := cfg.MySQL.Pool
-	d := &Daemon{log: log, pool: &backend.Pool{MaxIdle: maxIdle(pc.MaxIdle), IdleTimeout: pc.IdleTimeout, MaxAge: pc.MaxAge,
-		WaitTimeout: pc.WaitTimeout, MaxConns: pc.MaxConns}}
-	d.Daemon = luaproxy.New(log, &cfg.File, nil, func(lua l4.Hooks) l4.Hooks { return hooks{lua: lua, d: d} })
+	d := &Daemon{log: log, Scripts: daemon.NewScripts(log), pool: &backend.Pool{MaxIdle: maxIdle(pc.MaxIdle),
+		IdleTimeout: pc.IdleTimeout, MaxAge: pc.MaxAge, WaitTimeout: pc.WaitTimeout, MaxConns: pc.MaxConns}}
+	d.Daemon = daemon.New(daemon.Spec[*config.MySQLFile]{Log: log, Hooks: hooks{lua: d.Scripts.Runtime, d: d},
+		AdminListen: DefaultAdminListen, Load: load, Common: commonOf}, cfg)
+	d.Scripts.Attach(d.Core)
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
 	d.Reg.ServerInfo = d.poolInfo
 	d.Prom.MustRegister(d)
 	d.roles.Store(&map[string]string{})
 	d.versions.Store(&map[string]string{})
-	d.reload = daemon.Reloader[*config.MySQLFile]{Load: load, Use: d.apply, Record: d.RecordReload}
 	tlsConf, key, err := serverTLS(cfg.MySQL)
 	if err != nil {
 		return nil, err
 	}
 	d.front = &front.Server{TLS: tlsConf, RSAKey: key, Users: d.user,
 		LocalFiles: cfg.MySQL.LocalInfile == nil || *cfg.MySQL.LocalInfile}
-	if err := d.Serve(ctx, &cfg.Common, DefaultAdminListen, func() error { return d.apply(ctx, cfg) }); err != nil {
+	d.Add(daemon.PartOf(daemon.Part[*config.File](d.Scripts), func(c *config.MySQLFile) *config.File { return &c.File }),
+		daemon.PartFunc[*config.MySQLFile](d.prepare))
+	d.OnShutdown(d.pool.Close) // after the sessions drained
+	if err := d.Start(ctx, cfg); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// Reload reads the configuration again and applies it, all or nothing.
-func (d *Daemon) Reload(ctx context.Context) error { return d.reload.Reload(ctx) }
-
-// Shutdown drains the sessions (see daemon.Core.Shutdown), then closes the pooled connections.
-func (d *Daemon) Shutdown(ctx context.Context) {
-	d.Daemon.Shutdown(ctx)
-	d.pool.Close()
+func commonOf(cfg *config.MySQLFile) (*config.Common, []config.Listener) {
+	return &cfg.Common, cfg.Listeners
 }
 
 // poolInfo is a server's part of the pool, for GET upstream status.
@@ -112,20 +107,13 @@ func (d *Daemon) poolInfo(addr string) map[string]any {
 // Pool is the backend connection pool (for tests and status).
 func (d *Daemon) Pool() *backend.Pool { return d.pool }
 
-// apply makes the daemon match cfg: the Lua and common parts are prepared first (scripts
-// compiled, listeners bound), then users and session settings change with them.
-func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ch, err := d.PrepareConfig(ctx, &cfg.File)
-	if err != nil {
-		return err
-	}
+// prepare is the MySQL part: users, the session settings of each listener, the roles its
+// upstreams imply and the version it announces, in force at commit.
+func (d *Daemon) prepare(_ context.Context, cfg *config.MySQLFile) (func(), error) {
 	users := make(map[string]config.MySQLUser, len(cfg.Users))
 	for _, u := range cfg.Users {
 		users[u.Name] = u
 	}
-	maxPacket, _ := script.ParseSize(cfg.MySQL.MaxPacket) // validated with the config
 	sessions := make(map[string]*session.Config, len(cfg.Listeners))
 	roles := make(map[string]string, 2*len(cfg.Listeners))
 	versions := make(map[string]string, len(cfg.Listeners))
@@ -133,22 +121,23 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.MySQLFile) error {
 		versions[l.Upstream] = cmp.Or(l.ServerVersion, cfg.MySQL.ServerVersion)
 		mode, window := cfg.ListenerConsistency(l)
 		sc := d.sessionConfig(l.Upstream)
-		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, maxPacket
+		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, int(cfg.MySQL.MaxPacket)
 		sc.ReadTimeout = cfg.MySQL.ReadTimeout
 		sc.Consistency = session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}
 		sessions[l.Upstream] = sc
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}
-	d.users.Store(&users)
-	d.learn.Store(cfg.MySQL.LearnUsers == nil || *cfg.MySQL.LearnUsers)
-	d.sessions.Store(&sessions)
-	d.roles.Store(&roles)
-	d.versions.Store(&versions)
-	ch.Commit(ctx)
-	if len(users) == 0 && !d.learn.Load() {
-		d.log.Warn("no users configured and mysql.learn_users off: every login is refused; give --users-file or users: in the config file")
-	}
-	return nil
+	learn := cfg.MySQL.LearnUsers == nil || *cfg.MySQL.LearnUsers
+	return func() {
+		d.users.Store(&users)
+		d.learn.Store(learn)
+		d.sessions.Store(&sessions)
+		d.roles.Store(&roles)
+		d.versions.Store(&versions)
+		if len(users) == 0 && !learn {
+			d.log.Warn("no users configured and mysql.learn_users off: every login is refused; give --users-file or users: in the config file")
+		}
+	}, nil
 }
 
 // hello is what the handshake of the listener serving upstream says: the version and default

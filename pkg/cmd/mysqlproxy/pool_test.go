@@ -97,14 +97,12 @@ func TestPoolWithinTheServersLimit(t *testing.T) {
 	cfg2.MySQL.Pool.WaitTimeout = 500 * time.Millisecond
 	_, addr2 := startProxy(t, cfg2)
 	db2 := openDB(t, addr2, "")
-	var held []*sql.Tx
 	for range 2 {
 		tx, err := db2.Begin()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		held = append(held, tx)
 	}
 	_, err := db2.Begin()
 	if err == nil || !strings.Contains(err.Error(), "Error 1040") || !strings.Contains(err.Error(), "all 2 connections mysql-proxy may open") {
@@ -279,13 +277,19 @@ func TestStaleServerConnections(t *testing.T) {
 
 	pinned, _ := rawLogin(t, addr, testserver.User, testserver.Password, testserver.Database)
 	rawCommand(t, pinned, append([]byte{3}, "CREATE TEMPORARY TABLE tmp_stale (a INT)"...))
+	// The session's own server thread (not the id the proxy announced): killed whatever it is
+	// doing at the moment, not only if found asleep.
+	thread := rawQuery(t, pinned, "SELECT @@pseudo_thread_id")
+	if len(thread) != 1 || len(thread[0]) < 2 {
+		t.Fatalf("the pinned session's thread: %q", thread)
+	}
 	closed := make(chan error, 1)
 	go func() {
 		pinned.SetReadDeadline(time.Now().Add(20 * time.Second))
 		_, _, err := pinned.ReadPayload(1 << 16)
 		closed <- err
 	}()
-	killIdle()
+	root(t, m, "KILL "+string(thread[0][1:]))
 	if err := <-closed; err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a session with a temporary table whose server connection was killed: %v; want its connection closed at once", err)
 	}

@@ -133,9 +133,6 @@ func drain(t *testing.T, c interface {
 	ReadPayload(int) ([]byte, byte, error)
 }) {
 	t.Helper()
-	type wc interface {
-		ReadPayload(int) ([]byte, byte, error)
-	}
 	if p, _, err := c.ReadPayload(1 << 20); err != nil || len(p) == 0 {
 		t.Fatalf("column definition: %v", err)
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 // DefaultAddr is slardar-proxy's admin address.
-const DefaultAddr = "127.0.0.1:1895"
+const DefaultAddr = admin.DefaultAddr
 
 // Globals are the flags every command shares.
 type Globals struct {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
-	"github.com/slardar-go/slardar/pkg/mirror"
+	"github.com/slardar-go/slardar/pkg/reconcile"
 	"github.com/slardar-go/slardar/pkg/script"
 	"github.com/slardar-go/slardar/pkg/store"
 )
@@ -169,7 +169,7 @@ func (o *storeOptions) newList(g *Globals) *cobra.Command {
 				return cmdutil.WithCode(cmdutil.ExitUnreachable, err)
 			}
 			bad := map[string]string{}
-			for _, p := range mirror.ParseSnapshot(o.prefix, kv).Problems {
+			for _, p := range reconcile.ParseSnapshot(o.prefix, kv).Problems {
 				bad[p.Key] = p.Err
 			}
 			var keys []storeKey
@@ -194,9 +194,9 @@ func checkValue(kind, name string, data []byte) error {
 	var err error
 	switch kind {
 	case "upstream":
-		_, err = mirror.NormalizeUpstream(data)
+		_, err = reconcile.NormalizeUpstream(data)
 	case "route":
-		_, err = mirror.NormalizeRoute(data)
+		_, err = reconcile.NormalizeRoute(data)
 	case "code":
 		if strings.HasSuffix(name, "/version") || name == "version" {
 			return nil

@@ -1,5 +1,5 @@
 // Package slardarproxy is slardar-proxy's command line: the L4 balancer daemon is a
-// luaproxy.Daemon (a daemon.Core whose hooks are Lua scripts).
+// daemon.Core whose hooks are Lua scripts (daemon.Scripts).
 package slardarproxy
 
 import (
@@ -10,31 +10,52 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/daemon"
-	"github.com/slardar-go/slardar/pkg/luaproxy"
+	"github.com/slardar-go/slardar/pkg/lifecycle"
+	"github.com/slardar-go/slardar/pkg/units"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
 // DefaultAdminListen is slardar-proxy's admin address.
-const DefaultAdminListen = "127.0.0.1:1895"
+const DefaultAdminListen = admin.DefaultAddr
 
 // DefaultHTTPListen serves /metrics, /livez and /readyz: the original Slardar's HTTP admin port.
 const DefaultHTTPListen = "127.0.0.1:1995"
 
 // Daemon is a running slardar-proxy: a daemon.Core whose hooks are Lua scripts.
-type Daemon = luaproxy.Daemon
+type Daemon struct {
+	*daemon.Daemon[*config.File]
+	Scripts *daemon.Scripts
+}
 
-// Start builds slardar-proxy from cfg and starts serving (see luaproxy.Start); load reads the
-// config again on SIGHUP.
+// Start builds slardar-proxy from cfg and starts serving: admin first (on cfg's address, or
+// DefaultAdminListen), then scripts, upstreams, heartbeats and listeners. load reads the config
+// again on SIGHUP (nil: a reload is refused).
 func Start(ctx context.Context, log *slog.Logger, cfg *config.File, load func() (*config.File, error)) (*Daemon, error) {
-	return luaproxy.Start(ctx, log, cfg, load, DefaultAdminListen)
+	scripts := daemon.NewScripts(log)
+	d := &Daemon{Scripts: scripts, Daemon: daemon.New(daemon.Spec[*config.File]{Log: log, Hooks: scripts.Runtime,
+		AdminListen: DefaultAdminListen, Load: load, Common: commonOf}, cfg)}
+	scripts.Attach(d.Core)
+	d.Add(scripts)
+	if err := d.Start(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Listeners) == 0 {
+		log.Info("no listeners configured: serving the admin protocol only; give --listen PORT or a config file with listeners")
+	}
+	return d, nil
+}
+
+func commonOf(cfg *config.File) (*config.Common, []config.Listener) {
+	return &cfg.Common, cfg.Listeners
 }
 
 // Options are slardar-proxy's flags; set flags override the config file.
 type Options struct {
-	daemon.CommonFlags
+	lifecycle.CommonFlags
 	Listens     []string
 	SharedDicts []string
 	ScriptsDir  string
@@ -73,10 +94,10 @@ Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.sh
 	return cmd
 }
 
-// run is the daemon's life (daemon.Run): the config loaded and validated once, then served
+// run is the daemon's life (lifecycle.Run): the config loaded and validated once, then served
 // until a signal.
 func (o *Options) run(cmd *cobra.Command) error {
-	return daemon.Run(cmd, func() (*config.File, error) { return o.config(cmd.Flags()) }, Start)
+	return lifecycle.Run(cmd, o.Check, func() (*config.File, error) { return o.config(cmd.Flags()) }, Start)
 }
 
 // config reads the effective configuration: the file, if any, with the set flags on top.
@@ -100,7 +121,7 @@ func (o *Options) config(fl *pflag.FlagSet) (*config.File, error) {
 			return nil, fmt.Errorf("--shared-dict: %w", err)
 		}
 		if cfg.SharedDicts == nil {
-			cfg.SharedDicts = make(map[string]string)
+			cfg.SharedDicts = make(map[string]units.Size)
 		}
 		cfg.SharedDicts[name] = size
 	}

@@ -200,8 +200,8 @@ func TestReloadAllOrNothing(t *testing.T) {
 	testutil.WaitFor(t, "listeners up", 5*time.Second, func() bool { return testutil.Greeting(l1) == "A" && testutil.Greeting(l2) == "B" })
 
 	// l2 leaves, g moves to C, and a listener on a busy port arrives: nothing may change.
-	broken := conf([]string{l1}, c, b) + fmt.Sprintf("  x: {enable: false, servers: [{host: 127.0.0.1, port: 9}]}\n") +
-		fmt.Sprintf("  # busy\n") // the listener below is appended to the listeners list
+	broken := conf([]string{l1}, c, b) + "  x: {enable: false, servers: [{host: 127.0.0.1, port: 9}]}\n" +
+		"  # busy\n" // the listener below is appended to the listeners list
 	broken = strings.Replace(broken, "upstreams:\n", fmt.Sprintf("  - {listen: %q, upstream: x}\nupstreams:\n", busy.Addr().String()), 1)
 	writeFile(t, path, broken)
 	p.cmd.Process.Signal(syscall.SIGHUP)

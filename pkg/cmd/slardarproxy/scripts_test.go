@@ -16,6 +16,7 @@ import (
 	"github.com/slardar-go/slardar/internal/testserver"
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/units"
 )
 
 func loadCode(t *testing.T, d *Daemon, name, src string) {
@@ -78,7 +79,7 @@ func TestPrereadRejectsThenDeleteRestores(t *testing.T) {
 // Five connections at once: four reach MariaDB after 0, 1, 2 and 3 seconds, the fifth is
 // dropped.
 func TestTalkLimitReq(t *testing.T) {
-	d := startDaemon(t, func(c *config.File) { c.SharedDicts = map[string]string{"stream_limit_req_store": "1m"} })
+	d := startDaemon(t, func(c *config.File) { c.SharedDicts = map[string]units.Size{"stream_limit_req_store": 1 << 20} })
 	proxy := d.ListenerAddr("3131")
 	putUpstream(t, d, twoServers(""))
 	talk, err := os.ReadFile("../../../examples/lua/script.preread3131.lua")

@@ -8,13 +8,13 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
-	"github.com/slardar-go/slardar/pkg/daemon"
+	"github.com/slardar-go/slardar/pkg/lifecycle"
 	"github.com/slardar-go/slardar/pkg/version"
 )
 
 // Options are sni-router's flags; set flags override the config file.
 type Options struct {
-	daemon.CommonFlags
+	lifecycle.CommonFlags
 	Listens []string
 	Allow   []string
 }
@@ -54,10 +54,10 @@ Signals: SIGTERM/SIGINT drain, SIGHUP reloads the config file.
 	return cmd
 }
 
-// run is the daemon's life (daemon.Run): the config loaded and validated once, then served
+// run is the daemon's life (lifecycle.Run): the config loaded and validated once, then served
 // until a signal.
 func (o *Options) run(cmd *cobra.Command) error {
-	return daemon.Run(cmd, func() (*config.SNIFile, error) { return o.config(cmd.Flags()) }, Start)
+	return lifecycle.Run(cmd, o.Check, func() (*config.SNIFile, error) { return o.config(cmd.Flags()) }, Start)
 }
 
 // config reads the effective configuration: the file, if any, with the set flags on top.

@@ -274,7 +274,7 @@ func TestHelloShapes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port, got := rawBackend(t)
-			yaml := fmt.Sprintf("sni: {allow: [\"127.0.0.1:*\"], hello_timeout: 2s}\nroutes:\n  \"~port-([0-9]+)\\\\.test\": {target: \"127.0.0.1:$1\"}\n")
+			yaml := "sni: {allow: [\"127.0.0.1:*\"], hello_timeout: 2s}\nroutes:\n  \"~port-([0-9]+)\\\\.test\": {target: \"127.0.0.1:$1\"}\n"
 			if tt.withDefault {
 				yaml += fmt.Sprintf("  default: {target: \"127.0.0.1:%d\"}\n", port)
 			}

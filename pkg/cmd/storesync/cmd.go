@@ -4,22 +4,21 @@ package storesync
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"net/http"
-	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/lifecycle"
 	"github.com/slardar-go/slardar/pkg/metrics"
 	"github.com/slardar-go/slardar/pkg/store"
 	"github.com/slardar-go/slardar/pkg/syncer"
@@ -41,6 +40,7 @@ type Options struct {
 	Resync     time.Duration
 	Once       bool
 	DryRun     bool
+	Check      bool
 	Output     string
 	LogFormat  string
 	LogLevel   string
@@ -93,6 +93,7 @@ A token given to one sync of the config file wins over --token.`,
 	f.DurationVar(&o.Resync, "resync", syncer.DefaultResync, "full resync period")
 	f.BoolVar(&o.Once, "once", false, "apply once and exit; non-zero if anything is not in sync")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVar(&o.Check, "check", false, "check the config file and flags, print what would be synced where, and exit (0: valid, 2: not)")
 	f.StringVarP(&o.Output, "output", "o", "table", "plan output for --dry-run/--once: table or json")
 	f.StringVar(&o.LogFormat, "log-format", "", "log format: text or json")
 	f.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn or error")
@@ -132,17 +133,28 @@ func (o *Options) config(cmd *cobra.Command) (*config.SyncFile, error) {
 	if err := f.Log.Validate(); err != nil {
 		return nil, err
 	}
-	if len(f.Syncs) == 0 {
-		return nil, errors.New("nothing to sync: give --source and --target, or a config file with syncs")
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
 
+// run is --once/--dry-run (one pass, its plan printed), or the daemon's life
+// (lifecycle.Run): the config loaded and validated once, then the syncer until a signal.
 func (o *Options) run(cmd *cobra.Command) error {
 	if o.Output != "table" && o.Output != "json" {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("--output %q: want table or json", o.Output))
 	}
-	f, err := o.config(cmd)
+	load := func() (*config.SyncFile, error) { return o.config(cmd) }
+	if (o.Once || o.DryRun) && !o.Check {
+		return o.once(cmd, load)
+	}
+	return lifecycle.Run(cmd, o.Check, load, start)
+}
+
+// once applies (or with --dry-run plans) one pass and prints it.
+func (o *Options) once(cmd *cobra.Command, load func() (*config.SyncFile, error)) error {
+	f, err := load()
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
 	}
@@ -150,85 +162,116 @@ func (o *Options) run(cmd *cobra.Command) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
 	}
-	defer func() { closeStores() }()
-	log := f.Log.NewLogger(cmd.ErrOrStderr())
+	defer closeStores()
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if o.Once || o.DryRun {
-		results, err := syncer.Once(ctx, syncs, o.DryRun)
-		if perr := printResults(cmd, o.Output, results); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return cmdutil.WithCode(cmdutil.ExitError, err)
-		}
-		return nil
+	results, err := syncer.Once(ctx, syncs, o.DryRun)
+	if perr := printResults(cmd, o.Output, results); perr != nil {
+		return perr
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitError, err)
+	}
+	return nil
+}
 
-	// The metrics and the endpoint outlive the syncers a SIGHUP replaces.
-	m := &syncer.Metrics{}
+// service is store-sync running: the syncer of the config in force, and the health and
+// metrics endpoint, which outlive the syncers a SIGHUP replaces.
+type service struct {
+	log     *slog.Logger
+	metrics *syncer.Metrics
+	ep      *metrics.Endpoint
+	reload  lifecycle.Reloader[*config.SyncFile]
+	record  *metrics.Reload
+
+	mu          sync.Mutex
+	current     atomic.Pointer[syncer.Syncer] // the syncer running now
+	closeStores func()
+	cancel      context.CancelFunc
+	done        chan struct{}
+	ctx         context.Context
+}
+
+// start opens the stores of f, serves the endpoint and starts the syncer.
+func start(ctx context.Context, log *slog.Logger, f *config.SyncFile, load func() (*config.SyncFile, error)) (*service, error) {
+	s := &service{log: log, metrics: &syncer.Metrics{}, ctx: ctx}
 	reg := metrics.NewRegistry(version.Version)
-	reg.MustRegister(m)
-	reload := metrics.NewReload(reg)
-	reload.Record(time.Now(), nil)
-	newSyncer := func() *syncer.Syncer {
-		return &syncer.Syncer{Syncs: syncs, Log: log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max, Metrics: m}
+	reg.MustRegister(s.metrics)
+	s.record = metrics.NewReload(reg)
+	s.reload = lifecycle.Reloader[*config.SyncFile]{Load: load, Use: s.use, Record: func(err error) { s.record.Record(time.Now(), err) }}
+	ready := func() error { return s.current.Load().StoresUp() }
+	health := func(w http.ResponseWriter, r *http.Request) { s.current.Load().ServeHealth(w, r) }
+	syncs, closeStores, err := openSyncs(f)
+	if err != nil {
+		return nil, err
 	}
-	var current atomic.Pointer[syncer.Syncer] // the syncer running now (a SIGHUP replaces it)
-	current.Store(newSyncer())
-	ready := func() error { return current.Load().StoresUp() }
-	health := func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHealth(w, r) }
-	ep, err := metrics.Serve(f.Listen, reg, ready, false, map[string]http.HandlerFunc{"/health": health})
+	s.run(f, syncs, closeStores)
+	s.record.Record(time.Now(), nil)
+	if s.ep, err = metrics.Serve(f.Listen, reg, ready, false, map[string]http.HandlerFunc{"/health": health}); err != nil {
+		s.Shutdown(context.Background())
+		return nil, err
+	}
+	log.Info("syncing", "syncs", describe(syncs), "http", s.ep.Addr())
+	return s, nil
+}
+
+// use stops the running syncer and starts one for f, once f's stores are open.
+func (s *service) use(_ context.Context, f *config.SyncFile) error {
+	syncs, closeStores, err := openSyncs(f)
 	if err != nil {
 		return err
 	}
-	defer ep.Close()
+	s.stop()
+	s.run(f, syncs, closeStores)
+	s.log.Info("syncing", "syncs", describe(syncs))
+	return nil
+}
 
-	for {
-		s := current.Load()
-		var names []string
-		for _, sy := range syncs {
-			names = append(names, sy.Store.String()+" -> "+strings.Join(sy.Targets, ","))
-		}
-		log.Info("store-sync started", "version", version.Version, "syncs", names, "http", ep.Addr())
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); s.Run(runCtx) }()
-		systemd.SdNotify(false, systemd.SdNotifyReady)
-	wait:
-		select {
-		case <-ctx.Done():
-			systemd.SdNotify(false, systemd.SdNotifyStopping)
-			cancel()
-			<-done
-			log.Info("store-sync stopped")
-			return nil
-		case <-hup:
-			nf, err := o.config(cmd)
-			var next []syncer.Sync
-			var closeNext func()
-			if err == nil {
-				next, closeNext, err = openSyncs(nf)
-			}
-			reload.Record(time.Now(), err)
-			if err != nil {
-				log.Error("config not reloaded", "err", err)
-				goto wait
-			}
-			cancel()
-			<-done
-			closeStores()
-			f, syncs, closeStores = nf, next, closeNext
-			current.Store(newSyncer())
-			log.Info("config reloaded")
-		}
+// run starts a syncer over syncs.
+func (s *service) run(f *config.SyncFile, syncs []syncer.Sync, closeStores func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sy := &syncer.Syncer{Syncs: syncs, Log: s.log, Resync: f.Resync, DebounceMin: f.Debounce.Min, DebounceMax: f.Debounce.Max, Metrics: s.metrics}
+	s.current.Store(sy)
+	runCtx, cancel := context.WithCancel(s.ctx)
+	s.cancel, s.done, s.closeStores = cancel, make(chan struct{}), closeStores
+	go func(done chan struct{}) { defer close(done); sy.Run(runCtx) }(s.done)
+}
+
+// stop ends the running syncer and closes its stores.
+func (s *service) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+	s.closeStores()
+	s.cancel = nil
+}
+
+// Reload implements lifecycle.Service: the config read again; one that does not load, or whose
+// stores do not open, leaves the running syncs as they are.
+func (s *service) Reload(ctx context.Context) error { return s.reload.Reload(ctx) }
+
+// Shutdown implements lifecycle.Service.
+func (s *service) Shutdown(context.Context) {
+	s.stop()
+	if s.ep != nil {
+		s.ep.Close()
 	}
 }
 
-// openSyncs opens the stores of f's syncs and checks their targets; closeStores closes them.
+func describe(syncs []syncer.Sync) []string {
+	var names []string
+	for _, sy := range syncs {
+		names = append(names, sy.Store.String()+" -> "+strings.Join(sy.Targets, ","))
+	}
+	return names
+}
+
+// openSyncs opens the stores of f's syncs (validated with the config); closeStores closes them.
 func openSyncs(f *config.SyncFile) (syncs []syncer.Sync, closeStores func(), err error) {
 	var opened []store.Store
 	closeStores = func() {
@@ -243,16 +286,6 @@ func openSyncs(f *config.SyncFile) (syncs []syncer.Sync, closeStores func(), err
 			return nil, nil, fmt.Errorf("syncs[%d]: %w", i, err)
 		}
 		opened = append(opened, st)
-		if len(s.Targets) == 0 {
-			closeStores()
-			return nil, nil, fmt.Errorf("syncs[%d]: no targets", i)
-		}
-		for _, t := range s.Targets {
-			if _, _, err := net.SplitHostPort(t); err != nil {
-				closeStores()
-				return nil, nil, fmt.Errorf("target %q: want HOST:PORT", t)
-			}
-		}
 		prefix := s.Prefix
 		if prefix == "" {
 			prefix = store.DefaultPrefix

@@ -62,17 +62,6 @@ type Handshake struct {
 	tls       bool
 }
 
-// login runs the connection phase on nc as user, with key's capabilities, the collation and
-// the client's attributes, over TLS when tlsConf is set. It returns the server's handshake
-// (Caps: what the two sides agreed on) and the connection, TLS-wrapped when TLS is used.
-func login(ctx context.Context, nc net.Conn, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr) (*Handshake, net.Conn, error) {
-	g, err := greet(ctx, nc)
-	if err != nil {
-		return nil, nil, err
-	}
-	return g.login(ctx, key, user, schema, collation, secret, attrs)
-}
-
 // greeting is a connection that has the server's handshake and has not answered it yet.
 type greeting struct {
 	nc  net.Conn
@@ -100,11 +89,6 @@ func greet(ctx context.Context, nc net.Conn) (*greeting, error) {
 		return nil, err
 	}
 	return &greeting{nc: nc, c: c, hs: hs, seq: seq}, nil
-}
-
-// login answers the handshake: the rest of login.
-func (g *greeting) login(ctx context.Context, key Key, user, schema string, collation uint8, secret Secret, attrs []Attr) (*Handshake, net.Conn, error) {
-	return g.loginWith(ctx, key, user, schema, collation, secret, attrs, nil)
 }
 
 // relayedAuth is a login whose authentication a client answers through the proxy: its first

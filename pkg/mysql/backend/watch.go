@@ -184,6 +184,9 @@ func (c *Conn) Dead(idle time.Duration) bool {
 	if !ok {
 		return false
 	}
+	// The last command's read deadline (see Arm) has passed by now: with it in place the
+	// socket is not looked at (the poller refuses the read), and a closed one would pass.
+	nc.SetReadDeadline(time.Time{})
 	return c.R.Buffered() > 0 || peerGone(sc)
 }
 

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,22 +14,63 @@ import (
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
+	"gopkg.in/yaml.v3"
 )
 
-// Consistency modes: what a read on a replica must have seen.
+// Mode is a listener's read-after-write mode: what a read on a replica must have seen
+// (consistency: in the configuration file; "" is ModeSession).
+type Mode string
+
+// The modes.
 const (
 	// ModeSession: a client never reads older data than it wrote. The primary reports the GTID of
 	// each write (session tracking of last_gtid); a read goes to a replica whose position covers
 	// the session's GTIDs, after MASTER_GTID_WAIT if need be, else to the primary.
-	ModeSession = "session"
+	ModeSession Mode = "session"
 	// ModeGlobal: as ModeSession, with the highest GTID per domain written through this proxy.
-	ModeGlobal = "global"
+	ModeGlobal Mode = "global"
 	// ModeWindow: reads go to the primary for a while after the session's last write (servers
 	// without GTIDs).
-	ModeWindow = "window"
+	ModeWindow Mode = "window"
 	// ModeNone: the plain split.
-	ModeNone = "none"
+	ModeNone Mode = "none"
 )
+
+// Modes are the modes, in the order help texts list them.
+var Modes = []Mode{ModeSession, ModeGlobal, ModeWindow, ModeNone}
+
+// Effective is the mode m means: "" is ModeSession.
+func (m Mode) Effective() Mode {
+	if m == "" {
+		return ModeSession
+	}
+	return m
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: one of Modes.
+func (m *Mode) UnmarshalText(b []byte) error {
+	if !slices.Contains(Modes, Mode(b)) {
+		names := make([]string, len(Modes))
+		for i, x := range Modes {
+			names[i] = string(x)
+		}
+		return fmt.Errorf("consistency %q: want one of %s", b, strings.Join(names, ", "))
+	}
+	*m = Mode(b)
+	return nil
+}
+
+// UnmarshalYAML reads a mode from a YAML scalar; its errors start "line L column C:", where the
+// configuration loader puts the key's name.
+func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
+	if err := m.UnmarshalText([]byte(n.Value)); err != nil || n.Kind != yaml.ScalarNode {
+		if err == nil {
+			err = errors.New("want a mode name")
+		}
+		return fmt.Errorf("line %d column %d: %w", n.Line, n.Column, err)
+	}
+	return nil
+}
 
 // Defaults of consistency.
 const (
@@ -38,17 +80,12 @@ const (
 
 // Consistency is a listener's read-after-write setting.
 type Consistency struct {
-	Mode     string        // ModeSession (default), ModeGlobal, ModeWindow or ModeNone
-	Window   time.Duration // Window: how long after a write reads stay on the primary
+	Mode     Mode          // "" is ModeSession
+	Window   time.Duration // ModeWindow: how long after a write reads stay on the primary
 	GTIDWait time.Duration // Session, Global: MASTER_GTID_WAIT's timeout before the primary serves
 }
 
-func (c Consistency) mode() string {
-	if c.Mode == "" {
-		return ModeSession
-	}
-	return c.Mode
-}
+func (c Consistency) mode() Mode { return c.Mode.Effective() }
 
 // tracksGTIDs says whether backend connections need last_gtid tracking.
 func (c Consistency) tracksGTIDs() bool { return c.mode() == ModeSession || c.mode() == ModeGlobal }
@@ -280,10 +317,11 @@ func (s *Session) consistent(c *backend.Conn) (bool, error) {
 
 // inWindow says whether a read must stay on the primary after a recent write (Window).
 func (s *Session) inWindow() bool {
-	if s.cfg.Consistency.mode() != ModeWindow || s.lastWrite.IsZero() || time.Since(s.lastWrite) >= s.cfg.Consistency.window() {
-		return false
-	}
+	return withinWindow(s.cfg.Consistency.mode(), s.lastWrite, time.Now(), s.cfg.Consistency.window())
+}
+
+// countWindowRead counts a read the window sent to the primary.
+func (s *Session) countWindowRead() {
 	s.cfg.Positions.WindowReads.Add(1)
 	s.stats.WindowReads++
-	return true
 }

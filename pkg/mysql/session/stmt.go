@@ -21,7 +21,7 @@ type stmt struct {
 	sql     []byte // the COM_STMT_PREPARE payload
 	class   sqlclass.Class
 	params  int
-	on      map[*backend.Conn]uint32 // server statement ids
+	ids     map[*backend.Conn]uint32 // the statement's id on each connection it is prepared on
 	types   []byte                   // the parameter types the client last sent
 	typesOn map[*backend.Conn]bool   // connections that have seen those types
 	exec    *backend.Conn            // where it last ran (COM_STMT_FETCH goes there)
@@ -30,7 +30,7 @@ type stmt struct {
 
 // forget drops what the statement knows of a connection the session let go of.
 func (st *stmt) forget(c *backend.Conn) {
-	delete(st.on, c)
+	delete(st.ids, c)
 	delete(st.typesOn, c)
 	if st.exec == c {
 		st.exec = nil
@@ -69,21 +69,21 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 		return err
 	}
 	s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params,
-		on: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
+		ids: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
 	return nil
 }
 
-// failed handles a backend that failed during a statement: it is dropped; the statement may
-// be run again elsewhere (nothing of its response had reached the client, outside a
-// transaction), or the client connection must end (an error is returned).
-func (s *Session) failed(c *backend.Conn, res wire.Result, err error, attempt int) (retry bool, _ error) {
+// serverFailed handles a server connection that failed during a statement: it is dropped; the
+// statement is run again elsewhere when retryable and nothing of its response had reached the
+// client, outside a transaction; or the client connection must end (an error is returned).
+func (s *Session) serverFailed(c *backend.Conn, res wire.Result, err error, retryable bool) (retry bool, _ error) {
 	inTx := s.tx == c
 	s.cfg.logger().Warn("backend connection failed", "server", c.Key.Addr, "err", err)
 	s.drop(c, true)
 	if res.Started || inTx {
 		return false, fmt.Errorf("backend %s failed: %w", c.Key.Addr, err)
 	}
-	return attempt < 2, nil
+	return retryable, nil
 }
 
 // lookup finds the statement of a command's id (bytes 1..4 of the payload).
@@ -100,19 +100,19 @@ func (s *Session) lookup(payload []byte, seq byte, what string) (*stmt, error) {
 	return st, nil
 }
 
-// on makes sure st is prepared on c and returns its id there.
-func (s *Session) on(st *stmt, c *backend.Conn) (uint32, error) {
-	if id, ok := st.on[c]; ok {
+// preparedOn makes sure st is prepared on c and returns its id there.
+func (s *Session) preparedOn(st *stmt, c *backend.Conn) (uint32, error) {
+	if id, ok := st.ids[c]; ok {
 		return id, nil
 	}
-	res, err := s.exchange(c, st.sql, command{kind: wire.Prepare}, false, nil)
+	res, err := s.exchange(c, st.sql, command{kind: wire.Prepare}, toNobody, nil)
 	if err != nil {
 		return 0, err
 	}
 	if res.Err != nil {
 		return 0, res.Err
 	}
-	st.on[c] = res.Stmt.ID
+	st.ids[c] = res.Stmt.ID
 	return res.Stmt.ID, nil
 }
 
@@ -137,7 +137,7 @@ func (s *Session) execute(payload []byte, seq byte) error {
 		cursor: len(payload) > 5 && payload[5] != 0,
 		target: func() (*backend.Conn, error) { return s.target(st) },
 		forConn: func(c *backend.Conn) ([]byte, error) {
-			id, err := s.on(st, c)
+			id, err := s.preparedOn(st, c)
 			if err != nil {
 				return nil, err
 			}
@@ -175,7 +175,7 @@ func (s *Session) bulkExecute(payload []byte, seq byte) error {
 	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
 		target: func() (*backend.Conn, error) { return s.target(st) },
 		forConn: func(c *backend.Conn) ([]byte, error) {
-			id, err := s.on(st, c)
+			id, err := s.preparedOn(st, c)
 			if err != nil {
 				return nil, err
 			}
@@ -237,7 +237,7 @@ func (s *Session) longData(payload []byte) error {
 	if err != nil {
 		return nil
 	}
-	id, err := s.on(st, c)
+	id, err := s.preparedOn(st, c)
 	if err != nil {
 		return nil
 	}
@@ -266,7 +266,7 @@ func (s *Session) closeStmt(payload []byte) error {
 		return nil
 	}
 	delete(s.stmts, id)
-	for c, sid := range st.on {
+	for c, sid := range st.ids {
 		cmd := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_CLOSE}, sid)
 		if _, err := c.WritePayload(0, cmd); err == nil {
 			c.W.Flush()
@@ -297,12 +297,12 @@ func (s *Session) resetStmt(payload []byte, seq byte) error {
 // long data): no other server can answer it, so a failure is not retried.
 func (s *Session) onStmtConn(c *backend.Conn, st *stmt, payload []byte, seq byte, kind wire.Kind) error {
 	cmd := append([]byte(nil), payload...)
-	binary.LittleEndian.PutUint32(cmd[1:], st.on[c])
+	binary.LittleEndian.PutUint32(cmd[1:], st.ids[c])
 	var ch changes
-	res, err := s.exchange(c, cmd, command{kind: kind}, true, &ch)
+	res, err := s.exchange(c, cmd, command{kind: kind}, toClient, &ch)
 	if err != nil {
 		cause := err
-		if _, err = s.failed(c, res, err, 2); err != nil {
+		if _, err = s.serverFailed(c, res, err, false); err != nil {
 			return err
 		}
 		return s.reply(seq+1, lostConnection(cause))

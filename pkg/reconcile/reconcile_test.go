@@ -1,4 +1,4 @@
-package mirror
+package reconcile
 
 import (
 	"encoding/json"
@@ -73,7 +73,7 @@ func FuzzParseSnapshot(f *testing.F) {
 	})
 }
 
-// A proxy masks heartbeat passwords for clients that did not authenticate: the mirror still
+// A proxy masks heartbeat passwords for clients that did not authenticate: store-sync still
 // sees an equal upstream as equal (no churn) and a changed password as a change.
 func TestPlanMaskedPasswords(t *testing.T) {
 	want, err := NormalizeUpstream([]byte(`{"typ":"mysql","user":"u","pass":"s3cret","cluster":[{"servers":[{"host":"db","port":3306}]}]}`))

@@ -1,6 +1,6 @@
-// Package mirror makes proxies match a store: desired state (the store's keys) against actual
+// Package reconcile makes proxies match a store: desired state (the store's keys) against actual
 // state read back from each proxy over the admin protocol, applying only the difference.
-package mirror
+package reconcile
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/store"
 )
 
-// Kinds of things mirrored, each an admin topic.
+// Kinds of things reconciled, each an admin topic.
 const (
 	KindUpstream = "upstream"
 	KindCode     = "code"
@@ -114,7 +114,7 @@ func NormalizeRoute(b []byte) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-// Actual is what a proxy has, as far as the mirror can see.
+// Actual is what a proxy has, as far as reading it back can see.
 type Actual struct {
 	Instance  string            // the proxy's instance_id (start_time for older proxies): which life of it this is
 	Upstreams map[string][]byte // normalized
@@ -131,7 +131,7 @@ type Change struct {
 
 func (c Change) String() string { return fmt.Sprintf("%s %s %s", c.Action, c.Kind, c.Name) }
 
-// Owned says which names the mirror may delete: names it has seen in the store. Without prune,
+// Owned says which names reconciling may delete: names it has seen in the store. Without prune,
 // what the proxy has from elsewhere (its config file, an operator) is left alone.
 type Owned map[string]map[string]bool
 
