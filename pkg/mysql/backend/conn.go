@@ -130,7 +130,7 @@ func dialGreet(ctx context.Context, addr string) (*greeting, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetKeepAlive(false)
 	}
-	g, err := greet(ctx, nc)
+	g, err := greet(ctx, &watchConn{Conn: nc}) // below TLS (see watchConn)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
@@ -151,8 +151,15 @@ func (g *greeting) finishWith(ctx context.Context, key Key, l Login, ra *relayed
 		g.nc.Close()
 		return nil, fmt.Errorf("logging in to %s as %s: %w", key.Addr, l.User, err)
 	}
-	w := &watchConn{Conn: conn}
-	c := &Conn{Conn: wire.NewConn(w), Key: key, Login: l, ThreadID: hs.ThreadID, Version: hs.Version, hs: hs, TLS: hs.tls,
+	w, below := g.nc.(*watchConn)
+	if !below { // greeted over a connection of the caller's
+		w = &watchConn{Conn: conn}
+	}
+	w.active = true
+	if !below {
+		conn = w
+	}
+	c := &Conn{Conn: wire.NewConn(conn), Key: key, Login: l, ThreadID: hs.ThreadID, Version: hs.Version, hs: hs, TLS: hs.tls,
 		Status: wire.StatusAutocommit, Schema: l.Schema, watch: w, Multi: true, openedAt: time.Now()}
 	if err := c.readDefaults(ctx); err != nil {
 		c.Close()

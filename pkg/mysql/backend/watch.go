@@ -27,8 +27,13 @@ var ErrReadTimeout = errors.New("no answer from the server within the read timeo
 // waited watchSlice asks whether the server is still usable (checkups: a frozen server fails
 // its heartbeats and is marked down) and gives up when it is not, or when the read timeout has
 // passed. A long statement on a healthy server keeps waiting.
+//
+// It wraps the TCP connection, below TLS: a deadline that fires is waited through here, where
+// a retry is harmless, and never reaches crypto/tls, for which a write that timed out leaves
+// the connection broken for good (every later write fails at once with the same error).
 type watchConn struct {
 	net.Conn
+	active      bool          // logged in: until then errors pass as they are (the login's own deadlines)
 	alive       func() bool   // nil: assume alive
 	readTimeout time.Duration // 0: DefaultReadTimeout
 	hard        time.Time     // an internal command's deadline (bound); zero: none
@@ -81,13 +86,13 @@ func (w *watchConn) Write(p []byte) (int, error) {
 // and the server is still usable within the timeout (the deadline is moved on), else the error
 // to return. start is when the wait began (set on its first slice).
 func (w *watchConn) waited(err error, start *time.Time) error {
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !w.active || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
 	w.mu.Lock()
 	if w.interrupted {
 		w.mu.Unlock()
-		return errInterrupted
+		return err // the deadline's own error: TLS above takes it as temporary
 	}
 	if w.watching {
 		// An idle connection waits as long as it takes; under the lock, so that a stop cannot
@@ -133,9 +138,6 @@ func (w *watchConn) bound(dl time.Time) {
 	w.armed = time.Time{}
 	w.Conn.SetDeadline(dl)
 }
-
-// errInterrupted ends a watch of an idle connection (WatchIdle's stop).
-var errInterrupted = errors.New("watch stopped")
 
 // WatchIdle watches a connection while its session is idle: if the server closes it, or
 // sends anything unasked (the error of a kill or a timeout), onGone runs. stop ends the watch

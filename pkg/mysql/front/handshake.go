@@ -105,6 +105,16 @@ type Client struct {
 	salt    []byte // the handshake's scramble, for COM_CHANGE_USER
 }
 
+// SeqShift is what to add to a command's last sequence number plus one to number its answer
+// as a server does: 0, except under the compressed protocol after a command that took more
+// compressed packets than packets (see wire.CompressedConn.NextSeq).
+func (c *Client) SeqShift(seq byte) byte {
+	if cc, ok := c.Conn.Conn.(*wire.CompressedConn); ok {
+		return cc.NextSeq() - (seq + 1)
+	}
+	return 0
+}
+
 // Has reports a negotiated capability.
 func (c *Client) Has(flag uint32) bool { return c.Capabilities&flag != 0 }
 

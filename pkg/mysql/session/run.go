@@ -30,7 +30,7 @@ func (s *Session) exchange(c *backend.Conn, payload []byte, cmd command, to repl
 		rl.OnState = s.onState(ch)
 	}
 	if to == toClient {
-		rl.To = s.cl.W
+		rl.To, rl.SeqShift = s.cl.W, s.seqShift
 		if s.cl.Has(mysql.CLIENT_LOCAL_FILES) {
 			rl.LocalInfile = func() error { return wire.DrainLocalInfile(s.cl.R, c.W) }
 		}

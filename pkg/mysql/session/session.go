@@ -101,8 +101,10 @@ type Session struct {
 	cl    *front.Client
 	ctx   context.Context
 	write string // upstream of the primary (the listener's name)
-	read  string // upstream of the replicas (name_read)
-	key   string // client address, for hash balancing
+	// seqShift numbers the current command's answer as a server would (front.Client.SeqShift).
+	seqShift byte
+	read     string // upstream of the replicas (name_read)
+	key      string // client address, for hash balancing
 
 	primary, replica *backend.Conn
 	last             *backend.Conn // ran the previous statement
@@ -202,6 +204,7 @@ func (s *Session) loop() error {
 			s.cl.W.Flush()
 			return fmt.Errorf("command packet with sequence number %d", first)
 		}
+		s.seqShift = s.cl.SeqShift(seq)
 		err = s.command(payload, seq)
 		if ferr := s.cl.W.Flush(); err == nil {
 			err = ferr
@@ -267,7 +270,7 @@ func (s *Session) maxPacket() int {
 
 // reply buffers one packet to the client.
 func (s *Session) reply(seq byte, payload []byte) error {
-	_, err := s.cl.WritePayload(seq, payload)
+	_, err := s.cl.WritePayload(seq+s.seqShift, payload)
 	return err
 }
 

@@ -67,6 +67,13 @@ func NewCompressedConn(c net.Conn, buffered []byte, algo, level int) (*Compresse
 	return cc, nil
 }
 
+// NextSeq is the sequence number of the next compressed packet written: after a command was
+// read, the number of the answer's first. A server numbers the packets inside the answer from
+// it too (MariaDB and MySQL set the packet number to the compressed one when they flush), which
+// differs from the command's last packet number plus one when the command's packets took more
+// compressed packets than packets (a command over 16 MiB).
+func (c *CompressedConn) NextSeq() byte { return c.seq }
+
 // Read reads decompressed bytes.
 func (c *CompressedConn) Read(p []byte) (int, error) {
 	for len(c.in) == 0 {

@@ -52,6 +52,10 @@ type Relay struct {
 	// come with COM_STMT_FETCH). Otherwise the flag means nothing here (a stored program that
 	// opened a cursor leaves it set on its result sets).
 	Cursor bool
+	// SeqShift is added to the sequence number of every packet relayed to the client (see
+	// CompressedConn.NextSeq: under the compressed protocol a server's answer is numbered
+	// from the compressed packets' count).
+	SeqShift byte
 }
 
 // Result is how a response ended.
@@ -91,7 +95,7 @@ func (rl *Relay) copy(p *Packet, res *Result) error {
 		return p.Skip(rl.From)
 	}
 	res.Started = true
-	return p.Copy(rl.To, rl.From, p.Seq)
+	return p.Copy(rl.To, rl.From, p.Seq+rl.SeqShift)
 }
 
 func (rl *Relay) write(seq byte, payload []byte, res *Result) error {
@@ -99,7 +103,7 @@ func (rl *Relay) write(seq byte, payload []byte, res *Result) error {
 		return nil
 	}
 	res.Started = true
-	_, err := WritePayload(rl.To, seq, payload)
+	_, err := WritePayload(rl.To, seq+rl.SeqShift, payload)
 	return err
 }
 
