@@ -241,3 +241,24 @@ func TestSystemdUnits(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestSystemdUnitsExposure: systemd-analyze security rates every unit's exposure at 2.5 or
+// less (10 is a unit with no sandboxing at all).
+func TestSystemdUnitsExposure(t *testing.T) {
+	units, _ := filepath.Glob("systemd/*.service")
+	for _, u := range units {
+		out, err := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", u).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security %s: %v\n%s", u, err, out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("%s: no exposure level in\n%s", u, out)
+		}
+		var level float64
+		fmt.Sscan(string(m[1]), &level)
+		if level > 2.5 {
+			t.Errorf("%s: exposure %.1f, above 2.5:\n%s", u, level, out)
+		}
+	}
+}

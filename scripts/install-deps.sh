@@ -37,11 +37,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   # The packages' own services are not wanted: tests start their own servers.
   sudo_ env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a packaged daemon on install where it can; the tests never use it. Only a
+  # service whose package this run just installed is stopped: a developer's own MariaDB or
+  # nginx, installed before, is left as it is.
+  for p in "${missing[@]}"; do
+    case "$p" in
+      mariadb-server) svc=mariadb ;;
+      etcd-server) svc=etcd ;;
+      haproxy | nginx | sniproxy) svc=$p ;;
+      *) continue ;;
+    esac
+    if command -v service >/dev/null 2>&1; then sudo_ service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
 fi
-# Debian starts packaged daemons on install where it can; the tests never use them.
-for svc in mariadb etcd haproxy nginx sniproxy; do
-  if command -v service >/dev/null 2>&1; then sudo_ service "$svc" stop >/dev/null 2>&1 || true; fi
-done
 
 # --- Gaea, built from its Go module (benchmarks only) -----------------------------------------
 if [ "$want_bench" = 1 ]; then

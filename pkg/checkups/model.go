@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,9 +26,9 @@ import (
 type Upstream struct {
 	Enable      *bool     `json:"enable,omitempty"`       // active heartbeat; default true
 	Typ         string    `json:"typ,omitempty"`          // general|mysql|http|redis; others mean general
-	Timeout     float64   `json:"timeout,omitempty"`      // seconds; heartbeat and dial timeout, default 5
-	SendTimeout float64   `json:"send_timeout,omitempty"` // seconds; accepted for compatibility
-	ReadTimeout float64   `json:"read_timeout,omitempty"` // seconds; accepted for compatibility
+	Timeout     Seconds   `json:"timeout,omitempty"`      // heartbeat and dial timeout, default 5s
+	SendTimeout Seconds   `json:"send_timeout,omitempty"` // accepted for compatibility
+	ReadTimeout Seconds   `json:"read_timeout,omitempty"` // accepted for compatibility
 	Sensibility int       `json:"sensibility,omitempty"`  // consecutive failed heartbeats to mark down; default 1
 	Rise        int       `json:"rise,omitempty"`         // consecutive good heartbeats to mark up; default 1 (extension)
 	Protected   *bool     `json:"protected,omitempty"`    // keep one server usable when all fail; default true
@@ -34,7 +36,7 @@ type Upstream struct {
 	Mode        string    `json:"mode,omitempty"`        // ""|rr, hash, ip_hash, url_hash, header_hash, least_conn
 	HashRing    string    `json:"hash_ring,omitempty"`   // checkups (default) or ketama (extension)
 	Try         int       `json:"try,omitempty"`         // attempts per connection; default: number of servers
-	TryTimeout  float64   `json:"try_timeout,omitempty"` // seconds of cumulative dialing; 0 means no limit
+	TryTimeout  Seconds   `json:"try_timeout,omitempty"` // cumulative dialing; 0 means no limit
 	Name        string    `json:"name,omitempty"`        // mysql heartbeat database
 	User        string    `json:"user,omitempty"`        // mysql heartbeat user
 	Pass        string    `json:"pass,omitempty"`        // mysql heartbeat password
@@ -148,7 +150,7 @@ type Server struct {
 	Port        int     `json:"port"`
 	Weight      int     `json:"weight"`       // default 1
 	MaxFails    int     `json:"max_fails"`    // default 0: passive health off
-	FailTimeout float64 `json:"fail_timeout"` // seconds, default 10
+	FailTimeout Seconds `json:"fail_timeout"` // default 10s
 	// MaxConns bounds the connections mysql-proxy opens to the server (0: its
 	// @@max_connections less a tenth).
 	MaxConns int `json:"max_conns,omitempty"`
@@ -409,6 +411,14 @@ func parseUpstream(data []byte, strict bool) (*Upstream, error) {
 	}
 	delete(fields, "cluster")
 	delete(fields, "servers")
+	for _, name := range durationFields {
+		if v, ok := fields[name]; ok {
+			var sec Seconds
+			if err := json.Unmarshal(v, &sec); err != nil {
+				return nil, invalid("%s: %v", name, err)
+			}
+		}
+	}
 	rest, _ := json.Marshal(fields)
 	u := &Upstream{}
 	dec := json.NewDecoder(bytes.NewReader(rest))
@@ -422,6 +432,13 @@ func parseUpstream(data []byte, strict bool) (*Upstream, error) {
 		return nil, invalid("upstream field: %v", unwrapJSON(err))
 	}
 	u.Cluster = cluster
+	switch u.Typ {
+	case "", TypGeneral, TypMySQL, TypHTTP, TypRedis:
+	default:
+		if strict { // the admin protocol, as the original, checks such an upstream as general
+			return nil, invalid("typ invalid: %q (want general, mysql, http or redis)", u.Typ)
+		}
+	}
 	if err := u.validate(); err != nil {
 		return nil, err
 	}
@@ -442,7 +459,7 @@ func (u *Upstream) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"timeout", u.Timeout}, {"try_timeout", u.TryTimeout}, {"send_timeout", u.SendTimeout}, {"read_timeout", u.ReadTimeout}} {
+	}{{"timeout", float64(u.Timeout)}, {"try_timeout", float64(u.TryTimeout)}, {"send_timeout", float64(u.SendTimeout)}, {"read_timeout", float64(u.ReadTimeout)}} {
 		if f.v < 0 {
 			return invalid("%s must not be negative", f.name)
 		}
@@ -463,9 +480,59 @@ func (u *Upstream) validate() error {
 
 func unwrapJSON(err error) string {
 	if te, ok := err.(*json.UnmarshalTypeError); ok {
-		return fmt.Sprintf("%s must be %s, got %s", te.Field, te.Type, te.Value)
+		want := te.Type.String()
+		switch te.Type.Kind() {
+		case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+			want = "a number"
+		case reflect.String:
+			want = "a string"
+		case reflect.Bool:
+			want = "true or false"
+		case reflect.Slice:
+			want = "a list"
+		case reflect.Map, reflect.Struct:
+			want = "an object"
+		case reflect.Pointer:
+			if te.Type.Elem().Kind() == reflect.Bool {
+				want = "true or false"
+			} else {
+				want = "an object"
+			}
+		}
+		return fmt.Sprintf("%s must be %s, got %s", te.Field, want, te.Value)
 	}
 	return err.Error()
 }
 
-func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+func seconds(s Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
+
+// Seconds is a timeout: a number of seconds, as the original's JSON has it (2, 0.5), or a
+// duration ("2s", "500ms"), as people write in YAML; it is written back as seconds.
+type Seconds float64
+
+// UnmarshalJSON reads a number of seconds or a duration string.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err == nil {
+		*s = Seconds(f)
+		return nil
+	}
+	var text string
+	if err := json.Unmarshal(b, &text); err != nil {
+		return fmt.Errorf("want a duration (2s, 500ms) or a number of seconds, got %s", b)
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		if f, ferr := strconv.ParseFloat(text, 64); ferr == nil {
+			*s = Seconds(f)
+			return nil
+		}
+		return fmt.Errorf("want a duration (2s, 500ms) or a number of seconds, got %q", text)
+	}
+	*s = Seconds(d.Seconds())
+	return nil
+}
+
+// durationFields are the upstream's timeouts (Seconds), checked one by one so that an error
+// names the field.
+var durationFields = []string{"timeout", "send_timeout", "read_timeout", "try_timeout"}

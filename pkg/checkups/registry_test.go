@@ -44,7 +44,8 @@ func TestPutValidationErrors(t *testing.T) {
 		{name: "server without port", body: `{"servers":[{"host":"a"}]}`, want: "no server.host nor server.port found"},
 		{name: "port out of range", body: `{"servers":[{"host":"a","port":70000}]}`, want: "server 1: port must be an integer in 1..65535, got 70000"},
 		{name: "bad mode", body: `{"mode":"random","cluster":[{"servers":[{"host":"a","port":1}]}]}`, want: `mode invalid: "random"`},
-		{name: "bad field type", body: `{"timeout":"x","cluster":[{"servers":[{"host":"a","port":1}]}]}`, want: "upstream field: timeout must be float64"},
+		{name: "bad timeout", body: `{"timeout":"x","cluster":[{"servers":[{"host":"a","port":1}]}]}`, want: `timeout: want a duration (2s, 500ms) or a number of seconds, got "x"`},
+		{name: "bad field type", body: `{"try":"x","cluster":[{"servers":[{"host":"a","port":1}]}]}`, want: "upstream field: try must be a number, got string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

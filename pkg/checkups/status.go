@@ -96,7 +96,7 @@ func (p *pool) serverStatus(pe *peer, now time.Time) ServerStatus {
 		Server:       p.name + ":" + pe.srv.Host + ":" + itoa(pe.srv.Port),
 		Weight:       pe.srv.Weight,
 		MaxFails:     pe.srv.MaxFails,
-		FailTimeout:  pe.srv.FailTimeout,
+		FailTimeout:  float64(pe.srv.FailTimeout),
 		Status:       st.hStatus,
 		FailNum:      st.hFailNum,
 		LastModified: st.hLastMod.Format(TimeLayout),

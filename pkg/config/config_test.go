@@ -55,6 +55,15 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad upstream", yaml: "upstreams: {x: {servers: []}}", want: `upstream "x": servers invalid`},
 		{name: "bad log format", yaml: "log: {format: xml}", want: "want text or json"},
 		{name: "bad log level", yaml: "log: {level: loud}", want: "want debug, info, warn or error"},
+		// Below an upstream, the line and column of the key the error is about.
+		{name: "server field", yaml: "upstreams:\n  web2:\n    servers:\n      - host: a\n        port: 80\n        wieght: 2\n",
+			want: `line 6 column 9: upstream "web2": server 1: unknown field "wieght"`},
+		{name: "second server", yaml: "upstreams:\n  w:\n    servers:\n      - {host: a, port: 80}\n      - {host: b, port: 0}\n",
+			want: `line 5 column 19: upstream "w": server 2: port must be`},
+		{name: "upstream timeout", yaml: "upstreams:\n  w:\n    servers: [{host: a, port: 1}]\n    timeout: 2x\n",
+			want: `line 4 column 5: upstream "w": timeout: want a duration (2s, 500ms) or a number of seconds, got "2x"`},
+		{name: "typ typo", yaml: "upstreams:\n  w:\n    typ: mysq\n    servers: [{host: a, port: 1}]\n",
+			want: `line 3 column 5: upstream "w": typ invalid: "mysq"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

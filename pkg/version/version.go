@@ -52,3 +52,7 @@ const SlardarVersion = "1.1.2"
 // docs-check` gives the same answer on any day and machine. (The HEAD commit's date cannot
 // serve: the pages are committed in the very commit whose date they would have to carry.)
 var ManualDate = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+
+// Template is the --version output of every binary: the build's version and the admin
+// protocol it speaks (the one `slardarctl status` reports as slardar_version).
+const Template = "{{.Name}} {{.Version}} (Slardar " + SlardarVersion + " admin protocol)\n"

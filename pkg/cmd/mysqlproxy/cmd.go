@@ -66,6 +66,7 @@ SIGHUP reloads the config file.
 				})
 		},
 	}
+	cmd.SetVersionTemplate(version.Template)
 	f := cmd.Flags()
 	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listeners, users, upstreams, mysql, scripts, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =NAME (writes go to upstream NAME, reads to NAME_read; default name: the port); repeatable (default "+DefaultListen+" when nothing is configured)")

@@ -55,6 +55,7 @@ not be reached, 4 a proxy answered with an error.
 			return g.resolve()
 		},
 	}
+	cmd.SetVersionTemplate(version.Template)
 	pf := cmd.PersistentFlags()
 	pf.StringSliceVar(&g.addrFlag, "addr", []string{DefaultAddr}, "admin address(es) of the proxies, repeatable or comma-separated")
 	pf.StringVar(&g.Token, "token", "", "admin token, sent as AUTH token <token>")

@@ -106,7 +106,7 @@ func newUpstreamGet(g *Globals) *cobra.Command {
 						}
 						for _, s := range l.Servers {
 							rows = append(rows, []string{name, orDefault(up.Typ, "general"), orDefault(up.Mode, "rr"), level, s.Addr(),
-								strconv.Itoa(s.Weight), strconv.Itoa(s.MaxFails), fmtSeconds(s.FailTimeout)})
+								strconv.Itoa(s.Weight), strconv.Itoa(s.MaxFails), fmtSeconds(float64(s.FailTimeout))})
 						}
 					}
 					return rows

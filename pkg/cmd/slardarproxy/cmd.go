@@ -86,6 +86,7 @@ Signals: SIGTERM/SIGINT stop accepting and let open connections finish (proxy.sh
 			return o.run(cmd)
 		},
 	}
+	cmd.SetVersionTemplate(version.Template)
 	f := cmd.Flags()
 	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listeners, upstreams, scripts, checkups, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data listener PORT or HOST:PORT, optionally =UPSTREAM (default upstream: the port); repeatable")

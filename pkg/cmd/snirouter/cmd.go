@@ -47,6 +47,7 @@ Signals: SIGTERM/SIGINT drain, SIGHUP reloads the config file.
 			return o.run(cmd)
 		},
 	}
+	cmd.SetVersionTemplate(version.Template)
 	f := cmd.Flags()
 	o.CommonFlags.Register(f, DefaultAdminListen, DefaultHTTPListen, "listen, routes, upstreams, sni, admin, http, log")
 	f.StringArrayVarP(&o.Listens, "listen", "l", nil, "data address PORT or HOST:PORT; repeatable (default :443)")

@@ -80,6 +80,7 @@ A token given to one sync of the config file wins over --token.`,
 		Version: version.Version,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
+	cmd.SetVersionTemplate(version.Template)
 	f := cmd.Flags()
 	f.StringVarP(&o.ConfigPath, "config", "c", "", "YAML config file (several sources and targets)")
 	f.StringVar(&o.Source, "source", "", "store: consul://HOST:PORT, etcd://HOST:PORT[,HOST:PORT] or dir:///PATH")

@@ -309,7 +309,7 @@ func (s *Session) consistent(c *backend.Conn) (bool, error) {
 		} else if null {
 			why = "MASTER_GTID_WAIT returned NULL (replication not running?)"
 		}
-		s.cfg.logger().Warn("read on the primary: the replica has not applied the session's writes", "upstream", s.read,
+		s.cfg.logger().Warn("read on the primary: the replica has not applied the session's writes", "read_upstream", s.read,
 			"server", c.Key.Addr, "gtid", need.String(), "reason", why)
 	}
 	return false, nil

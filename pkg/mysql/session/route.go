@@ -129,10 +129,10 @@ func (s *Session) readConn() (*backend.Conn, error) {
 		if err == nil {
 			s.replica = c
 			if s.cfg.fallback.Swap(false) {
-				s.cfg.logger().Info("reads are back on the replicas", "upstream", s.read)
+				s.cfg.logger().Info("reads are back on the replicas", "read_upstream", s.read)
 			}
 		} else if !s.cfg.fallback.Swap(true) {
-			s.cfg.logger().Warn("no usable replica: reads go to the primary", "upstream", s.read, "err", err)
+			s.cfg.logger().Warn("no usable replica: reads go to the primary", "read_upstream", s.read, "err", err)
 		}
 	}
 	if s.replica == nil {
