@@ -63,8 +63,10 @@ docs:
 docs-check: docs
 	@git diff --exit-code -- man completions || { echo 'man/ or completions/ is stale: run make docs and commit'; exit 1; }
 
+# Built, then run (not go run, which exits 1 when Ctrl-C ends the demo).
 demo: deps build
-	$(GO) run ./internal/cmd/demo
+	$(GO) build -o bin/demo ./internal/cmd/demo
+	bin/demo
 
 bench: build
 	scripts/install-deps.sh --no-consul --bench

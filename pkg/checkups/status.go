@@ -153,7 +153,8 @@ var ErrNoServer = errors.New("no such server")
 func (r *Registry) server(upstream, addr string) (*pool, *peer, error) {
 	p := r.get(upstream)
 	if p == nil {
-		return nil, nil, &UnknownUpstreamError{Name: upstream}
+		// The admin protocol's words for a missing name (the Lua API keeps "unknown skey").
+		return nil, nil, invalid("upstream %s not found", upstream)
 	}
 	for _, pe := range p.all {
 		if pe.srv.Addr() == addr {

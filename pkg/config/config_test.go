@@ -210,3 +210,22 @@ func TestExampleMySQLConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWarnsOfMissingUpstreams: --check's summary warns of a listener or route whose
+// upstream the file does not define (a typo, or one expected over 1895 or store-sync).
+func TestCheckWarnsOfMissingUpstreams(t *testing.T) {
+	f, err := Parse([]byte("listeners: [{listen: '127.0.0.1:19999', upstream: nosuch}]\nupstreams: {web: {servers: [{host: a, port: 1}]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.Summary(), "\n"); !strings.Contains(got, `warning: listener 127.0.0.1:19999 -> upstream "nosuch": not in this file`) {
+		t.Fatalf("summary:\n%s", got)
+	}
+	f, err = Parse([]byte("listeners: [{listen: '127.0.0.1:19999', upstream: web}]\nupstreams: {web: {servers: [{host: a, port: 1}]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.Summary(), "\n"); strings.Contains(got, "warning") {
+		t.Fatalf("a defined upstream warned:\n%s", got)
+	}
+}

@@ -27,6 +27,16 @@ func (c *Common) Summary() []string {
 	return lines
 }
 
+// missing is --check's warning for a reference to an upstream the file does not define: the
+// daemon starts, and the listener or route refuses connections until that upstream arrives
+// over the admin protocol or from store-sync (a typo never does).
+func (c *Common) missing(what, upstream string) []string {
+	if _, ok := c.Upstreams[upstream]; ok || upstream == "" {
+		return nil
+	}
+	return []string{fmt.Sprintf("warning: %s -> upstream %q: not in this file; until it arrives over the admin protocol or from store-sync, connections are refused", what, upstream)}
+}
+
 func tokenNote(token string) string {
 	if token != "" {
 		return " (token required)"
@@ -39,6 +49,7 @@ func (f *File) Summary() []string {
 	lines := f.Common.Summary()
 	for _, l := range f.Listeners {
 		lines = append(lines, fmt.Sprintf("listener %s -> upstream %s", l.Listen, l.Upstream))
+		lines = append(lines, f.missing("listener "+l.Listen, l.Upstream)...)
 	}
 	if f.Scripts.Dir != "" {
 		lines = append(lines, "scripts from "+f.Scripts.Dir)
@@ -59,6 +70,10 @@ func (f *MySQLFile) Summary() []string {
 	for _, l := range f.Listeners {
 		mode, _ := f.ListenerConsistency(l)
 		lines = append(lines, fmt.Sprintf("listener %s -> writes to upstream %s, reads to %s_read (consistency %s)", l.Listen, l.Upstream, l.Upstream, mode))
+		lines = append(lines, f.missing("listener "+l.Listen, l.Upstream)...)
+		if _, ok := f.Upstreams[l.Upstream+"_read"]; !ok {
+			lines = append(lines, fmt.Sprintf("note: listener %s: no upstream %s_read in this file: reads go to the primary until one arrives", l.Listen, l.Upstream))
+		}
 	}
 	lines = append(lines, fmt.Sprintf("%d user(s)", len(f.Users)))
 	if f.Scripts.Dir != "" {
@@ -74,5 +89,8 @@ func (f *SNIFile) Summary() []string {
 		lines = append(lines, "listener "+l)
 	}
 	lines = append(lines, fmt.Sprintf("%d route(s), %d allow-list entr(ies)", len(f.Routes), f.AllowList.Len()))
+	for _, pattern := range slices.Sorted(maps.Keys(f.Routes)) {
+		lines = append(lines, f.missing("route "+pattern, f.Routes[pattern].Upstream)...)
+	}
 	return lines
 }

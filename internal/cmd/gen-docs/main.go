@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
@@ -53,6 +54,9 @@ func run(out string) error {
 			return fmt.Errorf("man pages of %s: %w", root.Name(), err)
 		}
 		name := root.Name()
+		if err := addSections(filepath.Join(out, "man", name+".1"), name); err != nil {
+			return err
+		}
 		if err := root.GenBashCompletionFileV2(filepath.Join(out, "completions/bash", name), true); err != nil {
 			return err
 		}
@@ -82,4 +86,43 @@ func escapeForMan(cmd *cobra.Command) {
 	for _, c := range cmd.Commands() {
 		escapeForMan(c)
 	}
+}
+
+// daemonFiles is each daemon's config file as the systemd units name it, and the example it
+// starts from.
+var daemonFiles = map[string][2]string{
+	"slardar-proxy": {"/etc/slardar/slardar.yaml", "examples/slardar.yaml"},
+	"mysql-proxy":   {"/etc/slardar/mysql-proxy.yaml", "examples/mysql-proxy.yaml"},
+	"sni-router":    {"/etc/slardar/sni-router.yaml", "examples/sni-router.yaml"},
+	"store-sync":    {"/etc/slardar/store-sync.yaml", "examples/store-sync.yaml"},
+}
+
+// addSections adds to a binary's page what cobra does not write: FILES, EXIT STATUS and the
+// other binaries under SEE ALSO.
+func addSections(page, name string) error {
+	b, err := os.ReadFile(page)
+	if err != nil {
+		return err
+	}
+	var add strings.Builder
+	if f, ok := daemonFiles[name]; ok {
+		fmt.Fprintf(&add, ".SH FILES\n.TP\n\\fB%s\\fP\nThe configuration file the systemd unit deploy/systemd/%s.service starts with (--config); every key is documented in the source tree's %s. SIGHUP re-reads it; --check checks it.\n.TP\n\\fB/etc/slardar/%s.env\\fP\nOptional environment file of the unit: SLARDAR_ followed by a flag's name sets the flag.\n", f[0], name, f[1], name)
+		add.WriteString(".SH EXIT STATUS\n0 after a clean stop (SIGINT, SIGTERM) or a --check that passed; 1 when serving failed; 2 for bad flags or a configuration that does not load or check.\n")
+	} else {
+		add.WriteString(".SH EXIT STATUS\n0 ok; 1 an error, or a name a proxy does not have; 2 bad arguments or input; 3 a proxy could not be reached (or the address is not an admin port); 4 a proxy answered with another error.\n")
+	}
+	var others []string
+	for _, o := range []string{"slardar-proxy", "mysql-proxy", "sni-router", "store-sync", "slardarctl"} {
+		if o != name {
+			others = append(others, fmt.Sprintf("\\fB%s(1)\\fP", o))
+		}
+	}
+	text := string(b)
+	if i := strings.Index(text, ".SH SEE ALSO\n"); i >= 0 {
+		rest := strings.TrimRight(text[i+len(".SH SEE ALSO\n"):], "\n")
+		text = text[:i] + add.String() + ".SH SEE ALSO\n" + rest + ", " + strings.Join(others, ", ") + "\n"
+	} else {
+		text = strings.TrimRight(text, "\n") + "\n" + add.String() + ".SH SEE ALSO\n" + strings.Join(others, ", ") + "\n"
+	}
+	return os.WriteFile(page, []byte(text), 0o644)
 }

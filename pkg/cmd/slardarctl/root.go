@@ -44,8 +44,8 @@ func NewCommand() *cobra.Command {
 several: change upstreams without a restart, read checkups status, or send any raw command.
 
 --addr may be repeated or comma-separated; commands that change something are applied to every
-proxy and report each one. Exit codes: 0 ok, 1 error, 2 bad arguments or input, 3 a proxy could
-not be reached, 4 a proxy answered with an error.
+proxy and report each one. Exit codes: 0 ok, 1 error (a name a proxy does not have, too), 2 bad
+arguments or input, 3 a proxy could not be reached, 4 a proxy answered with another error.
 
 ` + cmdutil.EnvHelp,
 		Version:       version.Version,
@@ -129,6 +129,10 @@ func failure(results []result) error {
 		if errors.As(r.Err, &ce) {
 			code = max(code, ce.Code)
 			errs = append(errs, ce.Err)
+		} else if errors.As(r.Err, &re) && strings.HasSuffix(re.Msg, " not found") {
+			// The admin protocol's reply for a missing name: the exit code of a get of one.
+			code = max(code, cmdutil.ExitError)
+			errs = append(errs, fmt.Errorf("%s: %s", r.Addr, re.Msg))
 		} else if errors.As(r.Err, &re) {
 			code = max(code, cmdutil.ExitReplyError)
 			errs = append(errs, fmt.Errorf("%s: %s", r.Addr, re.Msg))

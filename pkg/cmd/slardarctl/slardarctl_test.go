@@ -106,7 +106,8 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		msg   string
 	}{
 		{name: "refused before sending", stdin: `{"servers":[]}`, args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "servers invalid"},
-		{name: "delete missing", args: []string{a, "upstream", "delete", "nope"}, code: cmdutil.ExitReplyError, msg: "upstream nope not found"},
+		{name: "delete missing", args: []string{a, "upstream", "delete", "nope"}, code: cmdutil.ExitError, msg: "upstream nope not found"},
+		{name: "server of a missing upstream", args: []string{a, "server", "drain", "nope", "127.0.0.1:1"}, code: cmdutil.ExitError, msg: "upstream nope not found"},
 		{name: "get missing", args: []string{a, "upstream", "get", "nope"}, code: cmdutil.ExitError, msg: "upstream nope not found"},
 		{name: "bad JSON input", stdin: "{not: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "JSON line 1, column 2"},
 		{name: "bad YAML input", stdin: "servers: [valid", args: []string{a, "upstream", "put", "x", "-f", "-"}, code: cmdutil.ExitBadArgs, msg: "YAML"},
