@@ -314,8 +314,13 @@ func report(w *os.File, base string, others []string, results []map[string]outco
 			fmt.Fprintf(w, "\n--- mysql-proxy's log (last 4 KiB):\n%s\n", tail(b, 4096))
 		}
 	}
-	// The failures last, where a CI log's tail shows them: the tests that failed through the
-	// proxy, then how a test binary that ended early ended (a timeout's or a panic's output).
+	return failures(w, rows, others, results, verbose)
+}
+
+// failures prints the failures last, where a CI log's tail shows them: the tests that failed
+// through the proxy, then how a test binary that ended early ended (a timeout's or a panic's
+// output); it returns the error that names them.
+func failures(w *os.File, rows [][]string, others []string, results []map[string]outcome, verbose bool) error {
 	var failed, missing []string
 	for _, r := range rows {
 		for i, o := range others {
