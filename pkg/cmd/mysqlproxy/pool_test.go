@@ -168,6 +168,8 @@ func TestPooledIsAsGoodAsAFreshLogin(t *testing.T) {
 	c := conn(t, db)
 	run(t, c, "SELECT 1")
 	c.Close()
+	// The session hands its server connection back once it sees its client leave.
+	testutil.WaitFor(t, "the first session's connection back in the pool", 10*time.Second, func() bool { return d.Pool().Idle() > 0 })
 	root(t, m, "ALTER DATABASE "+testserver.Database+" CHARACTER SET latin1", "SET GLOBAL max_allowed_packet = 33554432")
 	t.Cleanup(func() {
 		root(t, m, "ALTER DATABASE "+testserver.Database+" CHARACTER SET utf8mb4", "SET GLOBAL max_allowed_packet = 16777216")
