@@ -89,6 +89,10 @@ func mariadbdArgs(dir string, port int, extra []string) []string {
 		"--bind-address=127.0.0.1",
 		"--socket=" + filepath.Join(dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"),
+		// A temporary directory of its own: a server starting removes every #sql file of its
+		// tmpdir, and with /tmp shared it removed the temporary tables of servers other tests
+		// were running ("Error on delete of '/tmp/#sql-temptable-...'", found by stress.sh).
+		"--tmpdir=" + filepath.Join(dir, "tmp"),
 		"--skip-name-resolve",
 		"--innodb-buffer-pool-size=64M",
 		"--max-connections=1000",
@@ -127,6 +131,9 @@ func (m *MariaDB) Start(ctx context.Context) error {
 // spawn starts mariadbd on the instance's datadir and port, logging to Dir/mariadbd.log (and
 // Log); the returned channel yields its exit. The caller holds m.mu.
 func (m *MariaDB) spawn() (<-chan error, error) {
+	if err := os.MkdirAll(filepath.Join(m.Dir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
 	logf, err := os.OpenFile(filepath.Join(m.Dir, "mariadbd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
