@@ -49,13 +49,16 @@ type Server struct {
 
 // Conn is one client connection of the fake.
 type Conn struct {
-	ID     uint32
-	s      *Server
-	sc     *server.Conn
-	nc     net.Conn // closed from other goroutines (go-mysql's Close is not safe there)
-	mu     sync.Mutex
-	kill   chan struct{} // closed by KILL QUERY of this connection's running statement
-	Schema string
+	ID   uint32
+	s    *Server
+	sc   *server.Conn
+	nc   net.Conn // closed from other goroutines (go-mysql's Close is not safe there)
+	mu   sync.Mutex
+	kill chan struct{} // closed by KILL QUERY of this connection's running statement
+	// running is kill as it was when the statement running now was received: a KILL QUERY
+	// after Queries shows the statement stops it, however late it starts waiting.
+	running <-chan struct{}
+	Schema  string
 }
 
 // Start serves a fake on a loopback port until the test ends.
@@ -169,6 +172,7 @@ func (h handler) UseDB(name string) error {
 
 func (h handler) HandleQuery(q string) (*mysql.Result, error) {
 	c := h.c
+	c.running = c.killed()
 	c.s.mu.Lock()
 	c.s.queries = append(c.s.queries, q)
 	c.s.mu.Unlock()
@@ -260,7 +264,7 @@ func (c *Conn) builtin(q string) (*mysql.Result, error) {
 		select {
 		case <-time.After(time.Duration(secs * float64(time.Second))):
 			return Rows([]string{"SLEEP"}, []any{int64(0)})
-		case <-c.killed():
+		case <-c.running:
 			return nil, mysql.NewError(mysql.ER_QUERY_INTERRUPTED, "Query execution was interrupted")
 		}
 	}

@@ -146,8 +146,13 @@ func TestNoSessionLeaksThroughThePool(t *testing.T) {
 		run(t, a, "select get_lock('leak', 1)")
 		run(t, a, "begin")
 		run(t, a, "insert into leak values (1)")
+		handed := d.Pool().Resets.Load() + d.Pool().Closed.Load()
 		a.Close() // the transaction is open
-		time.Sleep(50 * time.Millisecond)
+		// The session hands its connections back (reset) or closes them once it sees its
+		// client leave; b comes after that, as a next client would.
+		testutil.WaitFor(t, "the first client's connections reset or closed", 10*time.Second, func() bool {
+			return d.Pool().Resets.Load()+d.Pool().Closed.Load() > handed
+		})
 
 		b := conn(t, db)
 		if got := str(t, b, "/*master*/ select @secret"); got != "" {

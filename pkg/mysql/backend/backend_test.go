@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/internal/mysqlfake"
+	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
 
@@ -229,7 +231,7 @@ func TestPoolKillAndAnchor(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Exec(ctx, mysql.COM_QUERY, "SELECT SLEEP(30)") }()
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitFor(t, "the SLEEP received", 10*time.Second, func() bool { return slices.Contains(s.Queries(), "SELECT SLEEP(30)") })
 	if err := p.Kill(ctx, c, false); err != nil {
 		t.Fatal(err)
 	}
