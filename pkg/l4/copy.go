@@ -137,12 +137,15 @@ func (c *copier) buffered() error {
 // write writes all of p, re-arming the deadline while the peer makes progress.
 func (c *copier) write(p []byte) error {
 	for len(p) > 0 {
+		// Recorded before the bytes can reach the peer: an answer to them, copied the other
+		// way, is always recorded after (recorded after the write, a descheduled goroutine
+		// made an answered request look unanswered: ErrUpstreamClosed for a clean end).
+		c.w.moved(c.dir)
 		n, err := c.dst.Write(p)
 		p = p[n:]
 		c.total += int64(n)
 		if n > 0 {
 			c.moved = true
-			c.w.moved(c.dir)
 		}
 		if err == nil {
 			continue

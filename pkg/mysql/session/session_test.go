@@ -14,6 +14,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/internal/mysqlfake"
+	"github.com/slardar-go/slardar/internal/testutil"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
@@ -295,6 +296,8 @@ func TestKillOtherSession(t *testing.T) {
 	}
 	other := r.connect(t, "")
 	value(t, other, "SELECT 1")
+	// The killed session leaves the registry when its goroutine has ended, a moment later.
+	testutil.WaitFor(t, "the killed session gone", 10*time.Second, func() bool { return len(r.cfg.Sessions.ofUser("db", user)) == 2 })
 	res, err := killer.Execute("KILL QUERY USER " + user)
 	if err != nil || res.AffectedRows != 2 { // killer and other
 		t.Fatalf("KILL QUERY USER: %v %v", res, err)
