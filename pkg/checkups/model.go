@@ -25,7 +25,7 @@ import (
 // their getters; the JSON form keeps what was given.
 type Upstream struct {
 	Enable      *bool     `json:"enable,omitempty"`       // active heartbeat; default true
-	Typ         string    `json:"typ,omitempty"`          // general|mysql|http|redis; others mean general
+	Typ         string    `json:"typ,omitempty"`          // general|mysql|http|redis; another is an error, or general over 1895 (as the original)
 	Timeout     Seconds   `json:"timeout,omitempty"`      // heartbeat and dial timeout, default 5s
 	SendTimeout Seconds   `json:"send_timeout,omitempty"` // accepted for compatibility
 	ReadTimeout Seconds   `json:"read_timeout,omitempty"` // accepted for compatibility
