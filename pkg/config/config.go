@@ -255,6 +255,18 @@ func locate(up *yaml.Node, msg string) (line, col int) {
 	return n.Line, n.Column
 }
 
+// UpstreamPosition is the line and column, in an upstream written as YAML or JSON (JSON reads
+// as YAML), of what msg (an error of checkups.ParseUpstream) is about; ok is false when data
+// does not parse.
+func UpstreamPosition(data []byte, msg string) (line, col int, ok bool) {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return 0, 0, false
+	}
+	line, col = locate(doc.Content[0], msg)
+	return line, col, true
+}
+
 // findKey is the value of the first key named name under n (depth first), or, for a key
 // whose value is a scalar, the key itself; nil if there is none.
 func findKey(n *yaml.Node, name string) *yaml.Node {

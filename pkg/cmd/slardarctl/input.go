@@ -12,6 +12,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/sni"
 )
 
@@ -90,15 +91,18 @@ func position(data []byte, err error, fallback int64) string {
 
 // checkUpstream validates an upstream body as strictly as a config file: an unknown field is an
 // error naming it, before anything is sent (the admin protocol itself ignores unknown fields).
-func checkUpstream(body []byte, path string) error {
+func checkUpstream(body, input []byte, path string) error {
 	if _, err := checkups.ParseUpstreamStrict(body); err != nil {
+		if line, col, ok := config.UpstreamPosition(input, err.Error()); ok {
+			return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: line %d column %d: %w", path, line, col, err))
+		}
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: %w", path, err))
 	}
 	return nil
 }
 
 // checkRoute validates a route body before it is sent.
-func checkRoute(body []byte, path string) error {
+func checkRoute(body, _ []byte, path string) error {
 	if _, err := sni.ParseRoute(body); err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: %w", path, err))
 	}

@@ -37,7 +37,7 @@ servers of its first level and keeps everything else (the original's rule).`
 
 // newPutCommand is "put ARG -f FILE|-": the file's JSON or YAML sent as PUT <topic> ARG to
 // every proxy.
-func newPutCommand(g *Globals, topic, arg string, check func(body []byte, path string) error) *cobra.Command {
+func newPutCommand(g *Globals, topic, arg string, check func(body, input []byte, path string) error) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:  "put " + arg + " -f FILE|-",
@@ -51,7 +51,7 @@ func newPutCommand(g *Globals, topic, arg string, check func(body []byte, path s
 			if err != nil {
 				return err
 			}
-			if err := check(body, file); err != nil {
+			if err := check(body, data, file); err != nil {
 				return err
 			}
 			return g.report(cmd, g.do(cmd.Context(), "PUT", topic, args[0], body), topic+" "+args[0]+" put")
