@@ -130,7 +130,9 @@ func (s *Syncer) StoresUp() error {
 }
 
 // ServeHealth answers 200 when every store is reachable and every target matched the latest
-// snapshot of its source, 503 otherwise, with the details as JSON.
+// snapshot of its source, 503 otherwise, with the details as JSON: invalid_keys counts, per
+// store, the values skipped as invalid (still 200: the rest is applied; the keys and errors
+// are logged, the count is slardar_sync_invalid_keys).
 func (s *Syncer) ServeHealth(w http.ResponseWriter, _ *http.Request) {
 	type targetHealth struct {
 		Target  string `json:"target"`
@@ -139,13 +141,16 @@ func (s *Syncer) ServeHealth(w http.ResponseWriter, _ *http.Request) {
 		Errors  int64  `json:"errors"`
 	}
 	out := struct {
-		OK      bool            `json:"ok"`
-		Stores  map[string]bool `json:"stores"`
-		Targets []targetHealth  `json:"targets"`
-	}{OK: true, Stores: map[string]bool{}}
+		OK          bool             `json:"ok"`
+		Stores      map[string]bool  `json:"stores"`
+		InvalidKeys map[string]int64 `json:"invalid_keys"`
+		Targets     []targetHealth   `json:"targets"`
+	}{OK: true, Stores: map[string]bool{}, InvalidKeys: map[string]int64{}}
 	for _, sy := range s.Syncs {
-		up := s.Metrics.source(sy.Store.String()).up.Load()
+		src := s.Metrics.source(sy.Store.String())
+		up := src.up.Load()
 		out.Stores[sy.Store.String()] = up
+		out.InvalidKeys[sy.Store.String()] = src.invalid.Load()
 		out.OK = out.OK && up
 	}
 	for _, src := range s.sources() {

@@ -239,11 +239,16 @@ func TestBurstAndInvalid(t *testing.T) {
 	if out := scrape(t, s.Metrics); !strings.Contains(out, `slardar_sync_invalid_keys{store="etcd://`+etcdProc.Addr+`"} 2`) {
 		t.Fatalf("metrics:\n%s", out)
 	}
+	var health string
 	testutil.WaitFor(t, "health to report in sync", 15*time.Second, func() bool {
 		rec := httptest.NewRecorder()
 		s.ServeHealth(rec, nil)
+		health = rec.Body.String()
 		return rec.Code == 200
 	})
+	if !strings.Contains(health, `"invalid_keys":{"etcd://`+etcdProc.Addr+`":2}`) {
+		t.Fatalf("/health does not count the invalid keys: %s", health)
+	}
 	for _, d := range proxies {
 		if hasUpstream(d, "bad-json") {
 			t.Fatal("an invalid upstream was applied")
