@@ -94,6 +94,9 @@ type Common struct {
 	RawUpstreams map[string]yaml.Node `yaml:"upstreams"`
 }
 
+// CommonPart is the part every proxy's file has (lifecycle.Load puts the common flags on it).
+func (c *Common) CommonPart() *Common { return c }
+
 // Logging is the log section, for the daemons' start-up.
 func (c *Common) Logging() Log { return c.Log }
 

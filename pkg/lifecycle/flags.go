@@ -51,3 +51,23 @@ func (o *CommonFlags) Apply(fs *pflag.FlagSet, c *config.Common) error {
 	}
 	return c.Log.Validate()
 }
+
+// Load is how every proxy's configuration starts: the --config file, read by read (which
+// decodes it strictly and finishes it), or an empty one without it, with the common flags that
+// were set put over it. What a binary adds (its own flags and defaults) follows.
+func Load[T any, F interface {
+	*T
+	CommonPart() *config.Common
+}](o *CommonFlags, fs *pflag.FlagSet, read func(path string) (F, error)) (F, error) {
+	cfg := F(new(T))
+	if o.ConfigPath != "" {
+		var err error
+		if cfg, err = read(o.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.Apply(fs, cfg.CommonPart()); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

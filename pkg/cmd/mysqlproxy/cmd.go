@@ -79,14 +79,8 @@ SIGHUP reloads the config file.
 
 // config reads the effective configuration: the file, if any, with the set flags on top.
 func (o *Options) config(fl *pflag.FlagSet) (*config.MySQLFile, error) {
-	cfg := &config.MySQLFile{}
-	if o.ConfigPath != "" {
-		var err error
-		if cfg, err = config.LoadMySQL(o.ConfigPath); err != nil {
-			return nil, err
-		}
-	}
-	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+	cfg, err := lifecycle.Load(&o.CommonFlags, fl, config.LoadMySQL)
+	if err != nil {
 		return nil, err
 	}
 	if err := cfg.AddListeners(o.Listens); err != nil {

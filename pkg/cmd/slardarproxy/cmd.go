@@ -103,14 +103,8 @@ func (o *Options) run(cmd *cobra.Command) error {
 
 // config reads the effective configuration: the file, if any, with the set flags on top.
 func (o *Options) config(fl *pflag.FlagSet) (*config.File, error) {
-	cfg := &config.File{}
-	if o.ConfigPath != "" {
-		var err error
-		if cfg, err = config.Load(o.ConfigPath); err != nil {
-			return nil, err
-		}
-	}
-	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+	cfg, err := lifecycle.Load(&o.CommonFlags, fl, config.Load)
+	if err != nil {
 		return nil, err
 	}
 	if err := cfg.AddListeners(o.Listens); err != nil {

@@ -63,14 +63,8 @@ func (o *Options) run(cmd *cobra.Command) error {
 
 // config reads the effective configuration: the file, if any, with the set flags on top.
 func (o *Options) config(fl *pflag.FlagSet) (*config.SNIFile, error) {
-	cfg := &config.SNIFile{}
-	if o.ConfigPath != "" {
-		var err error
-		if cfg, err = config.ReadSNI(o.ConfigPath); err != nil {
-			return nil, err
-		}
-	}
-	if err := o.CommonFlags.Apply(fl, &cfg.Common); err != nil {
+	cfg, err := lifecycle.Load(&o.CommonFlags, fl, config.ReadSNI)
+	if err != nil {
 		return nil, err
 	}
 	if fl.Changed("listen") {
