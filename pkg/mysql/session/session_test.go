@@ -63,6 +63,19 @@ func newRig(t *testing.T, mode Mode) *rig {
 // connect logs a client in through a session of the rig over net.Pipe.
 func (r *rig) connect(t *testing.T, schema string) *client.Conn {
 	t.Helper()
+	return r.connectWith(t, schema, func(_ context.Context, sside net.Conn) {
+		cl, err := r.cfg.Front.Accept(sside, front.Hello{})
+		if err != nil {
+			return
+		}
+		Serve(context.Background(), r.cfg, cl, "db", "client", nil)
+	})
+}
+
+// connectWith logs a client in over net.Pipe; serve runs the proxy's side of the pipe (ctx
+// lasts until the login is over).
+func (r *rig) connectWith(t *testing.T, schema string, serve func(ctx context.Context, sside net.Conn)) *client.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dial := func(context.Context, string, string) (net.Conn, error) {
@@ -71,11 +84,7 @@ func (r *rig) connect(t *testing.T, schema string) *client.Conn {
 		go func() {
 			defer r.done.Done()
 			defer sside.Close()
-			cl, err := r.cfg.Front.Accept(sside, front.Hello{})
-			if err != nil {
-				return
-			}
-			Serve(context.Background(), r.cfg, cl, "db", "client", nil)
+			serve(ctx, sside)
 		}()
 		return cside, nil
 	}
@@ -308,36 +317,21 @@ func TestKillOtherSession(t *testing.T) {
 // so CONNECTION_ID() and the server agree.
 func TestAnchor(t *testing.T) {
 	r := newRig(t, ModeNone)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var announced uint32
-	dial := func(context.Context, string, string) (net.Conn, error) {
-		cside, sside := net.Pipe()
-		r.done.Add(1)
-		go func() {
-			defer r.done.Done()
-			defer sside.Close()
-			a := TakeAnchor(ctx, r.cfg, "db", "127.0.0.1", backend.Key{Caps: front.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK})
-			if a == nil {
-				t.Error("no anchor")
-				return
-			}
-			announced = a.ThreadID()
-			cl, err := r.cfg.Front.Accept(sside, front.Hello{ConnID: a.ThreadID()})
-			if err != nil {
-				a.Return(r.cfg.Pool)
-				return
-			}
-			Serve(context.Background(), r.cfg, cl, "db", "client", a)
-		}()
-		return cside, nil
-	}
-	noDeprecateEOF := func(c *client.Conn) error { c.UnsetCapability(mysql.CLIENT_DEPRECATE_EOF); return nil }
-	c, err := client.ConnectWithDialer(ctx, "tcp", "pipe", user, pass, "", dial, noDeprecateEOF)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := r.connectWith(t, "", func(ctx context.Context, sside net.Conn) {
+		a := TakeAnchor(ctx, r.cfg, "db", "127.0.0.1", backend.Key{Caps: front.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK})
+		if a == nil {
+			t.Error("no anchor")
+			return
+		}
+		announced = a.ThreadID()
+		cl, err := r.cfg.Front.Accept(sside, front.Hello{ConnID: a.ThreadID()})
+		if err != nil {
+			a.Return(r.cfg.Pool)
+			return
+		}
+		Serve(context.Background(), r.cfg, cl, "db", "client", a)
+	})
 	if c.GetConnectionID() != announced || announced == 0 {
 		t.Fatalf("the handshake announced %d, the anchor is %d", c.GetConnectionID(), announced)
 	}
