@@ -164,17 +164,20 @@ func runDriver(ctx context.Context, dir string, o options) error {
 // differ reports whether a test passes in one result and not in the other.
 func differ(a, b map[string]outcome) bool {
 	for n, o := range a {
-		if (o.action == "pass") != (b[n].action == "pass") {
+		if passDiffers(o, b[n]) {
 			return true
 		}
 	}
 	for n, o := range b {
-		if (o.action == "pass") != (a[n].action == "pass") {
+		if passDiffers(o, a[n]) {
 			return true
 		}
 	}
 	return false
 }
+
+// passDiffers reports one outcome a pass and the other not (a fail, a skip, or not run).
+func passDiffers(a, b outcome) bool { return (a.action == "pass") != (b.action == "pass") }
 
 // serverState is what the primary and the replica are running and the replica's replication
 // state, for a run whose tests differ (a statement waiting on a lock, a stopped replica).
@@ -277,9 +280,8 @@ func report(w *os.File, base string, others []string, results []map[string]outco
 		row := []string{n, cmp.Or(results[0][n].action, "not-run")}
 		differs := false
 		for i := range others {
-			a := results[i+1][n].action
-			row = append(row, cmp.Or(a, "not-run"))
-			if (a == "pass") != (results[0][n].action == "pass") {
+			row = append(row, cmp.Or(results[i+1][n].action, "not-run"))
+			if passDiffers(results[i+1][n], results[0][n]) {
 				differs = true
 			}
 		}
