@@ -60,6 +60,7 @@ func Main(root *cobra.Command, args []string, stderr io.Writer) int {
 		return nil
 	}
 	markRunErrors(root)
+	CompleteFlagValues(root)
 	_, err := root.ExecuteC()
 	if err == nil {
 		return ExitOK

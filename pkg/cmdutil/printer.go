@@ -8,6 +8,7 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+	"gopkg.in/yaml.v3"
 )
 
 // PrintTable writes a borderless, left-aligned table for people.
@@ -23,7 +24,9 @@ func PrintTable(w io.Writer, header []string, rows [][]string) error {
 		tablewriter.WithRowAlignment(tw.AlignLeft),
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 	)
-	t.Header(toAny(header)...)
+	if header != nil {
+		t.Header(toAny(header)...)
+	}
 	for _, r := range rows {
 		if err := t.Append(toAny(r)...); err != nil {
 			return err
@@ -49,4 +52,23 @@ func PrintJSON(w io.Writer, v any) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
+}
+
+// PrintYAML writes v as YAML, with the field names its JSON has (v goes through JSON first, so
+// json tags and omitempty hold and both formats show one shape).
+func PrintYAML(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("writing YAML: %w", err)
+	}
+	var generic any
+	if err := yaml.Unmarshal(data, &generic); err != nil { // JSON is YAML; numbers and order kept
+		return fmt.Errorf("writing YAML: %w", err)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(generic); err != nil {
+		return fmt.Errorf("writing YAML: %w", err)
+	}
+	return enc.Close()
 }

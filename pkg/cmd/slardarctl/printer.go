@@ -12,7 +12,11 @@ import (
 const (
 	OutputTable = "table"
 	OutputJSON  = "json"
+	OutputYAML  = "yaml"
 )
+
+// outputs are the formats --output takes.
+var outputs = []string{OutputTable, OutputJSON, OutputYAML}
 
 // table is how a command shows a value for people: a header and the value's rows. A listing
 // prints its header even without rows; a lookup prints nothing then (its failures say why).
@@ -22,20 +26,31 @@ type table[T any] struct {
 	listing bool
 }
 
-// emit is the one place that chooses between JSON for pipelines and a table for people
-// (etcdctl's printer): v as JSON (nothing for a nil v), or rows under header.
+// emit is the one place that chooses between JSON or YAML for pipelines and a table for people
+// (etcdctl's printer): v as JSON or YAML (nothing for a nil v), or rows under header (without it
+// for --no-headers).
 func (g *Globals) emit(cmd *cobra.Command, v any, header []string, rows [][]string, listing bool) error {
-	if g.Output == OutputJSON {
+	switch g.Output {
+	case OutputJSON, OutputYAML:
 		if v == nil {
 			return nil
+		}
+		if g.Output == OutputYAML {
+			return cmdutil.PrintYAML(cmd.OutOrStdout(), v)
 		}
 		return cmdutil.PrintJSON(cmd.OutOrStdout(), v)
 	}
 	if len(rows) == 0 && !listing {
 		return nil
 	}
+	if g.NoHeaders {
+		header = nil
+	}
 	return cmdutil.PrintTable(cmd.OutOrStdout(), header, rows)
 }
+
+// structured reports whether output is for pipelines (JSON or YAML) rather than a table.
+func (g *Globals) structured() bool { return g.Output != OutputTable }
 
 // show prints what read commands got from every proxy, then returns the failures of results as
 // the error and exit code. JSON is the one proxy's value when a single --addr was given (so
@@ -57,7 +72,10 @@ func show[T any](g *Globals, cmd *cobra.Command, results []result, byAddr map[st
 			v = one
 		}
 	}
-	if err := g.emit(cmd, v, g.header(t.header...), rows, t.listing); err != nil {
+	// A listing's header says "none" when a proxy answered with nothing; with no answer at all
+	// there is nothing to head (the failures say why).
+	listing := t.listing && len(byAddr) > 0
+	if err := g.emit(cmd, v, g.header(t.header...), rows, listing); err != nil {
 		return err
 	}
 	return failure(results)
@@ -65,7 +83,7 @@ func show[T any](g *Globals, cmd *cobra.Command, results []result, byAddr map[st
 
 // report prints the outcome of a change on every proxy.
 func (g *Globals) report(cmd *cobra.Command, results []result, what string) error {
-	if g.Output == OutputJSON {
+	if g.structured() {
 		type row struct {
 			Addr  string `json:"addr"`
 			OK    bool   `json:"ok"`
@@ -78,7 +96,7 @@ func (g *Globals) report(cmd *cobra.Command, results []result, what string) erro
 				rows[i].Error = r.Err.Error()
 			}
 		}
-		if err := cmdutil.PrintJSON(cmd.OutOrStdout(), rows); err != nil {
+		if err := g.emit(cmd, rows, nil, nil, false); err != nil {
 			return err
 		}
 	} else {

@@ -52,6 +52,16 @@ carries a body (PUT upstream, LOAD code, ...) and without it when it does not.`,
 					prefix = r.Addr + ": "
 				}
 				data := r.Reply.Data
+				if r.Reply.Type == admin.TypeMessage && g.Output == OutputYAML {
+					var v any
+					if json.Unmarshal(data, &v) == nil {
+						fmt.Fprint(cmd.OutOrStdout(), prefix)
+						if err := cmdutil.PrintYAML(cmd.OutOrStdout(), v); err != nil {
+							return err
+						}
+						continue
+					}
+				}
 				if r.Reply.Type == admin.TypeMessage && g.Output == OutputJSON {
 					var buf bytes.Buffer
 					if json.Indent(&buf, data, "", "  ") == nil {

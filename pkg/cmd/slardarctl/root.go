@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,10 +27,11 @@ const DefaultAddr = admin.DefaultAddr
 
 // Globals are the flags every command shares.
 type Globals struct {
-	Addrs   []string // --addr, split on commas and checked
-	Token   string
-	Output  string
-	Timeout time.Duration
+	Addrs     []string // --addr, split on commas and checked
+	Token     string
+	Output    string
+	NoHeaders bool
+	Timeout   time.Duration
 
 	addrFlag []string
 }
@@ -59,10 +61,11 @@ arguments or input, 3 a proxy could not be reached, 4 a proxy answered with anot
 	pf := cmd.PersistentFlags()
 	pf.StringSliceVar(&g.addrFlag, "addr", []string{DefaultAddr}, "admin address(es) of the proxies, repeatable or comma-separated")
 	pf.StringVar(&g.Token, "token", "", "admin token, sent as AUTH token <token>")
-	pf.StringVarP(&g.Output, "output", "o", OutputTable, "output format: table or json")
+	pf.StringVarP(&g.Output, "output", "o", OutputTable, "output format: table, json or yaml")
+	pf.BoolVar(&g.NoHeaders, "no-headers", false, "print tables without their header line")
 	pf.DurationVar(&g.Timeout, "timeout", 5*time.Second, "timeout for each proxy's whole exchange")
 	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{OutputTable, OutputJSON}, cobra.ShellCompDirectiveNoFileComp
+		return outputs, cobra.ShellCompDirectiveNoFileComp
 	})
 	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newServerCommand(g), newStoreCommand(g), newRawCommand(g))
 	return cmd
@@ -85,8 +88,8 @@ func (g *Globals) resolve() error {
 	if len(g.Addrs) == 0 {
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, errors.New("--addr: no address given"))
 	}
-	if g.Output != OutputTable && g.Output != OutputJSON {
-		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("--output %q: want table or json", g.Output))
+	if !slices.Contains(outputs, g.Output) {
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("--output %q: want table, json or yaml", g.Output))
 	}
 	return nil
 }
@@ -148,6 +151,25 @@ func failure(results []result) error {
 		return nil
 	}
 	return cmdutil.WithCode(code, errors.Join(errs...))
+}
+
+// checkFirst is a fleet change's check before it is made: given every proxy's answer to a read
+// of what the change needs, nil when all of them answered, or the failures (with their exit code)
+// and that nothing was changed.
+func (g *Globals) checkFirst(results []result) error {
+	err := failure(results)
+	if err == nil {
+		return nil
+	}
+	var ce *cmdutil.CodeError
+	code := cmdutil.ExitError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	if g.multi() {
+		return cmdutil.WithCode(code, fmt.Errorf("%w\nnothing changed on any proxy (every one is checked first; --best-effort changes those that can)", err))
+	}
+	return err
 }
 
 // decodeEach decodes every successful reply's JSON into a T, by proxy address; a reply that

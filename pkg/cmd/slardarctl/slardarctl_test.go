@@ -117,7 +117,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 			code: cmdutil.ExitBadArgs, msg: `line 2 column 3: server 1: unknown field "wieght"`},
 		{name: "missing file flag", args: []string{a, "upstream", "put", "x"}, code: cmdutil.ExitBadArgs, msg: `"file" not set`},
 		{name: "unreachable", args: []string{"--addr=127.0.0.1:1", "status"}, code: cmdutil.ExitUnreachable, msg: "connection refused"},
-		{name: "bad output", args: []string{a, "-o", "yaml", "status"}, code: cmdutil.ExitBadArgs, msg: "want table or json"},
+		{name: "bad output", args: []string{a, "-o", "xml", "status"}, code: cmdutil.ExitBadArgs, msg: "want table, json or yaml"},
 		{name: "bad addr", args: []string{"--addr=nope", "status"}, code: cmdutil.ExitBadArgs, msg: "want HOST:PORT"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: cmdutil.ExitBadArgs, msg: "unknown command"},
 		{name: "raw error", args: []string{a, "raw", "GET", "nope", "x"}, code: cmdutil.ExitReplyError, msg: "topic invalid"},
@@ -294,6 +294,140 @@ func TestServerStates(t *testing.T) {
 	}
 	if code, _, _ := run(t, "", "--addr="+a1, "server", "drain", "3131"); code != cmdutil.ExitBadArgs {
 		t.Fatalf("missing argument: %d", code)
+	}
+}
+
+// TestFleetAllOrNothing: a change to several proxies is checked on every one first; one that
+// lacks the upstream or is down leaves all of them unchanged, unless --best-effort.
+func TestFleetAllOrNothing(t *testing.T) {
+	a1, a2 := startProxy(t, ""), startProxy(t, "")
+	if code, _, errOut := run(t, upstreamYAML, "--addr="+a1, "upstream", "put", "web", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	state := func(addr string) string {
+		t.Helper()
+		code, out, errOut := run(t, "", "--addr="+addr, "-o", "json", "server", "get", "web", "127.0.0.1:2")
+		var s struct{ State string }
+		if err := json.Unmarshal([]byte(out), &s); code != 0 || err != nil {
+			t.Fatalf("server get: %d %v %s", code, err, errOut)
+		}
+		return s.State
+	}
+	both := "--addr=" + a1 + "," + a2
+	code, _, errOut := run(t, "", both, "server", "drain", "web", "127.0.0.1:2")
+	if code != cmdutil.ExitError || !strings.Contains(errOut, a2+": upstream web not found") || !strings.Contains(errOut, "nothing changed on any proxy") || strings.Contains(errOut, "drain on") {
+		t.Fatalf("drain where one proxy lacks the upstream: %d %q", code, errOut)
+	}
+	if s := state(a1); s != "ready" {
+		t.Fatalf("%s drained although %s could not be: %s", a1, a2, s)
+	}
+	down := "--addr=" + a1 + ",127.0.0.1:1"
+	if code, _, errOut := run(t, "", down, "server", "maint", "web", "127.0.0.1:2"); code != cmdutil.ExitUnreachable || !strings.Contains(errOut, "nothing changed") {
+		t.Fatalf("maint with a proxy down: %d %q", code, errOut)
+	}
+	if code, _, errOut := run(t, "", both, "upstream", "delete", "web"); code != cmdutil.ExitError || !strings.Contains(errOut, "nothing changed") {
+		t.Fatalf("delete where one proxy lacks it: %d %q", code, errOut)
+	}
+	code, _, errOut = run(t, "", both, "server", "drain", "--best-effort", "web", "127.0.0.1:2")
+	if code != cmdutil.ExitError || !strings.Contains(errOut, "drain on "+a1) {
+		t.Fatalf("best effort: %d %q", code, errOut)
+	}
+	if s := state(a1); s != "drain" {
+		t.Fatalf("--best-effort did not drain %s: %s", a1, s)
+	}
+}
+
+// TestCompletion: upstream names and servers come from the proxy; flag values are offered.
+func TestCompletion(t *testing.T) {
+	addr := startProxy(t, "")
+	if code, _, errOut := run(t, upstreamYAML, "--addr="+addr, "upstream", "put", "web", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"__complete", "--addr=" + addr, "upstream", "get", ""}, "web\n:4\n"},
+		{[]string{"__complete", "--addr=" + addr, "server", "drain", "web", ""}, "127.0.0.1:1\n127.0.0.1:2\n:4\n"},
+		{[]string{"__complete", "--addr=" + addr, "server", "drain", "web", "127.0.0.1:1", ""}, ":4\n"},
+		{[]string{"__complete", "-o", ""}, "table\njson\nyaml\n:4\n"},
+	} {
+		if _, out, _ := run(t, "", tt.args...); !strings.HasPrefix(out, tt.want) {
+			t.Errorf("%q: %q, want %q", tt.args, out, tt.want)
+		}
+	}
+}
+
+// TestStatusShapes: structured status is a list of proxies for one --addr or many, with
+// upstream names and levels; YAML has the same fields; --no-headers drops the header; a proxy
+// that is down prints no empty table; --watch prints again until interrupted.
+func TestStatusShapes(t *testing.T) {
+	a1, a2 := startProxy(t, ""), startProxy(t, "")
+	if code, _, errOut := run(t, upstreamYAML, "--addr="+a1+","+a2, "upstream", "put", "web", "-f", "-"); code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	type entry struct {
+		Proxy, Error   string
+		SlardarVersion string `json:"slardar_version"`
+		Upstreams      []struct {
+			Name    string
+			Servers []struct{ Level, Server, State string }
+		}
+	}
+	for _, addrs := range []string{a1, a1 + "," + a2, a1 + ",127.0.0.1:1"} {
+		code, out, _ := run(t, "", "--addr="+addrs, "-o", "json", "status")
+		var list []entry
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("--addr %s: not a list: %v\n%s", addrs, err, out)
+		}
+		want := strings.Split(addrs, ",")
+		if len(list) != len(want) {
+			t.Fatalf("--addr %s: %d entries\n%s", addrs, len(list), out)
+		}
+		for i, e := range list {
+			if e.Proxy != want[i] {
+				t.Fatalf("entry %d is %q, want %q", i, e.Proxy, want[i])
+			}
+			if want[i] == "127.0.0.1:1" {
+				if code != cmdutil.ExitUnreachable || e.Error == "" {
+					t.Fatalf("down proxy: exit %d, entry %+v", code, e)
+				}
+				continue
+			}
+			if len(e.Upstreams) != 1 || e.Upstreams[0].Name != "web" || len(e.Upstreams[0].Servers) != 2 || e.SlardarVersion == "" {
+				t.Fatalf("entry %+v\n%s", e, out)
+			}
+			if s := e.Upstreams[0].Servers[1]; s.Level != "1" || s.Server != "127.0.0.1:2" || s.State != "ready" {
+				t.Fatalf("server %+v", s)
+			}
+		}
+	}
+	code, out, _ := run(t, "", "--addr="+a1, "-o", "yaml", "status")
+	if code != 0 || !strings.Contains(out, "- proxy: "+a1) && !strings.Contains(out, "proxy: "+a1) || !strings.Contains(out, "name: web") || !strings.Contains(out, "server: 127.0.0.1:2") {
+		t.Fatalf("yaml: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "--addr="+a1, "--no-headers", "status")
+	if code != 0 || strings.Contains(out, "UPSTREAM") || !strings.Contains(out, "127.0.0.1:2") {
+		t.Fatalf("--no-headers: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "--addr=127.0.0.1:1", "status")
+	if code != cmdutil.ExitUnreachable || out != "" {
+		t.Fatalf("down proxy printed %q (exit %d)", out, code)
+	}
+
+	// An interrupt cancels the context (a deadline would race the exchanges' own deadlines).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer time.AfterFunc(3*time.Second, cancel).Stop()
+	var buf, errBuf bytes.Buffer
+	cmd := slardarctl.NewCommand()
+	cmd.SetContext(ctx)
+	cmd.SetOut(&buf)
+	cmd.SetErr(&errBuf)
+	if code := cmdutil.Main(cmd, []string{"--addr=" + a1, "status", "--watch", "--interval=100ms"}, &errBuf); code != 0 {
+		t.Fatalf("watch: exit %d %s", code, errBuf.String())
+	}
+	if n := strings.Count(buf.String(), "Every 100ms: slardarctl status"); n < 3 || strings.Count(buf.String(), "127.0.0.1:2") != n {
+		t.Fatalf("watch printed %d times in 3s:\n%s", n, buf.String())
 	}
 }
 

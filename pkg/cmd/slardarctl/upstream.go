@@ -1,12 +1,16 @@
 package slardarctl
 
 import (
+	"context"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 )
@@ -63,15 +67,34 @@ func newPutCommand(g *Globals, topic, arg string, check func(body, input []byte,
 }
 
 func newUpstreamDelete(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var bestEffort bool
+	cmd := &cobra.Command{
 		Use:     "delete NAME",
 		Aliases: []string{"rm"},
 		Short:   "Delete an upstream (DELETE upstream NAME)",
-		Args:    cobra.ExactArgs(1),
+		Long: `Deletes the upstream on every proxy given with --addr. With several, every proxy is asked
+first and the upstream is deleted only when all of them have it and answered; --best-effort
+deletes it wherever it is instead, and reports each proxy.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: g.completeNames(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.report(cmd, g.do(cmd.Context(), "DELETE", "upstream", args[0], nil), "upstream "+args[0]+" deleted")
+			name := args[0]
+			if !bestEffort && g.multi() {
+				infos, results := g.info(cmd)
+				for i, r := range results {
+					if r.Err == nil && infos[r.Addr][name] == nil {
+						results[i].Err = notFound("upstream", name, r.Addr)
+					}
+				}
+				if err := g.checkFirst(results); err != nil {
+					return err
+				}
+			}
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "upstream", name, nil), "upstream "+name+" deleted")
 		},
 	}
+	cmd.Flags().BoolVar(&bestEffort, "best-effort", false, "delete the upstream on the proxies that have it even when others do not or cannot be reached")
+	return cmd
 }
 
 // info fetches GET upstream info from every proxy.
@@ -82,9 +105,10 @@ func (g *Globals) info(cmd *cobra.Command) (map[string]map[string]*checkups.Upst
 
 func newUpstreamGet(g *Globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get NAME",
-		Short: "Show one upstream's config (from GET upstream info)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "get NAME",
+		Short:             "Show one upstream's config (from GET upstream info)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: g.completeNames(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			infos, results := g.info(cmd)
@@ -156,3 +180,34 @@ func orDefault(v, def string) string {
 }
 
 func fmtSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) + "s" }
+
+// completeNames completes an UPSTREAM argument from the first proxy's GET upstream info, and
+// with servers the HOST:PORT after it from that upstream's servers: what `get`, `delete` and
+// `server` take. A proxy that does not answer within a second completes nothing.
+func (g *Globals) completeNames(servers bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		const none = cobra.ShellCompDirectiveNoFileComp
+		if len(args) > 1 || len(args) == 1 && !servers || g.resolve() != nil {
+			return nil, none
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		reply, err := admin.Do(ctx, g.Addrs[0], g.Token, "GET", "upstream", "info", nil)
+		var info map[string]*checkups.Upstream
+		if err != nil || json.Unmarshal(reply.Data, &info) != nil {
+			return nil, none
+		}
+		if len(args) == 0 {
+			return slices.Sorted(maps.Keys(info)), none
+		}
+		var out []string
+		if up := info[args[0]]; up != nil {
+			for _, l := range up.Cluster.Levels {
+				for _, s := range l.Servers {
+					out = append(out, s.Addr())
+				}
+			}
+		}
+		return out, none
+	}
+}
