@@ -11,6 +11,8 @@ bindir  ?= $(prefix)/bin
 mandir  ?= $(prefix)/share/man
 datadir ?= $(prefix)/share
 unitdir ?= $(prefix)/lib/systemd/system
+sysconfdir ?= /etc
+OUT     ?= bin# where build puts the binaries (and install takes them from)
 
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
@@ -25,7 +27,7 @@ FUZZ_TARGETS := \
 all: build
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(OUT)/ $(addprefix ./cmd/,$(BINARIES))
 
 # MariaDB, etcd, sysbench from Debian; Consul built once from its Go module and cached.
 deps-all:
@@ -88,14 +90,20 @@ install: build
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 \
 		$(DESTDIR)$(datadir)/bash-completion/completions $(DESTDIR)$(datadir)/zsh/site-functions \
 		$(DESTDIR)$(datadir)/fish/vendor_completions.d
-	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(bindir)/
+	install -m 0755 $(addprefix $(OUT)/,$(BINARIES)) $(DESTDIR)$(bindir)/
 	install -m 0644 man/*.1 $(DESTDIR)$(mandir)/man1/
 	install -m 0644 completions/bash/* $(DESTDIR)$(datadir)/bash-completion/completions/
 	install -m 0644 completions/zsh/* $(DESTDIR)$(datadir)/zsh/site-functions/
 	install -m 0644 completions/fish/* $(DESTDIR)$(datadir)/fish/vendor_completions.d/
 	install -d $(DESTDIR)$(unitdir) $(DESTDIR)$(datadir)/slardar
 	for u in deploy/systemd/*.service; do \
-		sed 's|/usr/local/bin/|$(bindir)/|g' $$u > $(DESTDIR)$(unitdir)/$$(basename $$u) && chmod 0644 $(DESTDIR)$(unitdir)/$$(basename $$u); \
+		sed -e 's|/usr/local/bin/|$(bindir)/|g' -e 's|/etc/slardar/|$(sysconfdir)/slardar/|g' $$u > $(DESTDIR)$(unitdir)/$$(basename $$u) && chmod 0644 $(DESTDIR)$(unitdir)/$$(basename $$u); \
+	done
+	@# The configs the units name, from examples/: installed once, never over an operator's own.
+	install -d $(DESTDIR)$(sysconfdir)/slardar/lua
+	for f in slardar.yaml mysql-proxy.yaml sni-router.yaml store-sync.yaml mysql-users.yaml lua/script.content3351.lua lua/script.preread3131.lua; do \
+		mode=0644; [ $$f = mysql-users.yaml ] && mode=0600; \
+		[ -e $(DESTDIR)$(sysconfdir)/slardar/$$f ] || install -m $$mode examples/$$f $(DESTDIR)$(sysconfdir)/slardar/$$f; \
 	done
 	install -m 0644 deploy/grafana/slardar.json deploy/prometheus/slardar-rules.yml $(DESTDIR)$(datadir)/slardar/
 
