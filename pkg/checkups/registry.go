@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,9 +99,10 @@ func (r *Registry) setLocked(name string, up *Upstream) {
 	r.version.Add(1)
 }
 
-// PutJSON applies an admin protocol PUT body: {"servers":[...]} replaces the first level of the
-// upstream and keeps everything else (other fields in the body are ignored, as in the original);
-// {"cluster":...} replaces the whole upstream. Errors carry the original's messages.
+// PutJSON applies an admin protocol PUT body: {"cluster":...} replaces the whole upstream;
+// the short form {"servers":[...], ...} is applied over the upstream there is (ApplyShort):
+// its servers replace the first level's, the fields it names replace those, the rest is kept.
+// Errors carry the original's messages.
 func (r *Registry) PutJSON(name string, body []byte) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
@@ -115,28 +118,68 @@ func (r *Registry) PutJSON(name string, body []byte) error {
 		}
 		return r.Set(name, up)
 	}
-	servers, err := parseServers(fields["servers"], false)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var old *Upstream
+	if p := r.pools[name]; p != nil {
+		old = p.up
+	}
+	up, err := ApplyShort(old, body, false)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	up := &Upstream{}
-	if old := r.pools[name]; old != nil {
-		cp := *old.up
-		cp.Cluster.Levels = append([]Level(nil), old.up.Cluster.Levels...)
-		up = &cp
-	}
-	if len(up.Cluster.Levels) == 0 {
-		up.Cluster.Levels = []Level{{Servers: servers}}
-		if up.Cluster.Named {
-			up.Cluster.Levels[0].Name = "1"
-		}
-	} else {
-		up.Cluster.Levels[0].Servers = servers
-	}
 	r.setLocked(name, up)
 	return nil
+}
+
+// IsShort reports whether an upstream body is the short form {"servers":[...], ...} (as opposed
+// to the full form with "cluster").
+func IsShort(body []byte) bool {
+	var fields map[string]json.RawMessage
+	return json.Unmarshal(body, &fields) == nil && fields["servers"] != nil && fields["cluster"] == nil
+}
+
+// ApplyShort is the one meaning of the short form, wherever it arrives (1895, slardarctl,
+// store-sync): over old (nil when there is none) its servers replace the first level's servers,
+// every other field it names replaces old's, and what it does not name is kept. So
+// {"servers":[...]} changes the servers and nothing else (the original's PUT), and a store's
+// {"enable":true,"servers":[...]} changes those two. old is not modified; strict refuses
+// unknown fields, as ParseUpstreamStrict.
+func ApplyShort(old *Upstream, body []byte, strict bool) (*Upstream, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil || fields["servers"] == nil || fields["cluster"] != nil {
+		return nil, invalid(msgInvalidBody)
+	}
+	merged := map[string]json.RawMessage{}
+	if old != nil {
+		b, err := json.Marshal(old)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &merged); err != nil {
+			return nil, err
+		}
+		delete(merged, "cluster")
+	}
+	maps.Copy(merged, fields) // an unknown field stays one, for parseUpstream to refuse or ignore
+	b, err := json.Marshal(merged)
+	if err != nil {
+		return nil, err
+	}
+	up, err := parseUpstream(b, strict)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && len(old.Cluster.Levels) > 0 {
+		servers := up.Cluster.Levels[0].Servers
+		up.Cluster = old.Cluster
+		up.Cluster.Levels = slices.Clone(old.Cluster.Levels)
+		up.Cluster.Levels[0].Servers = servers
+	} else if old != nil && old.Cluster.Named {
+		up.Cluster.Named = true
+		up.Cluster.Levels[0].Name = "1"
+	}
+	return up, nil
 }
 
 // Delete removes an upstream.

@@ -68,11 +68,18 @@ func TestPutSemantics(t *testing.T) {
 	if !up.Cluster.Named || up.Cluster.Levels[0].Name != "a" || up.Typ != "mysql" {
 		t.Fatalf("named cluster: %+v", up)
 	}
-	// servers replaces level 1 only; other fields in the body are ignored, stored ones kept.
-	mustPut(t, r, "3131", `{"mode":"rr","servers":[{"host":"h3","port":3,"weight":2}]}`)
+	// servers replaces level 1 only; stored fields the body does not name are kept.
+	mustPut(t, r, "3131", `{"servers":[{"host":"h3","port":3,"weight":2}]}`)
 	up = r.Get("3131")
 	if up.Mode != "ip_hash" || up.Typ != "mysql" || up.Cluster.Levels[0].Servers[0].Host != "h3" || up.Cluster.Levels[1].Servers[0].Host != "h2" {
 		t.Fatalf("servers put: %+v", up)
+	}
+	// Fields the body names replace the stored ones (the original's HTTP path and
+	// update_upstream; its 1895 path dropped them: one meaning everywhere now).
+	mustPut(t, r, "3131", `{"mode":"rr","servers":[{"host":"h3","port":3,"weight":2}]}`)
+	up = r.Get("3131")
+	if up.Mode != "rr" || up.Typ != "mysql" || !up.Cluster.Named || up.Cluster.Levels[1].Servers[0].Host != "h2" {
+		t.Fatalf("servers put with a field: %+v", up)
 	}
 	// servers on a new upstream creates it with that one level.
 	mustPut(t, r, "new", `{"servers":[{"host":"h","port":1}]}`)
@@ -83,8 +90,8 @@ func TestPutSemantics(t *testing.T) {
 	if string(info) != want {
 		t.Fatalf("info:\n got %s\nwant %s", info, want)
 	}
-	if v := r.Version(); v != 4 {
-		t.Fatalf("version %d; want 4", v)
+	if v := r.Version(); v != 5 {
+		t.Fatalf("version %d; want 5", v)
 	}
 	// The empty cluster is accepted and selects nothing.
 	mustPut(t, r, "empty", `{"cluster":{}}`)
@@ -94,6 +101,39 @@ func TestPutSemantics(t *testing.T) {
 	var ue *UnknownUpstreamError
 	if _, _, err := r.Try(context.Background(), "nope", "", nil); !errors.As(err, &ue) || err.Error() != "unknown skey nope" {
 		t.Fatalf("unknown: %v", err)
+	}
+}
+
+// TestApplyShort: the short form over an upstream with every kind of field keeps what it does
+// not name (an http check, timeouts, named levels), strictly refuses unknown fields, and leaves
+// the old upstream unmodified.
+func TestApplyShort(t *testing.T) {
+	old, err := ParseUpstreamStrict([]byte(`{"typ":"http","timeout":2,"enable":true,"http_opts":{"query":"GET /health HTTP/1.0\r\n\r\n","statuses":{"500":false}},
+		"cluster":{"a":{"servers":[{"host":"h1","port":1}]},"b":{"servers":[{"host":"h2","port":2}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := json.Marshal(old)
+	up, err := ApplyShort(old, []byte(`{"servers":[{"host":"h3","port":3}]}`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := json.Marshal(old)
+	if string(before) != string(after) {
+		t.Fatalf("old modified:\n%s\n%s", before, after)
+	}
+	if up.Typ != "http" || up.HTTPOpts == nil || up.HTTPOpts.Query == "" || float64(up.Timeout) != 2 || up.Enable == nil || !*up.Enable ||
+		!up.Cluster.Named || up.Cluster.Levels[0].Name != "a" || up.Cluster.Levels[0].Servers[0].Host != "h3" || up.Cluster.Levels[1].Servers[0].Host != "h2" {
+		t.Fatalf("short form lost fields: %+v", up)
+	}
+	if up, err = ApplyShort(old, []byte(`{"enable":false,"servers":[{"host":"h3","port":3}]}`), true); err != nil || *up.Enable || up.Typ != "http" {
+		t.Fatalf("named field: %+v %v", up, err)
+	}
+	if _, err := ApplyShort(old, []byte(`{"enabel":false,"servers":[{"host":"h3","port":3}]}`), true); err == nil || !strings.Contains(err.Error(), `unknown field "enabel"`) {
+		t.Fatalf("strict: %v", err)
+	}
+	if up, err = ApplyShort(nil, []byte(`{"servers":[{"host":"h3","port":3}]}`), true); err != nil || up.Typ != "" || len(up.Cluster.Levels) != 1 {
+		t.Fatalf("no old: %+v %v", up, err)
 	}
 }
 

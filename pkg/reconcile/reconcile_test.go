@@ -3,6 +3,7 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -28,11 +29,11 @@ func TestParseAndPlan(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(d.Problems), `unknown field "wieght"`) {
 		t.Fatalf("a store value with an unknown field: %v", d.Problems)
 	}
-	if !strings.HasPrefix(string(d.Upstreams["a"]), `{"cluster":[{"servers":[{"host":"h","port":1,`) {
+	if string(d.Upstreams["a"]) != `{"servers":[{"host":"h","port":1,"weight":1,"max_fails":0,"fail_timeout":10}]}` {
 		t.Fatalf("not normalized: %s", d.Upstreams["a"])
 	}
 	actual := Actual{
-		Upstreams: map[string][]byte{"a": d.Upstreams["a"], "from-config": []byte(`{}`), "old": []byte(`{}`)},
+		Upstreams: map[string][]byte{"a": wantUpstream(d.Upstreams["a"], nil), "from-config": []byte(`{}`), "old": []byte(`{}`)},
 		Code:      map[string]string{"m": "stale"},
 	}
 	owned := Owned{KindUpstream: {"old": true}}
@@ -93,5 +94,42 @@ func TestPlanMaskedPasswords(t *testing.T) {
 	}
 	if ch := Plan(d, Actual{Upstreams: map[string][]byte{"db": masked("old")}}, Owned{}, false); len(ch) != 1 || ch[0].Action != "put" {
 		t.Fatalf("changed password, masked: %v", ch)
+	}
+}
+
+// TestShortFormKeepsTheRest: a store's {"servers":[...]} means what it means over the admin
+// protocol: a proxy whose upstream has those servers (and an http check the store does not
+// name) is in sync; one with other servers gets the short form, which keeps its check; the dry
+// run's diff shows only the servers.
+func TestShortFormKeepsTheRest(t *testing.T) {
+	d := ParseSnapshot("p/", map[string][]byte{"p/upstreams_stream/web": []byte(`{"servers":[{"host":"h","port":2}]}`)})
+	full := func(port int) []byte {
+		b, err := NormalizeUpstream([]byte(fmt.Sprintf(`{"typ":"http","http_opts":{"query":"GET / HTTP/1.0\r\n\r\n"},"cluster":[{"servers":[{"host":"h","port":%d}]}]}`, port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if ch := Plan(d, Actual{Upstreams: map[string][]byte{"web": full(2)}}, Owned{}, false); len(ch) != 0 {
+		t.Fatalf("in sync, yet: %v", ch)
+	}
+	a := Actual{Upstreams: map[string][]byte{"web": full(1)}}
+	ch := Plan(d, a, Owned{}, false)
+	if len(ch) != 1 || ch[0].Action != "put" {
+		t.Fatalf("plan: %v", ch)
+	}
+	r := &checkups.Registry{}
+	if err := r.PutJSON("web", full(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutJSON("web", d.Upstreams["web"]); err != nil { // what Apply sends
+		t.Fatal(err)
+	}
+	if up := r.Get("web"); up.Typ != "http" || up.HTTPOpts == nil || up.Cluster.Levels[0].Servers[0].Port != 2 {
+		t.Fatalf("after the put: %+v", up)
+	}
+	Explain(d, a, ch)
+	if !regexp.MustCompile(`^ +"host": "h",\n- +"port": 1,\n\+ +"port": 2,\n +"weight": 1,\n$`).MatchString(ch[0].Diff) {
+		t.Fatalf("diff:\n%s", ch[0].Diff)
 	}
 }

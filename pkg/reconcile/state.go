@@ -86,11 +86,48 @@ func ParseSnapshot(prefix string, kv map[string][]byte) Desired {
 	return d
 }
 
-// NormalizeUpstream parses a store's upstream (either the {"servers":...} short form or the
-// full form; an unknown field is an error) and writes it back in the full form the proxies echo
-// in GET upstream info, so the two compare byte for byte.
+// NormalizeUpstream parses a store's upstream (an unknown field is an error) and writes it back
+// compact: the full form as the proxies echo it in GET upstream info, so the two compare byte
+// for byte, or the short form {"servers":[...], ...} as a short form. A short form means what it
+// means over the admin protocol (checkups.ApplyShort): the proxy keeps what it does not name, so
+// it can only be compared with (and is sent to) each proxy's own upstream.
 func NormalizeUpstream(b []byte) ([]byte, error) {
-	return normalizeUpstream(b, checkups.ParseUpstreamStrict)
+	if !checkups.IsShort(b) {
+		return normalizeUpstream(b, checkups.ParseUpstreamStrict)
+	}
+	up, err := checkups.ApplyShort(nil, b, true)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	if fields["servers"], err = json.Marshal(up.Cluster.Levels[0].Servers); err != nil {
+		return nil, err
+	}
+	return json.Marshal(fields) // sorted keys, compact values
+}
+
+// wantUpstream is the upstream a proxy that has have (normalized; nil for none) should have
+// for the store's normalized want: want itself, or a short form applied over have.
+func wantUpstream(want, have []byte) []byte {
+	if !checkups.IsShort(want) {
+		return want
+	}
+	var old *checkups.Upstream
+	if have != nil {
+		old, _ = checkups.ParseUpstream(have) // one that does not parse: as if there were none
+	}
+	up, err := checkups.ApplyShort(old, want, false)
+	if err != nil {
+		return want
+	}
+	b, err := json.Marshal(up)
+	if err != nil {
+		return want
+	}
+	return b
 }
 
 // normalizeEcho is NormalizeUpstream for what a proxy echoes: a proxy of another version may
@@ -127,6 +164,9 @@ type Change struct {
 	Kind   string `json:"kind"` // upstream, code, route
 	Name   string `json:"name"`
 	Action string `json:"action"` // put, load, delete
+	// Diff is what the change would do, for a dry run (Explain): the proxy's value against the
+	// store's, line by line ("- " the proxy's, "+ " the store's).
+	Diff string `json:"diff,omitempty"`
 }
 
 func (c Change) String() string { return fmt.Sprintf("%s %s %s", c.Action, c.Kind, c.Name) }
@@ -162,7 +202,9 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 			}
 		}
 	}
-	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool { return sameUpstream(d.Upstreams[n], a.Upstreams[n]) })
+	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool {
+		return sameUpstream(wantUpstream(d.Upstreams[n], a.Upstreams[n]), a.Upstreams[n])
+	})
 	if a.Code != nil {
 		have := make(map[string][]byte, len(a.Code))
 		for n, v := range a.Code {

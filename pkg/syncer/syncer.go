@@ -357,6 +357,7 @@ func (sy Sync) reconcile(ctx context.Context, addr string, desired reconcile.Des
 	}
 	changes := reconcile.Plan(desired, actual, owned, sy.Prune)
 	if dry {
+		reconcile.Explain(desired, actual, changes)
 		return changes, 0, actual.Instance, nil
 	}
 	n, err := reconcile.Apply(ctx, c, desired, changes)

@@ -30,8 +30,9 @@ func newUpstreamPut(g *Globals) *cobra.Command {
 	cmd.Short = "Create or replace an upstream (PUT upstream NAME)"
 	cmd.Long = `Sends the upstream in FILE (JSON or YAML; - for stdin) as PUT upstream NAME.
 
-A body with "cluster" replaces the whole upstream; a body with only "servers" replaces the
-servers of its first level and keeps everything else (the original's rule).`
+A body with "cluster" replaces the whole upstream; a body with "servers" (the short form)
+replaces the servers of its first level and the fields it names, and keeps everything else:
+the same meaning as in a store value synced by store-sync.`
 	cmd.Example = `  slardarctl upstream put 3131 -f - <<'EOF'
   {"typ":"mysql","user":"runner","pass":"runner123456","name":"upyun",
    "cluster":[{"servers":[{"host":"127.0.0.1","port":3306},{"host":"127.0.0.1","port":3307}]}]}

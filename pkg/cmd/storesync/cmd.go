@@ -93,7 +93,7 @@ A token given to one sync of the config file wins over --token.`,
 	cmdutil.Alias(f, "listen", "http-listen")
 	f.DurationVar(&o.Resync, "resync", syncer.DefaultResync, "full resync period")
 	f.BoolVar(&o.Once, "once", false, "apply once and exit; non-zero if anything is not in sync")
-	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and the diff of each change, and change nothing")
 	f.BoolVar(&o.Check, "check", false, "check the config file and flags, print what would be synced where, and exit (0: valid, 2: not)")
 	f.StringVarP(&o.Output, "output", "o", "table", "plan output for --dry-run/--once: table or json")
 	f.StringVar(&o.LogFormat, "log-format", "", "log format: text or json")
@@ -319,5 +319,16 @@ func printResults(cmd *cobra.Command, output string, results []syncer.Result) er
 			}
 		}
 	}
-	return cmdutil.PrintTable(w, []string{"STORE", "TARGET", "ACTION", "KIND", "NAME"}, rows)
+	if err := cmdutil.PrintTable(w, []string{"STORE", "TARGET", "ACTION", "KIND", "NAME"}, rows); err != nil {
+		return err
+	}
+	// What each change of a dry run would do, under the plan.
+	for _, r := range results {
+		for _, c := range r.Changes {
+			if c.Diff != "" {
+				fmt.Fprintf(w, "\n%s %s %s on %s:\n%s", c.Action, c.Kind, c.Name, r.Target, c.Diff)
+			}
+		}
+	}
+	return nil
 }

@@ -56,7 +56,8 @@ func TestOnceAndDryRun(t *testing.T) {
 	cmd.SetOut(&out)
 	cmd.SetArgs([]string{"--source", "dir://" + dir, "--target", p.AdminAddr(), "--dry-run"})
 	err := cmd.Execute()
-	if err == nil || !strings.Contains(out.String(), "put     upstream  3131") || !strings.Contains(out.String(), "config/slardar/upstreams_stream/broken") {
+	if err == nil || !strings.Contains(out.String(), "put     upstream  3131") || !strings.Contains(out.String(), "config/slardar/upstreams_stream/broken") ||
+		!strings.Contains(out.String(), "put upstream 3131 on "+p.AdminAddr()+":\n+ {") || !strings.Contains(out.String(), `+   "enable": false,`) {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
 	if hasUpstream() {
