@@ -69,8 +69,32 @@ func exported(t *testing.T) map[string]bool {
 	_, lport, _ := net.SplitHostPort(p.ListenerAddr("u"))
 	admin.Do(ctx, p.AdminAddr(), "", "LOAD", "code", "script.preread"+lport, []byte("local x = 1"))
 	testutil.Greeting(p.ListenerAddr("u"))
-	time.Sleep(300 * time.Millisecond) // heartbeat rounds
-	add(testutil.Scrape(t, p.HTTPAddr()))
+	// A MariaDB replica, for the replication lag; the backend drained, for the operator's state.
+	repl, err := testserver.StartReplication(ctx, t.TempDir(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repl.Stop() })
+	if _, err := admin.Do(ctx, p.AdminAddr(), "", "PUT", "upstream", "r", []byte(fmt.Sprintf(
+		`{"typ":"mysql","role":"replica","user":%q,"pass":%q,"servers":[{"host":"127.0.0.1","port":%d}]}`, testserver.User, testserver.Password, repl.Replica.Port))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Do(ctx, p.AdminAddr(), "", "PUT", "server", "u/"+backend, []byte(`{"state":"drain"}`)); err != nil {
+		t.Fatal(err)
+	}
+	replica := net.JoinHostPort("127.0.0.1", fmt.Sprint(repl.Replica.Port))
+	testutil.WaitFor(t, "the replica's lag and the drained server's health", 10*time.Second, func() bool {
+		m := testutil.Scrape(t, p.HTTPAddr())
+		lag, lagged := m.Value("slardar_server_replication_lag_seconds", map[string]string{"upstream": "r", "server": replica})
+		health, _ := m.Value("slardar_server_state", map[string]string{"upstream": "u", "server": backend, "state": "ok"})
+		drain, _ := m.Value("slardar_server_operator_state", map[string]string{"upstream": "u", "server": backend, "state": "drain"})
+		up, _ := m.Value("slardar_server_up", map[string]string{"upstream": "u", "server": backend})
+		if lagged && lag == 0 && health == 1 && drain == 1 && up == 0 {
+			add(m)
+			return true
+		}
+		return false
+	})
 
 	// mysql-proxy: its own series exist with no server up.
 	free, _ := testserver.FreePort()

@@ -97,47 +97,75 @@ func (c *Core) LastReload() Reload {
 }
 
 // serverCollector reads every server's state from checkups at scrape time:
-// slardar_server_up, slardar_server_state and slardar_active_connections.
+// slardar_server_up, slardar_server_state (health), slardar_server_operator_state,
+// slardar_server_replication_lag_seconds and slardar_active_connections.
 type serverCollector struct{ reg *checkups.Registry }
 
 var (
 	serverUpDesc = prometheus.NewDesc(metrics.Namespace+"_server_up",
 		"1 when the server may be chosen (health, lag and the operator's state allow it), else 0.", []string{"upstream", "server"}, nil)
 	serverStateDesc = prometheus.NewDesc(metrics.Namespace+"_server_state",
-		"1 for the server's current state: its heartbeat status (ok, err, unstable, lagging, unchecked) or the operator's (drain, maint).",
+		"1 for the server's health, as its heartbeat found it: ok, err, unstable, lagging, unchecked (no heartbeat), "+
+			"maint (heartbeats paused by the operator's maint); drain leaves it visible.",
 		[]string{"upstream", "server", "state"}, nil)
+	operatorStateDesc = prometheus.NewDesc(metrics.Namespace+"_server_operator_state",
+		"1 for the state the operator set (PUT server, slardarctl server): ready, drain or maint.", []string{"upstream", "server", "state"}, nil)
+	lagDesc = prometheus.NewDesc(metrics.Namespace+"_server_replication_lag_seconds",
+		"A replica's Seconds_Behind_Master at its last heartbeat (typ mysql); absent while it is unknown (a replication thread stopped).",
+		[]string{"upstream", "server"}, nil)
 	activeDesc = prometheus.NewDesc(metrics.Namespace+"_active_connections",
 		"Open connections to the server (client connections, or pooled MySQL connections in use).", []string{"upstream", "server"}, nil)
 )
 
-// serverStates are every value slardar_server_state takes, all exported for each server.
-var serverStates = []string{"ok", "err", "unstable", "lagging", "unchecked", "drain", "maint"}
+// healthStates and operatorStates are every value slardar_server_state and
+// slardar_server_operator_state take, all exported for each server.
+var (
+	healthStates   = []checkups.Status{checkups.StatusOK, checkups.StatusErr, checkups.StatusUnstable, checkups.StatusLagging, checkups.StatusUnchecked, checkups.StatusMaint}
+	operatorStates = []string{checkups.StateReady, checkups.StateDrain, checkups.StateMaint}
+)
 
 func (s *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- serverUpDesc
-	ch <- serverStateDesc
-	ch <- activeDesc
+	for _, d := range []*prometheus.Desc{serverUpDesc, serverStateDesc, operatorStateDesc, lagDesc, activeDesc} {
+		ch <- d
+	}
 }
 
 func (s *serverCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	one := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
 	s.reg.EachServer(func(st checkups.ServerStatus) {
-		state := string(st.Status)
-		if st.State != checkups.StateReady {
-			state = st.State
+		up := st.State == checkups.StateReady && st.Passive == checkups.StatusOK &&
+			st.Status != checkups.StatusErr && st.Status != checkups.StatusLagging
+		gauge(serverUpDesc, one(up), st.Upstream, st.Addr)
+		for _, v := range healthStates {
+			gauge(serverStateDesc, one(v == st.Status), st.Upstream, st.Addr, string(v))
 		}
-		up := 0.0
-		if st.State == checkups.StateReady && st.Passive == checkups.StatusOK &&
-			st.Status != checkups.StatusErr && st.Status != checkups.StatusLagging {
-			up = 1
+		for _, v := range operatorStates {
+			gauge(operatorStateDesc, one(v == st.State), st.Upstream, st.Addr, v)
 		}
-		ch <- prometheus.MustNewConstMetric(serverUpDesc, prometheus.GaugeValue, up, st.Upstream, st.Addr)
-		for _, v := range serverStates {
-			x := 0.0
-			if v == state {
-				x = 1
-			}
-			ch <- prometheus.MustNewConstMetric(serverStateDesc, prometheus.GaugeValue, x, st.Upstream, st.Addr, v)
+		if lag, ok := replicationLag(st.Replication); ok {
+			gauge(lagDesc, lag, st.Upstream, st.Addr)
 		}
-		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(st.ActiveConns), st.Upstream, st.Addr)
+		gauge(activeDesc, float64(st.ActiveConns), st.Upstream, st.Addr)
 	})
+}
+
+// replicationLag is the lag a heartbeat recorded under "replication", when it knows one.
+func replicationLag(repl map[string]any) (float64, bool) {
+	switch v := repl["lag"].(type) {
+	case int64:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	return 0, false
 }

@@ -48,6 +48,10 @@ type Conn struct {
 	BytesOut int64  // upstream → client
 	Status   int    // stream-style status: 200 ok, 502 no upstream, a hook's exit code, ...
 	Err      error
+	// OwnStatus: a protocol served the connection whose own fields in LogAttrs say how it went
+	// (mysql-proxy's queries, reads, writes): the access line leaves out nginx stream's
+	// status 200, which would read as HTTP there; any other status is still shown.
+	OwnStatus bool
 }
 
 // ClientReader returns the buffered reader over the client, creating it on first use.

@@ -98,6 +98,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, upstream *Upstream) 
 }
 
 // outcome names how a connection ended, for the access log.
+// ErrRejected is what a connection a hook refused by design (a Lua ngx.exit with a status)
+// ended with: outcome "rejected", not "error".
+var ErrRejected = errors.New("rejected by a hook")
+
 func outcome(err error) string {
 	var ue *checkups.UnknownUpstreamError
 	switch {
@@ -113,6 +117,8 @@ func outcome(err error) string {
 		return "upstream_closed"
 	case isReset(err):
 		return "reset"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
 	}
 	return "error"
 }
@@ -155,8 +161,11 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, listener, upstream strin
 		"attempts", attempts,
 		"server", cx.Server, "bytes_in", cx.BytesIn, "bytes_out", cx.BytesOut,
 		"duration_ms", time.Since(cx.Start).Milliseconds(),
-		"status", cx.Status, "outcome", how,
 	}
+	if !cx.OwnStatus || cx.Status != StatusOK {
+		attrs = append(attrs, "status", cx.Status)
+	}
+	attrs = append(attrs, "outcome", how)
 	attrs = append(attrs, cx.LogAttrs...)
 	if cx.Err != nil && !isReset(cx.Err) && !errors.Is(cx.Err, errIdle) {
 		attrs = append(attrs, "err", cx.Err.Error())

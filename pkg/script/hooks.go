@@ -86,6 +86,10 @@ func (e *RejectedError) Error() string {
 	return fmt.Sprintf("rejected by %s (ngx.exit(%d))", e.Script, e.Code)
 }
 
+// Unwrap makes a rejection l4.ErrRejected: the connection ended as a script decided, which
+// is not an error of the proxy (outcome="rejected").
+func (e *RejectedError) Unwrap() error { return l4.ErrRejected }
+
 // Preread runs script.preread<port>. ngx.exit(ngx.OK) (0) goes on to balancing; any other exit
 // code ends the connection with that status.
 func (rt *Runtime) Preread(ctx context.Context, cx *l4.Conn) error {

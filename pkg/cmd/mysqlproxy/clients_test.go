@@ -99,15 +99,18 @@ func TestAccessLogAndLuaHooks(t *testing.T) {
 	var logs testutil.SyncBuffer
 	cfg := proxyConfig(t, "")
 	d, addr := startProxyLog(t, cfg, &logs)
-	if out, err := cli(t, addr, "-e", "select 1; select 2; create table if not exists logged (id int)", testserver.Database); err != nil {
+	if out, err := cli(t, addr, "--comments", "-e", "select 1; select 2; /*master*/ select 3; create table if not exists logged (id int)", testserver.Database); err != nil {
 		t.Fatalf("%s %v", out, err)
 	}
 	testutil.WaitFor(t, "the access line", 5*time.Second, func() bool { return strings.Contains(logs.String(), "msg=conn") })
 	line := logs.String()
-	for _, want := range []string{"user=runner", "schema=upyun", "queries=3", "reads=2", "writes=1", "outcome=ok", "backends=127.0.0.1:"} {
+	for _, want := range []string{"user=runner", "schema=upyun", "queries=4", "reads=2", "primary_reads=1", "writes=1", "outcome=ok", "backends=127.0.0.1:"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("access line lacks %s:\n%s", want, line)
 		}
+	}
+	if strings.Contains(line, "status=200") {
+		t.Errorf("a MySQL access line with nginx stream's status=200:\n%s", line)
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	if err := d.Scripts.Code.Load("script.preread"+port, []byte(`ngx.exit(1)`)); err != nil {

@@ -233,6 +233,7 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	}
 	cc := &countingConn{Conn: nc}
 	defer func() { cx.BytesIn, cx.BytesOut = cc.in.Load(), cc.out.Load() }()
+	cx.OwnStatus = true
 	cc.SetDeadline(time.Now().Add(loginTimeout))
 	cfg := (*d.sessions.Load())[cx.Upstream]
 	if cfg == nil { // a listener the config just removed: its last settings are gone, the defaults serve
@@ -277,7 +278,7 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 		ext: cl.ExtCaps & backend.ExtFraming})
 	stats, err := session.Serve(ctx, cfg, cl, cx.Upstream, host, anchor)
 	cx.LogAttrs = append(cx.LogAttrs, "user", stats.User, "schema", stats.Schema, "queries", stats.Queries,
-		"reads", stats.Reads, "writes", stats.Writes, "read_fallbacks", stats.Fallbacks, "retries", stats.Retries,
+		"reads", stats.Reads, "primary_reads", stats.PrimaryReads, "writes", stats.Writes, "read_fallbacks", stats.Fallbacks, "retries", stats.Retries,
 		"gtid_waits", stats.GTIDWaits, "gtid_fallbacks", stats.GTIDFallbacks, "window_reads", stats.WindowReads, "backends", strings.Join(stats.Backends, ","))
 	if len(stats.Backends) > 0 {
 		cx.Server = stats.Backends[0]

@@ -35,7 +35,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	queriesDesc = desc("queries_total", "Statements by where they ran: read (a replica), write (the primary), "+
-		"primary_read (a read the primary served: no usable replica, consistency, a transaction or a pin).", "upstream", "route")
+		"primary_read (a read the primary served: no usable replica, consistency, a transaction, a pin or a /*master*/ hint).", "upstream", "route")
 	refusalsDesc = desc("replica_refusals_total", "Statements routed to a replica as reads that its read-only session refused as writes "+
 		"(each ran on the primary if the client had got nothing yet): a classifier bug, to be reported.", "upstream")
 	sessionsDesc     = desc("sessions", "Client sessions open now.", "upstream")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,21 @@ func TestMetricsAndHealth(t *testing.T) {
 	if !strings.Contains(logs.String(), "body_md5=") {
 		t.Errorf("LOAD code audit line lacks the body's md5:\n%s", logs.String())
 	}
+	// A connection the script refuses ends as it decided: outcome "rejected", not an error.
+	if r := adminDo(t, d, "LOAD", "code", "script.preread"+portOf(listener), []byte("ngx.exit(403)")); r.Type != admin.TypeOK {
+		t.Fatalf("LOAD code: %s", r.Data)
+	}
+	c, _ = net.Dial("tcp", listener)
+	io.Copy(io.Discard, c)
+	c.Close()
+	testutil.WaitFor(t, "the refused connection counted", 5*time.Second, func() bool {
+		v, _ := testutil.Scrape(t, web).Value("slardar_connections_total", map[string]string{"listener": listener, "outcome": "rejected"})
+		return v == 1
+	})
+	if !regexp.MustCompile(`status=403 outcome=rejected`).MatchString(logs.String()) {
+		t.Errorf("access line of the refused connection:\n%s", logs.String())
+	}
+	adminDo(t, d, "DELETE", "code", "script.preread"+portOf(listener), nil)
 
 	// A reload that fails shows in the metrics and in GET upstream status.
 	os.WriteFile(filepath.Join(dir, "broken"), nil, 0o644)
@@ -262,8 +278,11 @@ func TestDrainAndMaint(t *testing.T) {
 		t.Fatalf("GET server: %+v %v", st, err)
 	}
 	m := testutil.Scrape(t, d.HTTPAddr())
-	if v, _ := m.Value("slardar_server_state", map[string]string{"server": a, "state": "drain"}); v != 1 {
-		t.Errorf("server_state drain: %v", v)
+	if v, _ := m.Value("slardar_server_operator_state", map[string]string{"server": a, "state": "drain"}); v != 1 {
+		t.Errorf("server_operator_state drain: %v", v)
+	}
+	if v, _ := m.Value("slardar_server_state", map[string]string{"server": a, "state": string(st.Status)}); v != 1 {
+		t.Errorf("the drained server's health (%s) is not visible: %v", st.Status, v)
 	}
 	if v, _ := m.Value("slardar_server_up", map[string]string{"server": a}); v != 0 {
 		t.Errorf("server_up of a drained server: %v", v)

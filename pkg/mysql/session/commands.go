@@ -29,8 +29,8 @@ func (s *Session) query(payload []byte, seq byte) error {
 	if err != nil || c == nil {
 		return err
 	}
-	s.count(c, r)
-	if r == routePrimary && !class.Session {
+	s.count(c, r, class)
+	if r == routePrimary && !class.Session && !class.HintedRead {
 		s.lastWrite = time.Now()
 	}
 	return nil
@@ -69,7 +69,7 @@ func (s *Session) initDB(payload []byte, seq byte) error {
 	if err != nil || c == nil {
 		return err
 	}
-	s.count(c, routePrimary)
+	s.count(c, routePrimary, sqlclass.Class{})
 	return nil
 }
 

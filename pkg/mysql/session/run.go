@@ -268,16 +268,16 @@ func (s *Session) forward(r route, payload []byte, seq byte, kind wire.Kind, cla
 	return err
 }
 
-// count records where a statement of route r ran, for the access log and the metrics: a read
-// on a replica, a write (anything on the primary that is not a read), or a read the primary
-// served (no usable replica, consistency, a transaction or a pin).
-func (s *Session) count(c *backend.Conn, r route) {
+// count records where a statement of route r and class ran, for the access log and the
+// metrics: a read on a replica, a write (anything on the primary that is not a read), or a read
+// the primary served (no usable replica, consistency, a transaction, a pin or a /*master*/ hint).
+func (s *Session) count(c *backend.Conn, r route, class sqlclass.Class) {
 	switch {
 	case c == s.replica:
 		s.stats.Reads++
 		s.cfg.Counters.Reads.Add(1)
-	case r == routeRead || r == routeLast:
-		s.stats.Writes++
+	case r == routeRead || r == routeLast || class.HintedRead:
+		s.stats.PrimaryReads++
 		s.cfg.Counters.PrimaryReads.Add(1)
 	default:
 		s.stats.Writes++

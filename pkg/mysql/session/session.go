@@ -86,7 +86,8 @@ type Counters struct {
 // Stats are what one session did, for its access-log line.
 type Stats struct {
 	User, Schema           string
-	Queries, Reads, Writes int64
+	Queries, Reads, Writes int64 // Reads: on a replica; Writes: on the primary, reads excepted
+	PrimaryReads           int64 // reads the primary served (Fallbacks, consistency, a transaction, a pin, a hint)
 	Fallbacks              int64 // reads served by the primary because no replica was usable
 	Retries                int64 // reads re-run on another server after a failure
 	GTIDWaits              int64 // reads that waited for the replica to apply the session's writes

@@ -152,8 +152,8 @@ func (s *Session) execute(payload []byte, seq byte) error {
 		return err
 	}
 	st.exec = c
-	s.count(c, r)
-	if r == routePrimary {
+	s.count(c, r, st.class)
+	if r == routePrimary && !st.class.HintedRead {
 		s.lastWrite = time.Now()
 	}
 	return nil
@@ -187,8 +187,8 @@ func (s *Session) bulkExecute(payload []byte, seq byte) error {
 		return err
 	}
 	st.exec = c
-	s.count(c, r)
-	if r == routePrimary {
+	s.count(c, r, st.class)
+	if r == routePrimary && !st.class.HintedRead {
 		s.lastWrite = time.Now()
 	}
 	return nil

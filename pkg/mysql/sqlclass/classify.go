@@ -29,6 +29,9 @@ type Class struct {
 	Last bool
 	// Hint: a /*master*/ or /*+ primary */ comment forces the primary.
 	Hint bool
+	// HintedRead: a statement that would be Read but for its Hint: a read the primary serves
+	// because it was asked to (counted as a read, not a write).
+	HintedRead bool
 	// Session: one SET of session or user variables (or NAMES, CHARACTER SET), or one USE,
 	// whose whole effect the proxy can replay on another connection: system variables and the
 	// schema by what the server reports (session tracking), user variables by Set.
@@ -529,8 +532,12 @@ func (k *classifier) finish(sql string) Class {
 	if c.Multi || c.Pin {
 		c.Session, c.Set = false, nil
 	}
-	if k.write || c.Last || c.Pin || c.Multi || c.Hint || k.setStmt {
+	if k.write || c.Last || c.Pin || c.Multi || k.setStmt {
 		c.Read = false
+	}
+	if c.Hint && c.Read {
+		// Only without stored functions: one that writes makes it a write (the window after it).
+		c.Read, c.HintedRead = false, len(c.Funcs) == 0
 	}
 	if !c.Read {
 		c.Funcs = nil
