@@ -54,13 +54,16 @@ type Spec struct {
 }
 
 // Known is the command table of the protocol as the slardar daemons speak it: the original's
-// (upstream, code) and this project's extensions (route, server). A daemon serves a subset; a client
+// (upstream, code) and this project's extensions (route, server; user and session on
+// mysql-proxy). A daemon serves a subset; a client
 // reads it to know whether a command needs a body before it sends one.
 var Known = []Spec{
 	{"PUT", "upstream", true}, {"POST", "upstream", true}, {"GET", "upstream", false}, {"DELETE", "upstream", false},
 	{"POST", "code", true}, {"PUT", "code", false}, {"LOAD", "code", true}, {"DELETE", "code", false}, {"GET", "code", false},
 	{"PUT", "route", true}, {"GET", "route", false}, {"DELETE", "route", false},
 	{"PUT", "server", true}, {"GET", "server", false},
+	{"PUT", "user", true}, {"GET", "user", false}, {"DELETE", "user", false},
+	{"GET", "session", false}, {"DELETE", "session", false},
 	{"AUTH", "token", false},
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -164,10 +165,9 @@ func (f *MySQLFile) Validate() error {
 			return fmt.Errorf("users[%d]: no name", i)
 		case seen[u.Name]:
 			return fmt.Errorf("users[%d]: user %q given twice", i, u.Name)
-		case u.Auth != "" && u.Auth != AuthNative && u.Auth != AuthCachingSha2:
-			return fmt.Errorf("users[%d] (%s): auth %q: want %s or %s", i, u.Name, u.Auth, AuthNative, AuthCachingSha2)
-		case (u.BackendUser == "") != (u.BackendPassword == "") && u.BackendUser == "":
-			return fmt.Errorf("users[%d] (%s): backend_password without backend_user", i, u.Name)
+		}
+		if err := u.Check(); err != nil {
+			return fmt.Errorf("users[%d] (%s): %w", i, u.Name, err)
 		}
 		seen[u.Name] = true
 	}
@@ -191,6 +191,54 @@ func (f *MySQLFile) Validate() error {
 		byUpstream[l.Upstream] = l
 	}
 	return nil
+}
+
+// Check refuses a user entry whose fields do not go together.
+func (u MySQLUser) Check() error {
+	switch {
+	case u.Auth != "" && u.Auth != AuthNative && u.Auth != AuthCachingSha2:
+		return fmt.Errorf("auth %q: want %s or %s", u.Auth, AuthNative, AuthCachingSha2)
+	case u.BackendPassword != "" && u.BackendUser == "":
+		return fmt.Errorf("backend_password without backend_user")
+	}
+	return nil
+}
+
+// ParseUserBody reads one user of the admin protocol's PUT user NAME (or a store's
+// mysql_users/NAME): a JSON or YAML object of the fields of a users: entry but its name, which
+// the command gives; unknown fields are refused with their position.
+func ParseUserBody(name string, body []byte) (MySQLUser, error) {
+	var u MySQLUser
+	if name == "" {
+		return u, fmt.Errorf("no user name")
+	}
+	if err := DecodeStrict(body, &u); err != nil {
+		return u, err
+	}
+	if u.Name != "" && u.Name != name {
+		return u, fmt.Errorf("name %q in the body of user %q", u.Name, name)
+	}
+	u.Name = name
+	return u, u.Check()
+}
+
+// userJSON is a user as the admin protocol's PUT user carries it and store-sync compares it.
+type userJSON struct {
+	Password        string `json:"password,omitempty"`
+	Auth            string `json:"auth,omitempty"`
+	BackendUser     string `json:"backend_user,omitempty"`
+	BackendPassword string `json:"backend_password,omitempty"`
+	Schema          string `json:"schema,omitempty"`
+}
+
+// NormalizeUser checks a store's mysql_users/NAME value (ParseUserBody) and writes it back as
+// compact JSON with sorted fields, the body store-sync sends and compares.
+func NormalizeUser(name string, body []byte) ([]byte, error) {
+	u, err := ParseUserBody(name, body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(userJSON{Password: u.Password, Auth: u.Auth, BackendUser: u.BackendUser, BackendPassword: u.BackendPassword, Schema: u.Schema})
 }
 
 // ParseUser reads "NAME:PASSWORD" (the --user flag).

@@ -25,6 +25,12 @@ func Explain(d Desired, a Actual, changes []Change) {
 			if ch.Action == "delete" {
 				want = nil
 			}
+		case KindUser: // passwords never printed: "(set)", or "(changed)" where they differ
+			have = a.Users[ch.Name]
+			if ch.Action != "delete" {
+				want = hidePasswords(maskUser(d.Users[ch.Name], have), have)
+			}
+			have = hidePasswords(have, have)
 		case KindCode:
 			if v, ok := a.Code[ch.Name]; ok {
 				have = []byte(`"md5 ` + v + `"`)
@@ -115,4 +121,25 @@ func lineDiff(a, b []string) string {
 		return ""
 	}
 	return out.String()
+}
+
+// hidePasswords is user JSON b with its passwords replaced by "(set)" where they equal those
+// of ref (both masked alike), else "(changed)".
+func hidePasswords(b, ref []byte) []byte {
+	var m, r map[string]any
+	if b == nil || json.Unmarshal(b, &m) != nil {
+		return b
+	}
+	json.Unmarshal(ref, &r)
+	for _, f := range userPasswords {
+		if v, ok := m[f]; ok {
+			if r != nil && r[f] == v {
+				m[f] = "(set)"
+			} else {
+				m[f] = "(changed)"
+			}
+		}
+	}
+	out, _ := json.Marshal(m)
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/config"
 )
 
 func TestParseAndPlan(t *testing.T) {
@@ -22,7 +23,7 @@ func TestParseAndPlan(t *testing.T) {
 		"p/other":                      []byte(`ignored`),
 		"p/upstreams_stream/x/y":       []byte(`nested: ignored`),
 		"elsewhere/upstreams_stream/z": []byte(`{}`),
-	})
+	}, config.NormalizeUser)
 	if len(d.Upstreams) != 1 || len(d.Code) != 1 || len(d.Routes) != 1 || len(d.Problems) != 3 {
 		t.Fatalf("parsed %d upstreams, %d code, %d routes, problems %v", len(d.Upstreams), len(d.Code), len(d.Routes), d.Problems)
 	}
@@ -58,7 +59,7 @@ func FuzzParseSnapshot(f *testing.F) {
 	f.Add("p/routes/~(.+)", []byte(`{"target":"$1:443","alpn":"h2"}`))
 	f.Add("p/lua_stream/m", []byte(`return 1`))
 	f.Fuzz(func(t *testing.T, key string, val []byte) {
-		d := ParseSnapshot("p/", map[string][]byte{key: val})
+		d := ParseSnapshot("p/", map[string][]byte{key: val}, config.NormalizeUser)
 		for _, b := range d.Upstreams {
 			again, err := NormalizeUpstream(b)
 			if err != nil || string(again) != string(b) {
@@ -102,7 +103,7 @@ func TestPlanMaskedPasswords(t *testing.T) {
 // name) is in sync; one with other servers gets the short form, which keeps its check; the dry
 // run's diff shows only the servers.
 func TestShortFormKeepsTheRest(t *testing.T) {
-	d := ParseSnapshot("p/", map[string][]byte{"p/upstreams_stream/web": []byte(`{"servers":[{"host":"h","port":2}]}`)})
+	d := ParseSnapshot("p/", map[string][]byte{"p/upstreams_stream/web": []byte(`{"servers":[{"host":"h","port":2}]}`)}, config.NormalizeUser)
 	full := func(port int) []byte {
 		b, err := NormalizeUpstream([]byte(fmt.Sprintf(`{"typ":"http","http_opts":{"query":"GET / HTTP/1.0\r\n\r\n"},"cluster":[{"servers":[{"host":"h","port":%d}]}]}`, port)))
 		if err != nil {
@@ -131,5 +132,42 @@ func TestShortFormKeepsTheRest(t *testing.T) {
 	Explain(d, a, ch)
 	if !regexp.MustCompile(`^ +"host": "h",\n- +"port": 1,\n\+ +"port": 2,\n +"weight": 1,\n$`).MatchString(ch[0].Diff) {
 		t.Fatalf("diff:\n%s", ch[0].Diff)
+	}
+}
+
+// TestUsers: a store user equal to the proxy's (whose passwords it masks) is in sync; a changed
+// password is a put; the config file's users are not the store's; a dry run never prints a
+// password.
+func TestUsers(t *testing.T) {
+	d := ParseSnapshot("p/", map[string][]byte{
+		"p/mysql_users/app": []byte(`{"password":"s3cret","schema":"upyun"}`),
+		"p/mysql_users/bad": []byte(`{"password":"x","auth":"plain"}`),
+	}, config.NormalizeUser)
+	if len(d.Users) != 1 || len(d.Problems) != 1 || !strings.Contains(d.Problems[0].Err, `auth "plain"`) {
+		t.Fatalf("users %v problems %v", d.Users, d.Problems)
+	}
+	info := func(pass string) []byte {
+		return []byte(fmt.Sprintf(`{"app":{"source":"admin","password":%q,"schema":"upyun"},"runner":{"source":"config","password":%q}}`,
+			checkups.MaskPass(pass, "salt"), checkups.MaskPass("x", "salt")))
+	}
+	for _, tt := range []struct {
+		pass string
+		want int
+	}{{"s3cret", 0}, {"old", 1}} {
+		users, err := adminUsers(info(tt.pass))
+		if err != nil || len(users) != 1 {
+			t.Fatalf("admin users: %v %v", users, err)
+		}
+		a := Actual{Upstreams: map[string][]byte{}, Users: users}
+		ch := Plan(d, a, Owned{}, true)
+		if len(ch) != tt.want {
+			t.Fatalf("proxy password %q: plan %v", tt.pass, ch)
+		}
+		Explain(d, a, ch)
+		for _, c := range ch {
+			if strings.Contains(c.Diff, "s3cret") || !strings.Contains(c.Diff, `"password": "(changed)"`) {
+				t.Fatalf("diff:\n%s", c.Diff)
+			}
+		}
 	}
 }

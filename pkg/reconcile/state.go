@@ -22,6 +22,7 @@ const (
 	KindUpstream = "upstream"
 	KindCode     = "code"
 	KindRoute    = "route"
+	KindUser     = "user"
 )
 
 // Problem is a store value that cannot be applied; it is reported and skipped.
@@ -35,13 +36,18 @@ type Desired struct {
 	Upstreams map[string][]byte // normalized upstream JSON ({"cluster":...} form)
 	Code      map[string][]byte // Lua source
 	Routes    map[string][]byte // normalized route JSON
+	Users     map[string][]byte // normalized user JSON (mysql-proxy's PUT user body)
 	Problems  []Problem
 }
 
+// NormalizeUser checks a mysql_users/NAME value and writes it back in the one form compared
+// and sent (config.NormalizeUser: the user's model is the config file's).
+type NormalizeUser func(name string, body []byte) ([]byte, error)
+
 // ParseSnapshot reads the layout out of a store snapshot. Invalid values (bad JSON, a script
 // that does not compile) become Problems; the valid ones are kept.
-func ParseSnapshot(prefix string, kv map[string][]byte) Desired {
-	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}}
+func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Desired {
+	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}, Users: map[string][]byte{}}
 	keys := make([]string, 0, len(kv))
 	for k := range kv {
 		keys = append(keys, k)
@@ -75,6 +81,11 @@ func ParseSnapshot(prefix string, kv map[string][]byte) Desired {
 			var b []byte
 			if b, err = NormalizeRoute(val); err == nil {
 				d.Routes[name] = b
+			}
+		case store.Users:
+			var b []byte
+			if b, err = users(name, val); err == nil {
+				d.Users[name] = b
 			}
 		default:
 			continue
@@ -157,6 +168,7 @@ type Actual struct {
 	Upstreams map[string][]byte // normalized
 	Code      map[string]string // md5 versions; nil when the proxy has no code topic
 	Routes    map[string][]byte // normalized; nil when the proxy has no route topic
+	Users     map[string][]byte // the users PUT over the admin protocol (passwords masked); nil without a user topic
 }
 
 // Change is one admin command of a plan.
@@ -176,7 +188,7 @@ func (c Change) String() string { return fmt.Sprintf("%s %s %s", c.Action, c.Kin
 type Owned map[string]map[string]bool
 
 func (o Owned) add(d Desired) {
-	for kind, m := range map[string]map[string][]byte{KindUpstream: d.Upstreams, KindCode: d.Code, KindRoute: d.Routes} {
+	for kind, m := range map[string]map[string][]byte{KindUpstream: d.Upstreams, KindCode: d.Code, KindRoute: d.Routes, KindUser: d.Users} {
 		if o[kind] == nil {
 			o[kind] = map[string]bool{}
 		}
@@ -215,7 +227,34 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 	if a.Routes != nil {
 		diff(KindRoute, "put", d.Routes, a.Routes, func(n string) bool { return bytes.Equal(d.Routes[n], a.Routes[n]) })
 	}
+	if a.Users != nil {
+		diff(KindUser, "put", d.Users, a.Users, func(n string) bool { return bytes.Equal(maskUser(d.Users[n], a.Users[n]), a.Users[n]) })
+	}
 	return out
+}
+
+// userPasswords are the fields of a user a proxy masks.
+var userPasswords = []string{"password", "backend_password"}
+
+// maskUser is the desired user want with its passwords masked as the proxy's have masks
+// them (the same salt), so an unchanged user compares equal and a changed password does not.
+func maskUser(want, have []byte) []byte {
+	var w, h map[string]any
+	if json.Unmarshal(want, &w) != nil || json.Unmarshal(have, &h) != nil {
+		return want
+	}
+	for _, f := range userPasswords {
+		hp, _ := h[f].(string)
+		wp, _ := w[f].(string)
+		if salt, ok := checkups.MaskedSalt(hp); ok && wp != "" {
+			w[f] = checkups.MaskPass(wp, salt)
+		}
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return want
+	}
+	return b
 }
 
 // sameUpstream compares a desired upstream with a proxy's, both normalized. A proxy masks

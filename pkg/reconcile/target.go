@@ -40,6 +40,13 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 	} else if !topicMissing(err) {
 		return a, err
 	}
+	if r, err = c.Do(ctx, "GET", "user", "info", nil); err == nil {
+		if a.Users, err = adminUsers(r.Data); err != nil {
+			return a, err
+		}
+	} else if !topicMissing(err) {
+		return a, err
+	}
 	if r, err = c.Do(ctx, "GET", "route", "info", nil); err == nil {
 		if a.Routes, err = normalizeAll(r.Data, "route info", NormalizeRoute); err != nil {
 			return a, err
@@ -101,6 +108,8 @@ func Apply(ctx context.Context, c *admin.Client, d Desired, changes []Change) (a
 			body = d.Upstreams[ch.Name]
 		case ch.Kind == KindRoute:
 			body = d.Routes[ch.Name]
+		case ch.Kind == KindUser:
+			body = d.Users[ch.Name]
 		case ch.Kind == KindCode:
 			method, body = "LOAD", d.Code[ch.Name]
 		}
@@ -120,4 +129,27 @@ func Apply(ctx context.Context, c *admin.Client, d Desired, changes []Change) (a
 		}
 	}
 	return applied, errors.Join(refused...)
+}
+
+// adminUsers are the users of a GET user info reply that were PUT over the admin protocol
+// (those of the config file are not the store's to change), in the form store values compare
+// in: compact, sorted fields, without "source".
+func adminUsers(data []byte) (map[string][]byte, error) {
+	var raw map[string]map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("decoding user info: %w", err)
+	}
+	out := map[string][]byte{}
+	for name, u := range raw {
+		if u["source"] != "admin" {
+			continue
+		}
+		delete(u, "source")
+		b, err := json.Marshal(u)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = b
+	}
+	return out, nil
 }

@@ -24,6 +24,7 @@ const (
 	Upstreams = "upstreams_stream/"
 	Code      = "lua_stream/"
 	Routes    = "routes/"
+	Users     = "mysql_users/" // mysql-proxy's users (PUT user)
 )
 
 // Store is a key/value store holding the layout.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/reconcile"
 )
 
@@ -31,7 +32,7 @@ func Once(ctx context.Context, syncs []Sync, dryRun bool) ([]Result, error) {
 			failed = true
 			continue
 		}
-		d := reconcile.ParseSnapshot(sy.Prefix, kv)
+		d := reconcile.ParseSnapshot(sy.Prefix, kv, config.NormalizeUser)
 		failed = failed || len(d.Problems) > 0
 		for _, addr := range sy.Targets {
 			r := Result{Store: sy.Store.String(), Target: addr, Problems: d.Problems, Changes: []reconcile.Change{}}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/backoff"
+	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/reconcile"
 	"github.com/slardar-go/slardar/pkg/store"
 )
@@ -67,7 +68,7 @@ type snapshot struct {
 // desired parses the snapshot (once), reports invalid values and records the names as owned.
 func (sn *snapshot) desired(log *slog.Logger) reconcile.Desired {
 	sn.once.Do(func() {
-		sn.state = reconcile.ParseSnapshot(sn.src.sync.Prefix, sn.kv)
+		sn.state = reconcile.ParseSnapshot(sn.src.sync.Prefix, sn.kv, config.NormalizeUser)
 		for _, p := range sn.state.Problems {
 			log.Error("invalid value in the store, skipped", "key", p.Key, "err", p.Err)
 		}

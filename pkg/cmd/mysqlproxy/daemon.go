@@ -58,7 +58,9 @@ type Daemon struct {
 	// sessionsByID are the open sessions by the connection id their clients were told (KILL).
 	sessionsByID session.Sessions
 	counters     counters
-	users        atomic.Pointer[map[string]config.MySQLUser]
+	users        atomic.Pointer[map[string]config.MySQLUser] // the config file's
+	rtUsers      runtimeUsers                                // PUT user (topics.go)
+	rtUsersView  atomic.Pointer[map[string]config.MySQLUser] // rtUsers.m, for logins
 	log          *slog.Logger
 }
 
@@ -70,6 +72,7 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load fu
 	d.Daemon = daemon.New(daemon.Spec[*config.MySQLFile]{Log: log, Hooks: hooks{lua: d.Scripts.Runtime, d: d},
 		AdminListen: DefaultAdminListen, Load: load, Common: commonOf}, cfg)
 	d.Scripts.Attach(d.Core)
+	d.registerTopics()
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
 	d.Reg.ServerInfo = d.poolInfo
 	d.Prom.MustRegister(d)
@@ -134,7 +137,7 @@ func (d *Daemon) prepare(_ context.Context, cfg *config.MySQLFile) (func(), erro
 		d.sessions.Store(&sessions)
 		d.roles.Store(&roles)
 		d.versions.Store(&versions)
-		if len(users) == 0 && !learn {
+		if len(users) == 0 && !learn && d.rtUsersView.Load() == nil {
 			d.log.Warn("no users configured and mysql.learn_users off: every login is refused; give --users-file or users: in the config file")
 		}
 	}, nil
@@ -192,7 +195,7 @@ func (d *Daemon) sessionConfig(upstream string) *session.Config {
 
 // user finds a proxy user for the front.
 func (d *Daemon) user(name string) (front.User, bool) {
-	u, ok := (*d.users.Load())[name]
+	u, ok := d.lookupUser(name)
 	if !ok {
 		return front.User{}, false
 	}
@@ -201,7 +204,7 @@ func (d *Daemon) user(name string) (front.User, bool) {
 
 // backendUser is what a user logs in to the servers as: the backend account, or its own.
 func (d *Daemon) backendUser(u front.User) (string, string) {
-	if c, ok := (*d.users.Load())[u.Name]; ok && c.BackendUser != "" {
+	if c, ok := d.lookupUser(u.Name); ok && c.BackendUser != "" {
 		return c.BackendUser, c.BackendPassword
 	}
 	return u.Name, u.Password

@@ -67,7 +67,7 @@ arguments or input, 3 a proxy could not be reached, 4 a proxy answered with anot
 	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return outputs, cobra.ShellCompDirectiveNoFileComp
 	})
-	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newServerCommand(g), newStoreCommand(g), newRawCommand(g))
+	cmd.AddCommand(newUpstreamCommand(g), newStatusCommand(g), newCodeCommand(g), newRouteCommand(g), newServerCommand(g), newStoreCommand(g), newMySQLCommand(g), newRawCommand(g))
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/reconcile"
 	"github.com/slardar-go/slardar/pkg/script"
 	"github.com/slardar-go/slardar/pkg/store"
@@ -23,7 +24,7 @@ type storeOptions struct {
 }
 
 // kinds maps the command's kind words to the layout.
-var kinds = map[string]string{"upstream": store.Upstreams, "code": store.Code, "route": store.Routes}
+var kinds = map[string]string{"upstream": store.Upstreams, "code": store.Code, "route": store.Routes, "user": store.Users}
 
 func newStoreCommand(g *Globals) *cobra.Command {
 	o := &storeOptions{}
@@ -31,9 +32,10 @@ func newStoreCommand(g *Globals) *cobra.Command {
 		Use:   "store",
 		Short: "Read and write upstreams, code and routes in Consul, etcd or a directory",
 		Long: `Writes the store that store-sync mirrors to the proxies, with the same layout
-(<prefix>upstreams_stream/<name>, <prefix>lua_stream/<name>, <prefix>routes/<pattern>), so a
-change is persisted rather than pushed to one proxy. Values are checked before they are written:
-an upstream or route must parse, Lua must compile. KIND is upstream, code or route.`,
+(<prefix>upstreams_stream/<name>, <prefix>lua_stream/<name>, <prefix>routes/<pattern>,
+<prefix>mysql_users/<name>), so a change is persisted rather than pushed to one proxy. Values
+are checked before they are written: an upstream, route or user must parse, Lua must compile.
+KIND is upstream, code, route or user (mysql-proxy's users, as "mysql user put" takes them).`,
 		Example: `  slardarctl store --store consul://127.0.0.1:8500 put upstream 3131 -f upstream.yaml
   slardarctl store --store etcd://127.0.0.1:2379 put code script.preread3131 -f limit.lua
   slardarctl store --store dir:///etc/slardar/store list`,
@@ -61,7 +63,7 @@ func (o *storeOptions) open() (store.Store, error) {
 func (o *storeOptions) withKey(args []string, fn func(st store.Store, key string) error) error {
 	sub, ok := kinds[args[0]]
 	if !ok {
-		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code or route", args[0]))
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code, route or user", args[0]))
 	}
 	st, err := o.open()
 	if err != nil {
@@ -169,7 +171,7 @@ func (o *storeOptions) newList(g *Globals) *cobra.Command {
 				return cmdutil.WithCode(cmdutil.ExitUnreachable, err)
 			}
 			bad := map[string]string{}
-			for _, p := range reconcile.ParseSnapshot(o.prefix, kv).Problems {
+			for _, p := range reconcile.ParseSnapshot(o.prefix, kv, config.NormalizeUser).Problems {
 				bad[p.Key] = p.Err
 			}
 			var keys []storeKey
@@ -197,6 +199,8 @@ func checkValue(kind, name string, data []byte) error {
 		_, err = reconcile.NormalizeUpstream(data)
 	case "route":
 		_, err = reconcile.NormalizeRoute(data)
+	case "user":
+		_, err = config.NormalizeUser(name, data)
 	case "code":
 		if strings.HasSuffix(name, "/version") || name == "version" {
 			return nil

@@ -128,6 +128,7 @@ type Session struct {
 	written          gtidSet                      // GTIDs of the session's writes (Session consistency)
 	lastWrite        time.Time                    // the session's last write (Window consistency)
 	stats            Stats
+	now              atomic.Pointer[activity] // what it does now, for the processlist (process.go)
 }
 
 // Serve runs the command phase of a logged-in client until it quits, fails, or the daemon
@@ -149,6 +150,7 @@ func Serve(ctx context.Context, cfg *Config, cl *front.Client, upstream, key str
 	s.stats.User, s.stats.Schema = cl.User.Name, cl.Schema
 	cfg.Counters.Sessions.Add(1)
 	defer func() { cfg.Counters.Sessions.Add(-1); cfg.Counters.SessionsDone.Add(1) }()
+	s.publish(nil)
 	cfg.Sessions.add(s)
 	defer cfg.Sessions.remove(s)
 	stop := context.AfterFunc(ctx, func() {
@@ -206,7 +208,9 @@ func (s *Session) loop() error {
 			return fmt.Errorf("command packet with sequence number %d", first)
 		}
 		s.seqShift = s.cl.SeqShift(seq)
+		s.publish(payload)
 		err = s.command(payload, seq)
+		s.publish(nil)
 		if ferr := s.cl.W.Flush(); err == nil {
 			err = ferr
 		}

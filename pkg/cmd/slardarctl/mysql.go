@@ -1,0 +1,159 @@
+package slardarctl
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slardar-go/slardar/pkg/cmdutil"
+	"github.com/slardar-go/slardar/pkg/config"
+)
+
+func newMySQLCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mysql",
+		Short: "mysql-proxy: users at run time, the processlist, kill",
+		Long: `What only mysql-proxy (admin port 1996 by default: use --addr 127.0.0.1:1996) serves: the
+users clients log in as, changed without a restart (PUT/GET/DELETE user), and its client
+sessions (GET/DELETE session), as ProxySQL's mysql_users and processlist.`,
+	}
+	user := &cobra.Command{Use: "user", Short: "Put, list and delete the users clients log in as"}
+	put := newPutCommand(g, "user", "NAME", checkUser)
+	put.Short = "Add or replace a user (PUT user NAME), from the next login on"
+	put.Long = `Sends the user in FILE (JSON or YAML: password, auth, backend_user, backend_password,
+schema, as a users: entry of the config file) as PUT user NAME. It is used from the next login
+on, over a config file user of the same name, until it is deleted or the proxy restarts
+(store-sync puts the users of a store's mysql_users/ back). Open sessions go on.`
+	put.Example = `  slardarctl --addr 127.0.0.1:1996 mysql user put app -f - <<'EOF'
+  {"password":"s3cret","backend_user":"runner","backend_password":"runner123456","schema":"upyun"}
+  EOF`
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls", "info"},
+		Short:   "List the users (GET user info); passwords are never shown",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results := g.do(cmd.Context(), "GET", "user", "info", nil)
+			return show(g, cmd, results, decodeEach[map[string]userInfo](results, "user info"), table[map[string]userInfo]{
+				header:  []string{"USER", "SOURCE", "AUTH", "BACKEND_USER", "SCHEMA"},
+				listing: true,
+				rows: func(m map[string]userInfo) (rows [][]string) {
+					for _, name := range slices.Sorted(maps.Keys(m)) {
+						u := m[name]
+						rows = append(rows, []string{name, u.Source, orDefault(u.Auth, config.AuthNative), orDefault(u.BackendUser, name), u.Schema})
+					}
+					return rows
+				},
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a user PUT before (DELETE user NAME); its open sessions go on",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "user", args[0], nil), "user "+args[0]+" deleted")
+		},
+	}
+	user.AddCommand(put, list, del)
+
+	processlist := &cobra.Command{
+		Use:     "processlist",
+		Aliases: []string{"ps", "sessions"},
+		Short:   "List the client sessions (GET session info)",
+		Long: `Lists mysql-proxy's client sessions as SHOW PROCESSLIST would: the id the client was told
+(CONNECTION_ID(), what "kill" takes), the listener's upstream, user, client address, schema,
+command (Sleep, Query, Execute, ...), seconds in it, the server connections it holds (T: in a
+transaction, P: pinned to the primary) and the statement running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results := g.do(cmd.Context(), "GET", "session", "info", nil)
+			return show(g, cmd, results, decodeEach[[]process](results, "session info"), table[[]process]{
+				header:  []string{"ID", "UPSTREAM", "USER", "CLIENT", "SCHEMA", "COMMAND", "TIME", "SERVERS", "INFO"},
+				listing: true,
+				rows: func(ps []process) (rows [][]string) {
+					for _, p := range ps {
+						servers := strings.Join(p.Servers, ",")
+						if p.InTx {
+							servers += " T"
+						}
+						if p.Pinned {
+							servers += " P"
+						}
+						rows = append(rows, []string{strconv.FormatUint(uint64(p.ID), 10), p.Upstream, p.User, p.Client, p.Schema, p.Command,
+							strconv.FormatFloat(p.Time, 'f', 1, 64), servers, oneLine(p.Info, 80)})
+					}
+					return rows
+				},
+			})
+		},
+	}
+	var query bool
+	kill := &cobra.Command{
+		Use:   "kill [UPSTREAM/]ID",
+		Short: "End a client session (DELETE session), or with --query only its statement",
+		Long: `Ends the client session of ID (the id in processlist, the client's CONNECTION_ID()) as KILL
+CONNECTION does: its statement is stopped on its server and its client's connection closed.
+--query stops only the statement, as KILL QUERY. When two listeners have a session of that
+id, name it as UPSTREAM/ID.`,
+		Example: "  slardarctl --addr 127.0.0.1:1996 mysql kill 42\n  slardarctl --addr 127.0.0.1:1996 mysql kill --query db/42",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, what := args[0], "session "+args[0]+" killed"
+			if query {
+				name, what = name+":query", "statement of session "+args[0]+" killed"
+			}
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "session", name, nil), what)
+		},
+	}
+	kill.Flags().BoolVar(&query, "query", false, "stop only the running statement (KILL QUERY)")
+	cmd.AddCommand(cmdutil.Group(user), processlist, kill)
+	return cmdutil.Group(cmd)
+}
+
+// userInfo is a user in GET user info (mysql-proxy's UserInfo; passwords masked).
+type userInfo struct {
+	Source          string `json:"source"`
+	Password        string `json:"password,omitempty"`
+	Auth            string `json:"auth,omitempty"`
+	BackendUser     string `json:"backend_user,omitempty"`
+	BackendPassword string `json:"backend_password,omitempty"`
+	Schema          string `json:"schema,omitempty"`
+}
+
+// process is a session in GET session info (mysql-proxy's session.Process).
+type process struct {
+	ID       uint32   `json:"id"`
+	Upstream string   `json:"upstream"`
+	User     string   `json:"user"`
+	Client   string   `json:"client"`
+	Schema   string   `json:"schema"`
+	Command  string   `json:"command"`
+	Time     float64  `json:"time"`
+	Info     string   `json:"info"`
+	Servers  []string `json:"servers"`
+	InTx     bool     `json:"in_transaction"`
+	Pinned   bool     `json:"pinned"`
+}
+
+// checkUser validates a user body before it is sent.
+func checkUser(body, _ []byte, path string) error {
+	if _, err := config.ParseUserBody("-", body); err != nil && !strings.Contains(err.Error(), "in the body of user") {
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: %w", path, err))
+	}
+	return nil
+}
+
+// oneLine is s on one line, cut to n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
