@@ -12,7 +12,8 @@ import (
 )
 
 // TestDemoSmoke runs `make demo`'s program in its checking mode: a real MariaDB primary and
-// replica, a real etcd, the real binaries, the real mysql client.
+// replica, a real etcd, the real binaries, the real mysql client; the walkthrough it prints and
+// README's quick start are run as written, in their order.
 func TestDemoSmoke(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"slardar-proxy", "mysql-proxy", "store-sync", "slardarctl"} {
@@ -32,11 +33,13 @@ func TestDemoSmoke(t *testing.T) {
 		"-proxy", filepath.Join(bin, "slardar-proxy"), "-mysql-proxy", filepath.Join(bin, "mysql-proxy"), "-store-sync", filepath.Join(bin, "store-sync"), "-ctl", filepath.Join(bin, "slardarctl"),
 		"-http-port", strconv.Itoa(web), "-mysql-http-port", strconv.Itoa(mysqlWeb), "-sync-http-port", strconv.Itoa(syncWeb),
 		"-admin-port", strconv.Itoa(admin), "-port", strconv.Itoa(data), "-lua-port", strconv.Itoa(luaPort),
-		"-mysql-admin-port", strconv.Itoa(mysqlAdmin), "-mysql-port", strconv.Itoa(mysqlData), "-db1", "0", "-db2", "0").CombinedOutput()
+		"-mysql-admin-port", strconv.Itoa(mysqlAdmin), "-mysql-port", strconv.Itoa(mysqlData), "-db1", "0", "-db2", "0",
+		"-readme", "../../../README.md").CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo --smoke: %v\n%s", err, out)
 	}
-	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS", "smoke: mysql-proxy read on", "reached slardar-proxy through store-sync", "slardar_connections_total"} {
+	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS", "smoke: mysql-proxy read on", "reached slardar-proxy through store-sync", "slardar_connections_total",
+		`smoke: ran step "Metrics, health and drain"`, `applying every change to slardar-proxy"`, "smoke: ran README's quick start"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}

@@ -48,6 +48,7 @@ type options struct {
 	mysqlPort      int
 	dbPorts        [2]int
 	smoke          bool
+	readme         string // README.md whose quick start --smoke runs too
 }
 
 func run() error {
@@ -66,7 +67,8 @@ func run() error {
 	flag.IntVar(&o.mysqlPort, "mysql-port", 3141, "mysql-proxy's port (writes to the first MariaDB, reads to the second)")
 	flag.IntVar(&o.dbPorts[0], "db1", 3306, "first MariaDB port (a free one if taken)")
 	flag.IntVar(&o.dbPorts[1], "db2", 3307, "second MariaDB port (a free one if taken)")
-	flag.BoolVar(&o.smoke, "smoke", false, "run the checks and exit instead of waiting for Ctrl-C")
+	flag.BoolVar(&o.smoke, "smoke", false, "run the checks and the printed walkthrough, and exit instead of waiting for Ctrl-C")
+	flag.StringVar(&o.readme, "readme", "", "with --smoke, also run the Quick start of this README.md (its ports moved to the demo's)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -234,6 +236,12 @@ Read/write split through mysql-proxy on %[15]d (admin %[16]d; config %[17]s, log
   mysql -h 127.0.0.1 -P %[15]d -u%[4]s -p%[5]s %[6]s --comments -e '/*master*/ select @@port'   # %[1]d
   bin/slardarctl --addr 127.0.0.1:%[16]d status
 
+Metrics, health and drain:
+  curl -s 127.0.0.1:%[23]d/metrics | grep ^slardar_connections_total
+  curl -s 127.0.0.1:%[24]d/metrics | grep ^slardar_mysql_queries_total
+  bin/slardarctl --addr 127.0.0.1:%[8]d server drain %[7]d 127.0.0.1:%[1]d
+  bin/slardarctl --addr 127.0.0.1:%[8]d status
+
 The store, as in the talk ("upstream in consul", "code in consul"): etcd %[19]s, with
 store-sync (%[20]s, log %[21]s) applying every change to slardar-proxy:
   bin/slardarctl store --store etcd://%[19]s put upstream %[7]d -f - <<<'{"servers":[{"host":"127.0.0.1","port":%[2]d}]}'
@@ -241,12 +249,6 @@ store-sync (%[20]s, log %[21]s) applying every change to slardar-proxy:
   mysql -h 127.0.0.1 -P %[7]d -u%[4]s -p%[5]s %[6]s      # refused by the script from the store
   bin/slardarctl store --store etcd://%[19]s delete code script.preread%[7]d
   curl -s 127.0.0.1:%[22]d/health
-
-Metrics, health and drain:
-  curl -s 127.0.0.1:%[23]d/metrics | grep ^slardar_connections_total
-  curl -s 127.0.0.1:%[24]d/metrics | grep ^slardar_mysql_queries_total
-  bin/slardarctl --addr 127.0.0.1:%[8]d server drain %[7]d 127.0.0.1:%[1]d
-  bin/slardarctl --addr 127.0.0.1:%[8]d status
 
 Kill a backend (new connections keep working, status turns err within one interval):
   kill %[11]d
@@ -258,7 +260,11 @@ Ctrl-C stops everything the demo started.
 		o.httpPort, o.mysqlHTTPPort)
 	fmt.Print(try)
 	if o.smoke {
-		return smoke(o, dbs)
+		if err := smoke(o, dbs); err != nil {
+			return err
+		}
+		_, walk, _ := strings.Cut(try, "\nTry ")
+		return smokeWalk(o, "Try "+walk, [2]int{dbs[0].Port, dbs[1].Port})
 	}
 	select {
 	case <-ctx.Done():
@@ -386,6 +392,15 @@ func smokeStore(o options) error {
 	del := exec.Command(o.ctlBin, "store", "--store", storeURL, "delete", "code", name)
 	if out, err := del.CombinedOutput(); err != nil {
 		return fmt.Errorf("slardarctl store delete: %v: %s", err, out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _ := exec.Command(o.ctlBin, "--addr", admin, "code", "info").CombinedOutput()
+		if !strings.Contains(string(out), name) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("store-sync did not delete %s from slardar-proxy", name)
+		}
 	}
 	metrics, err := exec.Command("curl", "-s", fmt.Sprintf("127.0.0.1:%d/metrics", o.httpPort)).Output()
 	if err != nil || !strings.Contains(string(metrics), "slardar_connections_total{") {
