@@ -13,7 +13,7 @@ import (
 
 // TestDemoSmoke runs `make demo`'s program in its checking mode: a real MariaDB primary and
 // replica, a real etcd, the real binaries, the real mysql client; the walkthrough it prints and
-// README's quick start are run as written, in their order.
+// README's sh blocks are run as written, in their order.
 func TestDemoSmoke(t *testing.T) {
 	bin := t.TempDir()
 	for _, name := range []string{"slardar-proxy", "mysql-proxy", "store-sync", "slardarctl"} {
@@ -39,7 +39,7 @@ func TestDemoSmoke(t *testing.T) {
 		t.Fatalf("demo --smoke: %v\n%s", err, out)
 	}
 	for _, want := range []string{"smoke: round robin reached ports", "smoke: Hello, Lua!", "Ctrl-C stops everything", "STATUS", "smoke: mysql-proxy read on", "reached slardar-proxy through store-sync", "slardar_connections_total",
-		`smoke: ran step "Metrics, health and drain"`, `applying every change to slardar-proxy"`, "smoke: ran README's quick start"} {
+		`smoke: ran step "Metrics, health and drain"`, `applying every change to slardar-proxy"`, "smoke: ran README's sh blocks"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}

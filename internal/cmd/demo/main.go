@@ -68,7 +68,7 @@ func run() error {
 	flag.IntVar(&o.dbPorts[0], "db1", 3306, "first MariaDB port (a free one if taken)")
 	flag.IntVar(&o.dbPorts[1], "db2", 3307, "second MariaDB port (a free one if taken)")
 	flag.BoolVar(&o.smoke, "smoke", false, "run the checks and the printed walkthrough, and exit instead of waiting for Ctrl-C")
-	flag.StringVar(&o.readme, "readme", "", "with --smoke, also run the Quick start of this README.md (its ports moved to the demo's)")
+	flag.StringVar(&o.readme, "readme", "", "with --smoke, also run the sh blocks of this README.md (its ports moved to the demo's)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

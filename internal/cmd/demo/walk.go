@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/slardar-go/slardar/internal/testserver"
 )
 
-// The printed walkthrough and README's quick start are run, in --smoke, as a user would type
+// The printed walkthrough and README's sh blocks are run, in --smoke, as a user would type
 // them, in their order: a step that fails there fails the demo's test. Commands are the
 // indented lines of the walkthrough (a heredoc's lines with them) and the lines of README's
 // sh blocks; a command whose comment says it fails (ERROR, refused) must fail — it is retried
@@ -72,21 +74,16 @@ func walkSteps(text string, skip ...string) (sections [][]string, titles []strin
 	return sections, titles
 }
 
-// readmeQuickStart is the sh blocks of README's "Quick start" section, without the make
-// lines (the binaries are built), with the demo's default ports moved to the ones in ports.
-func readmeQuickStart(path string, ports map[int]int) ([]string, error) {
+// readmeBlocks is the sh blocks of a README, in order, without the make lines (the binaries
+// are built), with the demo's default ports moved to the ones in ports.
+func readmeBlocks(path string, ports map[int]int) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	_, sect, ok := strings.Cut(string(data), "\n## Quick start")
-	if !ok {
-		return nil, fmt.Errorf("%s has no Quick start section", path)
-	}
-	sect, _, _ = strings.Cut(sect, "\n## ")
 	var lines []string
 	in := false
-	for _, l := range strings.Split(sect, "\n") {
+	for _, l := range strings.Split(string(data), "\n") {
 		switch {
 		case strings.HasPrefix(l, "```sh"):
 			in = true
@@ -97,7 +94,7 @@ func readmeQuickStart(path string, ports map[int]int) ([]string, error) {
 		}
 	}
 	if len(lines) == 0 {
-		return nil, fmt.Errorf("%s: no sh block in Quick start", path)
+		return nil, fmt.Errorf("%s: no sh block", path)
 	}
 	// Paths are the repository's (examples/lua/...).
 	root, _ := filepath.Abs(filepath.Dir(path))
@@ -129,7 +126,7 @@ func movePorts(l string, ports map[int]int) string {
 	return l
 }
 
-// smokeWalk runs the printed walkthrough, then README's quick start when readme is set.
+// smokeWalk runs the printed walkthrough, then README's sh blocks when readme is set.
 func smokeWalk(o options, walk string, dbs [2]int) error {
 	sections, titles := walkSteps(walk, "Kill a backend")
 	for i, cmds := range sections {
@@ -140,11 +137,20 @@ func smokeWalk(o options, walk string, dbs [2]int) error {
 	if o.readme == "" {
 		return nil
 	}
-	lines, err := readmeQuickStart(o.readme, map[int]int{1895: o.adminPort, 3131: o.dataPort, 3351: o.luaPort, 3306: dbs[0], 3307: dbs[1],
-		3141: o.mysqlPort, 1896: o.mysqlAdminPort})
+	ports := map[int]int{1895: o.adminPort, 3131: o.dataPort, 3351: o.luaPort, 3306: dbs[0], 3307: dbs[1], 3141: o.mysqlPort, 1896: o.mysqlAdminPort}
+	for _, p := range []int{3142, 1899} { // README's second mysql-proxy
+		free, err := testserver.FreePort()
+		if err != nil {
+			return err
+		}
+		ports[p] = free
+	}
+	lines, err := readmeBlocks(o.readme, ports)
 	if err != nil {
 		return err
 	}
-	// slardarctl's default address is the demo's default admin port, moved with the others.
-	return runScript("README's quick start", script(lines, o.ctlBin), ".", "SLARDAR_ADDR=127.0.0.1:"+strconv.Itoa(o.adminPort))
+	// slardarctl's default address is the demo's default admin port, moved with the others;
+	// the binaries are the ones under test; what a block started in the background is stopped.
+	body := "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + strings.ReplaceAll(script(lines, o.ctlBin), "bin/mysql-proxy", o.mysqlProxyBin)
+	return runScript("README's sh blocks", body, ".", "SLARDAR_ADDR=127.0.0.1:"+strconv.Itoa(o.adminPort))
 }
