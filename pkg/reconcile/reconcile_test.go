@@ -27,7 +27,7 @@ func TestParseAndPlan(t *testing.T) {
 	if len(d.Upstreams) != 1 || len(d.Code) != 1 || len(d.Routes) != 1 || len(d.Problems) != 3 {
 		t.Fatalf("parsed %d upstreams, %d code, %d routes, problems %v", len(d.Upstreams), len(d.Code), len(d.Routes), d.Problems)
 	}
-	if !strings.Contains(fmt.Sprint(d.Problems), `unknown field "wieght"`) {
+	if !strings.Contains(fmt.Sprint(d.Problems), `line 1 column 34: server 1: unknown field "wieght"`) {
 		t.Fatalf("a store value with an unknown field: %v", d.Problems)
 	}
 	if string(d.Upstreams["a"]) != `{"servers":[{"host":"h","port":1,"weight":1,"max_fails":0,"fail_timeout":10}]}` {

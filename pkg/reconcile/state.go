@@ -69,6 +69,8 @@ func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Des
 			var b []byte
 			if b, err = NormalizeUpstream(val); err == nil {
 				d.Upstreams[name] = b
+			} else if line, col, ok := checkups.Position(val, err.Error()); ok {
+				err = fmt.Errorf("line %d column %d: %w", line, col, err)
 			}
 		case store.Code:
 			if name == "version" {

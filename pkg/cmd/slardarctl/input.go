@@ -12,7 +12,6 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/cmdutil"
-	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/sni"
 )
 
@@ -93,7 +92,7 @@ func position(data []byte, err error, fallback int64) string {
 // error naming it, before anything is sent (the admin protocol itself ignores unknown fields).
 func checkUpstream(body, input []byte, path string) error {
 	if _, err := checkups.ParseUpstreamStrict(body); err != nil {
-		if line, col, ok := config.UpstreamPosition(input, err.Error()); ok {
+		if line, col, ok := checkups.Position(input, err.Error()); ok {
 			return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: line %d column %d: %w", path, line, col, err))
 		}
 		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: %w", path, err))
