@@ -87,11 +87,12 @@ fuzz:
 	done
 
 install: build
-	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 \
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
 		$(DESTDIR)$(datadir)/bash-completion/completions $(DESTDIR)$(datadir)/zsh/site-functions \
 		$(DESTDIR)$(datadir)/fish/vendor_completions.d
 	install -m 0755 $(addprefix $(OUT)/,$(BINARIES)) $(DESTDIR)$(bindir)/
 	install -m 0644 man/*.1 $(DESTDIR)$(mandir)/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(mandir)/man5/
 	install -m 0644 completions/bash/* $(DESTDIR)$(datadir)/bash-completion/completions/
 	install -m 0644 completions/zsh/* $(DESTDIR)$(datadir)/zsh/site-functions/
 	install -m 0644 completions/fish/* $(DESTDIR)$(datadir)/fish/vendor_completions.d/

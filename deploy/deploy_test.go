@@ -309,6 +309,9 @@ func TestMakeInstall(t *testing.T) {
 	if err != nil || !strings.Contains(string(unit), "--config "+etc+"/slardar/mysql-proxy.yaml") || !strings.Contains(string(unit), "ExecStart=/usr/bin/mysql-proxy") {
 		t.Fatalf("unit: %v\n%s", err, unit)
 	}
+	if _, err := os.Stat(filepath.Join(root, "usr/share/man/man5/slardar-config.5")); err != nil {
+		t.Fatalf("the config format's man page: %v", err)
+	}
 	bin := filepath.Join(root, "usr/bin")
 	for _, c := range [][]string{
 		{"slardar-proxy", "--check", "--config", "slardar.yaml"},

@@ -1,5 +1,6 @@
 // Command gen-docs writes the man pages and shell completions of every binary from their cobra
-// commands: man/*.1 and completions/{bash,zsh,fish}/. Run by `make docs`.
+// commands: man/*.1 and completions/{bash,zsh,fish}/, and slardar-config(5) from the example
+// configuration files. Run by `make docs`.
 //
 // The output depends on the source tree only: the man pages carry version.ManualDate, never the
 // clock, so `make docs-check` does not fail when a month turns.
@@ -67,7 +68,79 @@ func run(out string) error {
 			return err
 		}
 	}
-	return nil
+	return configPage(filepath.Join(out, "man", "slardar-config.5"), date.Format("Jan 2006"))
+}
+
+// configPage writes slardar-config(5), the configuration files' page: what every file shares
+// (strict YAML, positions in errors, durations, flags over the file, reload and --check) and,
+// verbatim, each daemon's example, whose comments document every key (so the page is exactly
+// as current as the examples, which tests load).
+func configPage(page, date string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, ".nh\n.TH \"SLARDAR-CONFIG\" \"5\" \"%s\" \"slardar\" \"Slardar Manual\"\n", date)
+	b.WriteString(`.SH NAME
+slardar-config \- the configuration files of slardar-proxy, mysql-proxy, sni-router and store-sync
+.SH SYNOPSIS
+`)
+	for _, name := range []string{"slardar-proxy", "mysql-proxy", "sni-router", "store-sync"} {
+		fmt.Fprintf(&b, ".B %s\n.br\n", daemonFiles[name][0])
+	}
+	b.WriteString(`.SH DESCRIPTION
+Each daemon reads one YAML file, given with \fB--config\fP (the systemd units name the files above;
+\fBmake install\fP puts the examples there). Decoding is strict: an unknown or misplaced key is an
+error naming the file, the line and column and the key's path (\fBline 4: listeners[1].consistency: ...\fP),
+never a Go type. Durations are written \fB2s\fP, \fB500ms\fP or \fB1h\fP; an upstream's timeouts may
+also be plain numbers of seconds, as in the original's JSON. Sizes are \fB1m\fP, \fB64k\fP.
+.PP
+Flags that are set (and their SLARDAR_ environment variables) override the file. SIGHUP reads the
+file again and applies it all or nothing; what was set over the admin protocol stays. \fB--check\fP
+checks the file and the flags, prints what would listen where (with warnings for references that
+may arrive at run time) and exits 0, or 2 with the error.
+.PP
+The proxies share \fBadmin\fP, \fBhttp\fP, \fBlog\fP, \fBcheckups\fP and \fBupstreams\fP (the
+lua-resty-checkups model, one entry per upstream; the short form \fB{servers: [...]}\fP is one level).
+The examples below are the files of the source tree's examples/ directory, every key commented.
+`)
+	for _, name := range []string{"slardar-proxy", "mysql-proxy", "sni-router", "store-sync"} {
+		ex := daemonFiles[name][1]
+		data, err := os.ReadFile(filepath.Join(root, ex))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, ".SH %s\n\\fB%s\\fP (%s):\n.PP\n.nf\n", strings.ToUpper(name), daemonFiles[name][0], ex)
+		for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			l = strings.ReplaceAll(l, `\`, `\e`)
+			if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+				l = `\&` + l
+			}
+			b.WriteString(l + "\n")
+		}
+		b.WriteString(".fi\n")
+	}
+	b.WriteString(".SH SEE ALSO\n\\fBslardar-proxy(1)\\fP, \\fBmysql-proxy(1)\\fP, \\fBsni-router(1)\\fP, \\fBstore-sync(1)\\fP, \\fBslardarctl(1)\\fP\n")
+	return os.WriteFile(page, []byte(b.String()), 0o644)
+}
+
+// moduleRoot is the directory of go.mod, from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // placeholder is a <word> in help text, which the markdown renderer behind the man pages takes
@@ -116,6 +189,9 @@ func addSections(page, name string) error {
 		if o != name {
 			others = append(others, fmt.Sprintf("\\fB%s(1)\\fP", o))
 		}
+	}
+	if _, daemon := daemonFiles[name]; daemon {
+		others = append(others, "\\fBslardar-config(5)\\fP")
 	}
 	text := string(b)
 	if i := strings.Index(text, ".SH SEE ALSO\n"); i >= 0 {
