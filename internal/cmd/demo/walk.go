@@ -105,20 +105,27 @@ func readmeBlocks(path string, ports map[int]int) ([]string, error) {
 }
 
 var (
-	portRe  = regexp.MustCompile(`\b\d{4,5}\b`)
+	portRe  = regexp.MustCompile(`\d+`) // a run of digits: 3131, and the 3351 of script.content3351
 	bodyLen = regexp.MustCompile(`^(.*printf '[A-Z]+ [a-z]+ \S+\\n\\x00\\x00\\x00\\x)([0-9a-f]{2})(.*)('.*)$`)
 )
 
 // movePorts replaces every default port of a line by its place in ports and, in a raw admin
 // command (printf 'METHOD topic name\n\x00\x00\x00\xNN<body>'), the body's length with it.
 func movePorts(l string, ports map[int]int) string {
-	l = portRe.ReplaceAllStringFunc(l, func(s string) string {
-		n, _ := strconv.Atoi(s)
-		if p, ok := ports[n]; ok {
-			return strconv.Itoa(p)
+	var moved strings.Builder
+	last := 0
+	for _, m := range portRe.FindAllStringIndex(l, -1) {
+		n, _ := strconv.Atoi(l[m[0]:m[1]])
+		p, ok := ports[n]
+		if !ok || strings.HasPrefix(l[m[1]:], ".lua") { // a file's name keeps its number
+			continue
 		}
-		return s
-	})
+		moved.WriteString(l[last:m[0]])
+		moved.WriteString(strconv.Itoa(p))
+		last = m[1]
+	}
+	moved.WriteString(l[last:])
+	l = moved.String()
 	if m := bodyLen.FindStringSubmatch(l); m != nil {
 		body := strings.ReplaceAll(m[3], `\n`, "\n")
 		l = fmt.Sprintf("%s%02x%s%s", m[1], len(body), m[3], m[4])
@@ -151,6 +158,7 @@ func smokeWalk(o options, walk string, dbs [2]int) error {
 	}
 	// slardarctl's default address is the demo's default admin port, moved with the others;
 	// the binaries are the ones under test; what a block started in the background is stopped.
-	body := "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + strings.ReplaceAll(script(lines, o.ctlBin), "bin/mysql-proxy", o.mysqlProxyBin)
+	body := "trap 'rc=$?; for p in $(jobs -p); do kill $p 2>/dev/null || true; done; wait || true; exit $rc' EXIT\n" +
+		strings.ReplaceAll(script(lines, o.ctlBin), "bin/mysql-proxy", o.mysqlProxyBin)
 	return runScript("README's sh blocks", body, ".", "SLARDAR_ADDR=127.0.0.1:"+strconv.Itoa(o.adminPort))
 }
