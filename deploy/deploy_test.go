@@ -96,9 +96,10 @@ func exported(t *testing.T) map[string]bool {
 		return false
 	})
 
-	// mysql-proxy: its own series exist with no server up.
+	// mysql-proxy: one statement through it, to the replication's primary (the query digests).
 	free, _ := testserver.FreePort()
-	mp, err := config.ParseMySQL([]byte(fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nlisteners: [{listen: \"127.0.0.1:%d\", upstream: db}]\n", free)))
+	mp, err := config.ParseMySQL([]byte(fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nlisteners: [{listen: \"127.0.0.1:%d\", upstream: db}]\n"+
+		"users: [{name: %s, password: %s}]\nupstreams: {db: {servers: [{host: 127.0.0.1, port: %d}]}}\n", free, testserver.User, testserver.Password, repl.Primary.Port)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +109,10 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	if out, err := exec.Command("mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", fmt.Sprint(free), "-u"+testserver.User, "-p"+testserver.Password,
+		"-e", "select 1").CombinedOutput(); err != nil {
+		t.Fatalf("a statement through mysql-proxy: %v\n%s", err, out)
+	}
 	add(testutil.Scrape(t, m.HTTPAddr()))
 
 	// sni-router.

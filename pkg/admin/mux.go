@@ -63,7 +63,7 @@ var Known = []Spec{
 	{"PUT", "route", true}, {"GET", "route", false}, {"DELETE", "route", false},
 	{"PUT", "server", true}, {"GET", "server", false},
 	{"PUT", "user", true}, {"GET", "user", false}, {"DELETE", "user", false},
-	{"GET", "session", false}, {"DELETE", "session", false},
+	{"GET", "session", false}, {"DELETE", "session", false}, {"GET", "mysql", false}, {"DELETE", "mysql", false},
 	{"AUTH", "token", false},
 }
 

@@ -82,6 +82,16 @@ type MySQL struct {
 		IdleTimeout time.Duration `yaml:"idle_timeout"` // an idle connection is closed after this; default 5m
 		MaxAge      time.Duration `yaml:"max_age"`      // an idle connection opened longer ago is closed; default 1h
 	} `yaml:"pool"`
+	// Digests are the query digests (slardarctl mysql digest, GET mysql digest).
+	Digests struct {
+		// Enabled keeps them; default true.
+		Enabled *bool `yaml:"enabled"`
+		// Max is how many digest rows are kept (per digest, user, schema and upstream); the
+		// statements of more are counted in one "other" row. Default 5000.
+		Max int `yaml:"max"`
+		// Top is how many digests, by total time, have series in /metrics; default 20.
+		Top *int `yaml:"top"`
+	} `yaml:"digests"`
 }
 
 // MySQLFile is mysql-proxy's configuration file: slardar-proxy's (listeners, upstreams,
@@ -176,6 +186,9 @@ func (f *MySQLFile) Validate() error {
 	}
 	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
 		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
+	}
+	if d := f.MySQL.Digests; d.Max < 0 || d.Top != nil && *d.Top < 0 {
+		return fmt.Errorf("mysql.digests: max and top must not be negative")
 	}
 	if p := f.MySQL.Pool; p.MaxConns < 0 || (p.MaxIdle != nil && *p.MaxIdle < 0) || p.WaitTimeout < 0 || p.IdleTimeout < 0 || p.MaxAge < 0 {
 		return fmt.Errorf("mysql.pool: max_conns, max_idle, wait_timeout, idle_timeout and max_age must not be negative")

@@ -31,6 +31,7 @@ type options struct {
 	only                           string
 	extra                          string
 	consistency                    bool
+	digests                        bool
 }
 
 func main() {
@@ -43,6 +44,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. point_select, 64)")
 	flag.StringVar(&o.extra, "mysql-proxy-yaml", "", "extra YAML for mysql-proxy's config")
 	flag.BoolVar(&o.consistency, "consistency", false, "instead of the peers: mysql-proxy with consistency none, window and session on oltp_read_write")
+	flag.BoolVar(&o.digests, "digests", false, "instead of the peers: mysql-proxy with query digests off and on, beside direct and Gaea, on oltp_point_select")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "mysqlbench:", err)
@@ -83,6 +85,9 @@ func run(o options) error {
 
 	if o.consistency {
 		return o.consistencyRun(ctx, dir, repl)
+	}
+	if o.digests {
+		return o.digestRun(dir, repl)
 	}
 	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
 	for _, s := range []struct {
@@ -382,6 +387,76 @@ func (o options) consistencyRun(ctx context.Context, dir string, repl *testserve
 			}
 		}
 		fmt.Printf("| %s | %s |\n", f.label, strings.Join(cells, " | "))
+	}
+	return nil
+}
+
+// digestRun measures the cost of the query digests: sysbench oltp_point_select (prepared
+// statements, as sysbench runs it) and the same with --db-ps-mode=disable (text statements, a
+// digest computed for each), through mysql-proxy with digests off and on, beside direct and
+// Gaea, in one run with rounds alternating.
+func (o options) digestRun(dir string, repl *testserver.Replication) error {
+	primary, replica := repl.Primary.Port, repl.Replica.Port
+	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
+	for _, s := range []struct {
+		name, extra string
+		start       func(dir string, port, primary, replica int) (*exec.Cmd, error)
+	}{
+		{name: "mysql-proxy, digests off", extra: "mysql: {digests: {enabled: false}}\n"},
+		{name: "mysql-proxy, digests on", extra: "mysql: {digests: {enabled: true}}\n"},
+		{name: "Gaea", start: o.startGaea},
+	} {
+		port := proc.Port()
+		sub := filepath.Join(dir, strings.ReplaceAll(strings.ReplaceAll(s.name, " ", ""), ",", "-"))
+		os.MkdirAll(sub, 0o755)
+		start := s.start
+		if start == nil {
+			po := o
+			po.extra = s.extra + o.extra
+			start = po.startMySQLProxy
+		}
+		cmd, err := start(sub, port, primary, replica)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		defer proc.Stop(cmd)
+		if err := proc.WaitPort(port); err != nil {
+			return fmt.Errorf("%s: %w (log in %s)", s.name, err, sub)
+		}
+		targets = append(targets, target{name: s.name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd})
+	}
+	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
+	if out, err := proc.SysbenchCmd("oltp_point_select", prep.hosts, prep.ports, 4, 0, "prepare").CombinedOutput(); err != nil {
+		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
+	}
+	if err := repl.Sync(context.Background()); err != nil {
+		return err
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+		if _, _, err := proc.Sysbench(proc.SysbenchCmd("oltp_point_select", t.hosts, t.ports, 16, 2, "run")); err != nil {
+			return fmt.Errorf("warming %s: %w", t.name, err)
+		}
+	}
+	fmt.Printf("| sysbench, 16 threads | unit | %s | digests on/off |\n|---|---|%s---|\n", strings.Join(names, " | "), strings.Repeat("---|", len(names)))
+	for _, ps := range []string{"auto", "disable"} {
+		row := "oltp_point_select, prepared"
+		if ps == "disable" {
+			row = "oltp_point_select, text (--db-ps-mode=disable)"
+		}
+		best, err := proc.Best(row, "qps", names, o.rounds, func(i int) (float64, error) {
+			qps, _, err := proc.Sysbench(proc.SysbenchCmd("oltp_point_select", targets[i].hosts, targets[i].ports, 16, o.sbTime, "run", "--db-ps-mode="+ps))
+			return qps, err
+		})
+		if err != nil {
+			return err
+		}
+		cells := make([]string, len(best))
+		for i, v := range best {
+			cells[i] = proc.Num(v)
+		}
+		fmt.Printf("| %s | qps | %s | %s |\n", row, strings.Join(cells, " | "), ratio(best[2], best[1]))
 	}
 	return nil
 }

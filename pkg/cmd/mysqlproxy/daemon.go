@@ -30,6 +30,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/daemon"
 	"github.com/slardar-go/slardar/pkg/l4"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
 )
@@ -58,6 +59,9 @@ type Daemon struct {
 	// sessionsByID are the open sessions by the connection id their clients were told (KILL).
 	sessionsByID session.Sessions
 	counters     counters
+	digests      digest.Store // the query digests (topics.go: GET/DELETE mysql digest; metrics.go)
+	digestsOn    atomic.Bool
+	digestTop    atomic.Int64
 	users        atomic.Pointer[map[string]config.MySQLUser] // the config file's
 	rtUsers      runtimeUsers                                // PUT user (topics.go)
 	rtUsersView  atomic.Pointer[map[string]config.MySQLUser] // rtUsers.m, for logins
@@ -131,7 +135,21 @@ func (d *Daemon) prepare(_ context.Context, cfg *config.MySQLFile) (func(), erro
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}
 	learn := cfg.MySQL.LearnUsers == nil || *cfg.MySQL.LearnUsers
+	dg := cfg.MySQL.Digests
+	digestsOn := dg.Enabled == nil || *dg.Enabled
+	top := 20
+	if dg.Top != nil {
+		top = *dg.Top
+	}
+	for _, sc := range sessions {
+		if digestsOn {
+			sc.Digests = &d.digests
+		}
+	}
 	return func() {
+		d.digests.SetMax(dg.Max)
+		d.digestsOn.Store(digestsOn)
+		d.digestTop.Store(int64(top))
 		d.users.Store(&users)
 		d.learn.Store(learn)
 		d.sessions.Store(&sessions)
@@ -188,9 +206,13 @@ func (d *Daemon) anchor(ctx context.Context, cfg *session.Config, upstream, host
 // sessionConfig is the session settings of the listener serving upstream, with the defaults for
 // what the config file may set.
 func (d *Daemon) sessionConfig(upstream string) *session.Config {
-	return &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
+	sc := &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
 		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream), Sessions: &d.sessionsByID,
 		ClientHosts: func(addr string) []string { return d.learned.hostsOf(upstream, addr) }}
+	if d.digestsOn.Load() {
+		sc.Digests = &d.digests
+	}
+	return sc
 }
 
 // user finds a proxy user for the front.

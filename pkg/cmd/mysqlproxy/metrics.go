@@ -3,11 +3,13 @@ package mysqlproxy
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slardar-go/slardar/pkg/metrics"
+	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
 )
 
@@ -49,12 +51,17 @@ var (
 	waitingDesc    = desc("pool_waiting_sessions", "Sessions waiting for a connection to a server at its limit.", "server")
 	waitsDesc      = desc("pool_waits_total", "Sessions that waited for a connection to a server at its limit.", "server")
 	waitTimeDesc   = desc("pool_wait_seconds_total", "Time sessions waited for a connection to a server at its limit.", "server")
+	digestLabels   = []string{"digest", "upstream", "user", "schema", "query"}
+	digestSecDesc  = desc("digest_seconds_total", "Time statements of a query digest took; only the mysql.digests.top digests by total time "+
+		"have series (query: the digest's text, cut at 100 bytes).", digestLabels...)
+	digestCallsDesc  = desc("digest_calls_total", "Statements of a query digest (the top ones by total time).", digestLabels...)
+	digestErrorsDesc = desc("digest_errors_total", "Statements of a query digest that failed (the top ones by total time).", digestLabels...)
 )
 
 // Describe implements prometheus.Collector.
 func (d *Daemon) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{queriesDesc, refusalsDesc, sessionsDesc, sessionsDoneDesc, gtidDesc, poolDesc, poolIdleDesc,
-		serverConnDesc, serverLimDesc, waitingDesc, waitsDesc, waitTimeDesc} {
+		serverConnDesc, serverLimDesc, waitingDesc, waitsDesc, waitTimeDesc, digestSecDesc, digestCallsDesc, digestErrorsDesc} {
 		ch <- x
 	}
 }
@@ -96,5 +103,18 @@ func (d *Daemon) Collect(ch chan<- prometheus.Metric) {
 		gauge(waitingDesc, float64(st.Waiting), addr)
 		counter(waitsDesc, st.Waits, addr)
 		ch <- prometheus.MustNewConstMetric(waitTimeDesc, prometheus.CounterValue, st.Waited.Seconds(), addr)
+	}
+	if top := int(d.digestTop.Load()); top > 0 && d.digestsOn.Load() {
+		rows, _ := d.digests.Rows(digest.SortTotal, top)
+		for _, r := range rows {
+			query := r.Text
+			if len(query) > 100 {
+				query = query[:100]
+			}
+			labels := []string{r.Digest, r.Upstream, r.User, r.Schema, strings.ToValidUTF8(query, "?")}
+			ch <- prometheus.MustNewConstMetric(digestSecDesc, prometheus.CounterValue, r.Total, labels...)
+			counter(digestCallsDesc, int64(r.Count), labels...)
+			counter(digestErrorsDesc, int64(r.Errors), labels...)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
 )
 
@@ -31,6 +32,8 @@ import (
 //	GET session info                 the client sessions (session.Process), a processlist
 //	DELETE session [<upstream>/]<id>[:query]   KILL [QUERY] of a session by the id its client
 //	                                 was told; sessions go on after their user is deleted
+//	GET mysql digest                 the query digests (digest.Row), by total time
+//	DELETE mysql digest              forgets them (ProxySQL's stats_mysql_query_digest_reset)
 
 // runtimeUsers are the users PUT over the admin protocol: they outlive reloads, not restarts
 // (store-sync puts them back, as it does upstreams).
@@ -74,6 +77,26 @@ func (d *Daemon) registerTopics() {
 			return admin.Errorf(admin.ErrNotAllowed)
 		}
 		return admin.Message(d.userInfo())
+	})
+	d.Mux.Handle("GET", "mysql", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		if name != "digest" {
+			return admin.Errorf(admin.ErrNotAllowed)
+		}
+		if !d.digestsOn.Load() {
+			return admin.Errorf("query digests are off (mysql.digests.enabled)")
+		}
+		rows, err := d.digests.Rows(digest.SortTotal, 0)
+		if err != nil {
+			return admin.Result(err)
+		}
+		return admin.Message(rows)
+	})
+	d.Mux.Handle("DELETE", "mysql", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		if name != "digest" {
+			return admin.Errorf(admin.ErrNotAllowed)
+		}
+		d.digests.Reset()
+		return admin.OK()
 	})
 	d.Mux.Handle("GET", "session", false, func(_ context.Context, name string, _ []byte) admin.Reply {
 		if name != "info" {

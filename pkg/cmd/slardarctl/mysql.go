@@ -1,6 +1,7 @@
 package slardarctl
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,7 +17,7 @@ import (
 func newMySQLCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mysql",
-		Short: "mysql-proxy: users at run time, the processlist, kill",
+		Short: "mysql-proxy: users at run time, the processlist, kill, query digests",
 		Long: `What only mysql-proxy (admin port 1996 by default: use --addr 127.0.0.1:1996) serves: the
 users clients log in as, changed without a restart (PUT/GET/DELETE user), and its client
 sessions (GET/DELETE session), as ProxySQL's mysql_users and processlist.`,
@@ -112,8 +113,123 @@ id, name it as UPSTREAM/ID.`,
 		},
 	}
 	kill.Flags().BoolVar(&query, "query", false, "stop only the running statement (KILL QUERY)")
-	cmd.AddCommand(cmdutil.Group(user), processlist, kill)
+	cmd.AddCommand(cmdutil.Group(user), processlist, kill, newDigestCommand(g))
 	return cmdutil.Group(cmd)
+}
+
+func newDigestCommand(g *Globals) *cobra.Command {
+	var top int
+	var sortBy string
+	cmd := &cobra.Command{
+		Use:   "digest",
+		Short: "The query digests: which statements cost what (GET mysql digest)",
+		Long: `Shows mysql-proxy's query digests, as pt-query-digest's profile or ProxySQL's
+stats_mysql_query_digest: one row per statement digest (its literals, IN lists and VALUES rows
+as ?, comments and spacing gone) and user, schema and upstream, with the share of the total
+time, calls, mean and p99 time, errors, rows sent and changed, and where the statements ran
+(primary/replica/fallback: reads a replica should have served). Statements beyond
+mysql.digests.max digests are counted in one "other" row.`,
+		Example: `  slardarctl --addr 127.0.0.1:1996 mysql digest --top 10
+  slardarctl --addr 127.0.0.1:1996 mysql digest --sort p99 -o json
+  slardarctl --addr 127.0.0.1:1996 mysql digest reset`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results := g.do(cmd.Context(), "GET", "mysql", "digest", nil)
+			byAddr := decodeEach[[]digestRow](results, "digests")
+			for addr, rows := range byAddr {
+				sorted, err := sortDigests(rows, sortBy, top)
+				if err != nil {
+					return cmdutil.WithCode(cmdutil.ExitBadArgs, err)
+				}
+				byAddr[addr] = sorted
+			}
+			return show(g, cmd, results, byAddr, table[[]digestRow]{
+				header:  []string{"RANK", "DIGEST", "TOTAL_S", "PCT", "CALLS", "MEAN_S", "P99_S", "ERRORS", "ROWS", "AFFECTED", "P/R/F", "USER", "SCHEMA", "UPSTREAM", "QUERY"},
+				listing: true,
+				rows:    digestRows,
+			})
+		},
+	}
+	cmd.Flags().IntVar(&top, "top", 20, "show the first N rows (0: all)")
+	cmd.Flags().StringVar(&sortBy, "sort", "total", "order: total (time), count, p99 or errors")
+	cmd.RegisterFlagCompletionFunc("sort", cobra.FixedCompletions([]string{"total", "count", "p99", "errors"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.AddCommand(&cobra.Command{
+		Use:   "reset",
+		Short: "Forget the query digests (DELETE mysql digest)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "mysql", "digest", nil), "digests reset")
+		},
+	})
+	return cmd
+}
+
+// digestRow is a row of GET mysql digest (mysql-proxy's digest.Row).
+type digestRow struct {
+	Digest       string  `json:"digest"`
+	Text         string  `json:"digest_text"`
+	User         string  `json:"user"`
+	Schema       string  `json:"schema"`
+	Upstream     string  `json:"upstream"`
+	Count        uint64  `json:"count"`
+	Errors       uint64  `json:"errors"`
+	RowsSent     uint64  `json:"rows_sent"`
+	RowsAffected uint64  `json:"rows_affected"`
+	Total        float64 `json:"total_seconds"`
+	Min          float64 `json:"min_seconds"`
+	Max          float64 `json:"max_seconds"`
+	P99          float64 `json:"p99_seconds"`
+	FirstSeen    string  `json:"first_seen"`
+	LastSeen     string  `json:"last_seen"`
+	Primary      uint64  `json:"primary"`
+	Replica      uint64  `json:"replica"`
+	Fallback     uint64  `json:"fallback"`
+	Rank         int     `json:"rank"`
+	Share        float64 `json:"share"` // of the total time of every row
+}
+
+// sortDigests orders rows by sortBy, largest first, numbers them and keeps the first top.
+func sortDigests(rows []digestRow, sortBy string, top int) ([]digestRow, error) {
+	keys := map[string]func(digestRow) float64{
+		"total":  func(r digestRow) float64 { return r.Total },
+		"count":  func(r digestRow) float64 { return float64(r.Count) },
+		"p99":    func(r digestRow) float64 { return r.P99 },
+		"errors": func(r digestRow) float64 { return float64(r.Errors) },
+	}
+	key, ok := keys[sortBy]
+	if !ok {
+		return nil, fmt.Errorf("--sort %q: want total, count, p99 or errors", sortBy)
+	}
+	var total float64
+	for _, r := range rows {
+		total += r.Total
+	}
+	slices.SortStableFunc(rows, func(a, b digestRow) int { return cmp.Compare(key(b), key(a)) })
+	for i := range rows {
+		rows[i].Rank = i + 1
+		if total > 0 {
+			rows[i].Share = rows[i].Total / total
+		}
+	}
+	if top > 0 && len(rows) > top {
+		rows = rows[:top]
+	}
+	return rows, nil
+}
+
+func digestRows(rows []digestRow) (out [][]string) {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	for _, r := range rows {
+		mean := 0.0
+		if r.Count > 0 {
+			mean = r.Total / float64(r.Count)
+		}
+		out = append(out, []string{strconv.Itoa(r.Rank), orDefault(r.Digest, "-"), f(r.Total), strconv.FormatFloat(100*r.Share, 'f', 1, 64) + "%",
+			u(r.Count), f(mean), f(r.P99), u(r.Errors), u(r.RowsSent), u(r.RowsAffected),
+			u(r.Primary) + "/" + u(r.Replica) + "/" + u(r.Fallback), r.User, r.Schema, r.Upstream, oneLine(r.Text, 60)})
+	}
+	return out
 }
 
 // userInfo is a user in GET user info (mysql-proxy's UserInfo; passwords masked).

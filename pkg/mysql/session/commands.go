@@ -25,7 +25,12 @@ func (s *Session) query(payload []byte, seq byte) error {
 		s.pinned = true
 	}
 	r := s.routeOf(class)
-	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: class, explained: class.Session})
+	start := time.Now()
+	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: class, explained: class.Session})
+	if s.cfg.Digests != nil {
+		text, id := sqlclass.Digest(string(payload[1:]), s.mode())
+		s.recordDigest(c, r, class, start, res, err, text, id)
+	}
 	if err != nil || c == nil {
 		return err
 	}

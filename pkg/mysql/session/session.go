@@ -19,6 +19,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
@@ -59,6 +60,8 @@ type Config struct {
 	// ClientHosts is what the servers know a client at an address by for account hosts: the
 	// address, and the names it resolves to where they resolve names; nil: the address.
 	ClientHosts func(addr string) []string
+	// Digests keeps the query digests (digest.go); nil: none are kept.
+	Digests *digest.Store
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 	noGTID   atomic.Bool // a primary without last_gtid was logged

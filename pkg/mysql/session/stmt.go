@@ -17,15 +17,17 @@ import (
 // statement's id on every backend connection it was prepared on (lazily, the first time it
 // runs there).
 type stmt struct {
-	id      uint32
-	sql     []byte // the COM_STMT_PREPARE payload
-	class   sqlclass.Class
-	params  int
-	ids     map[*backend.Conn]uint32 // the statement's id on each connection it is prepared on
-	types   []byte                   // the parameter types the client last sent
-	typesOn map[*backend.Conn]bool   // connections that have seen those types
-	exec    *backend.Conn            // where it last ran (COM_STMT_FETCH goes there)
-	long    *backend.Conn            // where long data waits for the next execution
+	id       uint32
+	sql      []byte // the COM_STMT_PREPARE payload
+	digest   string // its query digest and the digest's id, computed once (when digests are kept)
+	digestID uint64
+	class    sqlclass.Class
+	params   int
+	ids      map[*backend.Conn]uint32 // the statement's id on each connection it is prepared on
+	types    []byte                   // the parameter types the client last sent
+	typesOn  map[*backend.Conn]bool   // connections that have seen those types
+	exec     *backend.Conn            // where it last ran (COM_STMT_FETCH goes there)
+	long     *backend.Conn            // where long data waits for the next execution
 }
 
 // forget drops what the statement knows of a connection the session let go of.
@@ -133,7 +135,8 @@ func (s *Session) execute(payload []byte, seq byte) error {
 		return err
 	}
 	r := s.routeOf(st.class)
-	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
+	start := time.Now()
+	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
 		cursor: len(payload) > 5 && payload[5] != 0,
 		target: func() (*backend.Conn, error) { return s.target(st) },
 		forConn: func(c *backend.Conn) ([]byte, error) {
@@ -148,6 +151,7 @@ func (s *Session) execute(payload []byte, seq byte) error {
 			st.long = nil
 			return cmd, nil
 		}})
+	s.recordStmtDigest(st, c, r, start, res, err)
 	if err != nil || c == nil {
 		return err
 	}
@@ -172,7 +176,8 @@ func (s *Session) bulkExecute(payload []byte, seq byte) error {
 		return err
 	}
 	r := s.routeOf(st.class)
-	c, _, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
+	start := time.Now()
+	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
 		target: func() (*backend.Conn, error) { return s.target(st) },
 		forConn: func(c *backend.Conn) ([]byte, error) {
 			id, err := s.preparedOn(st, c)
@@ -183,6 +188,7 @@ func (s *Session) bulkExecute(payload []byte, seq byte) error {
 			binary.LittleEndian.PutUint32(cmd[1:], id)
 			return cmd, nil
 		}})
+	s.recordStmtDigest(st, c, r, start, res, err)
 	if err != nil || c == nil {
 		return err
 	}

@@ -65,6 +65,9 @@ type Result struct {
 	Err     *ErrPacket // the ERR packet that ended it, if one did
 	Started bool       // a packet was written to the client
 	Stmt    Stmt       // for Prepare: what the server said of the statement
+	// Rows and Affected are the rows the response's result sets carried and the affected rows
+	// its OK packets reported (the query digests' rows sent and changed).
+	Rows, Affected uint64
 }
 
 // Stmt is a prepare OK.
@@ -131,6 +134,7 @@ func (rl *Relay) simple(res *Result) error {
 func (rl *Relay) ok(p *Packet, res *Result) error {
 	head, _ := ParseOK(p.Head(), rl.SessionTrack)
 	res.Status, res.Seen = head.Status, true
+	res.Affected += head.AffectedRows
 	state := rl.OnState != nil && rl.SessionTrack && head.Status&StatusStateChanged != 0
 	strip := rl.StripSessionTrack && rl.SessionTrack && rl.To != nil
 	if p.Continued() || !(state || strip) {
@@ -291,6 +295,7 @@ func (rl *Relay) rows(res *Result) error {
 			res.Status, res.Seen = EOFStatus(p.Head()), true
 			return rl.copy(&p, res)
 		}
+		res.Rows++
 		if err := rl.copy(&p, res); err != nil {
 			return err
 		}
