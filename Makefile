@@ -20,7 +20,7 @@ FUZZ_TARGETS := \
 	./pkg/checkups:FuzzParseStatusLine ./pkg/checkups:FuzzReadRESP ./pkg/checkups:FuzzPutJSON \
 	./pkg/script:FuzzReceive ./pkg/script:FuzzStage ./pkg/sni:FuzzReadHello ./pkg/reconcile:FuzzParseSnapshot \
 	./pkg/mysql/wire:FuzzReadPayload ./pkg/mysql/wire:FuzzRelay ./pkg/mysql/wire:FuzzStateEntries ./pkg/mysql/wire:FuzzCompressed ./pkg/mysql/front:FuzzParseResponse \
-	./pkg/mysql/sqlclass:FuzzClassify ./pkg/mysql/sqlclass:FuzzDigest ./pkg/mysql/session:FuzzParseGTIDs
+	./pkg/mysql/sqlclass:FuzzClassify ./pkg/mysql/sqlclass:FuzzDigest ./pkg/mysql/rules:FuzzParse ./pkg/mysql/session:FuzzParseGTIDs
 
 .PHONY: all build deps deps-all test conformance stress vet docs docs-check demo bench fuzz install clean
 

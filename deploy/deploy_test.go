@@ -99,7 +99,8 @@ func exported(t *testing.T) map[string]bool {
 	// mysql-proxy: one statement through it, to the replication's primary (the query digests).
 	free, _ := testserver.FreePort()
 	mp, err := config.ParseMySQL([]byte(fmt.Sprintf("admin: {listen: \"127.0.0.1:0\"}\nlisteners: [{listen: \"127.0.0.1:%d\", upstream: db}]\n"+
-		"users: [{name: %s, password: %s}]\nupstreams: {db: {servers: [{host: 127.0.0.1, port: %d}]}}\n", free, testserver.User, testserver.Password, repl.Primary.Port)))
+		"users: [{name: %s, password: %s}]\nupstreams: {db: {servers: [{host: 127.0.0.1, port: %d}]}}\n"+
+		"rules: [{name: r, match: {regexp: '^select'}, destination: primary}]\n", free, testserver.User, testserver.Password, repl.Primary.Port)))
 	if err != nil {
 		t.Fatal(err)
 	}

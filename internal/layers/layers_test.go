@@ -19,7 +19,7 @@ var rank = map[string]int{
 	"pkg/script":     2,
 	"pkg/reconcile":  3,
 	"pkg/config":     4,
-	"pkg/mysql/wire": 0, "pkg/mysql/sqlclass": 0, "pkg/mysql/digest": 0,
+	"pkg/mysql/wire": 0, "pkg/mysql/sqlclass": 0, "pkg/mysql/digest": 0, "pkg/mysql/rules": 0,
 	"pkg/mysql/front":   1,
 	"pkg/mysql/backend": 2,
 	"pkg/mysql/session": 3,

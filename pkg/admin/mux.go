@@ -64,6 +64,7 @@ var Known = []Spec{
 	{"PUT", "server", true}, {"GET", "server", false},
 	{"PUT", "user", true}, {"GET", "user", false}, {"DELETE", "user", false},
 	{"GET", "session", false}, {"DELETE", "session", false}, {"GET", "mysql", false}, {"DELETE", "mysql", false},
+	{"PUT", "rule", true}, {"GET", "rule", false}, {"DELETE", "rule", false},
 	{"AUTH", "token", false},
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
 	"github.com/slardar-go/slardar/pkg/units"
 )
@@ -105,6 +106,9 @@ type MySQLFile struct {
 	// file's directory.
 	UsersFile string `yaml:"users_file"`
 	MySQL     MySQL  `yaml:"mysql"`
+	// Rules are the query rules (rules.Rule, each with its name); PUT rule adds more at run
+	// time, and a rule PUT under a name of these wins until it is deleted.
+	Rules []rules.Rule `yaml:"rules"`
 }
 
 // LoadMySQL reads and validates mysql-proxy's configuration file.
@@ -186,6 +190,9 @@ func (f *MySQLFile) Validate() error {
 	}
 	if f.MySQL.Window < 0 || f.MySQL.GTIDWaitTimeout < 0 || f.MySQL.ReadTimeout < 0 {
 		return fmt.Errorf("mysql: window, gtid_wait_timeout and read_timeout must not be negative")
+	}
+	if _, err := rules.Build(f.Rules, nil); err != nil {
+		return fmt.Errorf("rules: %w", err)
 	}
 	if d := f.MySQL.Digests; d.Max < 0 || d.Top != nil && *d.Top < 0 {
 		return fmt.Errorf("mysql.digests: max and top must not be negative")

@@ -20,8 +20,11 @@ func Explain(d Desired, a Actual, changes []Change) {
 			if ch.Action != "delete" {
 				want = wantUpstream(d.Upstreams[ch.Name], have)
 			}
-		case KindRoute:
+		case KindRoute, KindRule:
 			have, want = a.Routes[ch.Name], d.Routes[ch.Name]
+			if ch.Kind == KindRule {
+				have, want = a.Rules[ch.Name], d.Rules[ch.Name]
+			}
 			if ch.Action == "delete" {
 				want = nil
 			}

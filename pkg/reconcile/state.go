@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/script"
 	"github.com/slardar-go/slardar/pkg/sni"
 	"github.com/slardar-go/slardar/pkg/store"
@@ -23,6 +24,7 @@ const (
 	KindCode     = "code"
 	KindRoute    = "route"
 	KindUser     = "user"
+	KindRule     = "rule"
 )
 
 // Problem is a store value that cannot be applied; it is reported and skipped.
@@ -37,6 +39,7 @@ type Desired struct {
 	Code      map[string][]byte // Lua source
 	Routes    map[string][]byte // normalized route JSON
 	Users     map[string][]byte // normalized user JSON (mysql-proxy's PUT user body)
+	Rules     map[string][]byte // normalized query rule JSON (mysql-proxy's PUT rule body)
 	Problems  []Problem
 }
 
@@ -47,7 +50,7 @@ type NormalizeUser func(name string, body []byte) ([]byte, error)
 // ParseSnapshot reads the layout out of a store snapshot. Invalid values (bad JSON, a script
 // that does not compile) become Problems; the valid ones are kept.
 func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Desired {
-	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}, Users: map[string][]byte{}}
+	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}, Users: map[string][]byte{}, Rules: map[string][]byte{}}
 	keys := make([]string, 0, len(kv))
 	for k := range kv {
 		keys = append(keys, k)
@@ -89,6 +92,11 @@ func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Des
 			if b, err = users(name, val); err == nil {
 				d.Users[name] = b
 			}
+		case store.Rules:
+			var b []byte
+			if b, err = NormalizeRule(name, val); err == nil {
+				d.Rules[name] = b
+			}
 		default:
 			continue
 		}
@@ -120,6 +128,16 @@ func NormalizeUpstream(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(fields) // sorted keys, compact values
+}
+
+// NormalizeRule checks a store's mysql_rules/NAME value (rules.Parse: it must compile) and
+// writes it back as the JSON a proxy's GET rule info shows it in.
+func NormalizeRule(name string, body []byte) ([]byte, error) {
+	r, err := rules.Parse(name, body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(r)
 }
 
 // wantUpstream is the upstream a proxy that has have (normalized; nil for none) should have
@@ -171,6 +189,7 @@ type Actual struct {
 	Code      map[string]string // md5 versions; nil when the proxy has no code topic
 	Routes    map[string][]byte // normalized; nil when the proxy has no route topic
 	Users     map[string][]byte // the users PUT over the admin protocol (passwords masked); nil without a user topic
+	Rules     map[string][]byte // the query rules PUT over the admin protocol, normalized; nil without a rule topic
 }
 
 // Change is one admin command of a plan.
@@ -190,7 +209,7 @@ func (c Change) String() string { return fmt.Sprintf("%s %s %s", c.Action, c.Kin
 type Owned map[string]map[string]bool
 
 func (o Owned) add(d Desired) {
-	for kind, m := range map[string]map[string][]byte{KindUpstream: d.Upstreams, KindCode: d.Code, KindRoute: d.Routes, KindUser: d.Users} {
+	for kind, m := range map[string]map[string][]byte{KindUpstream: d.Upstreams, KindCode: d.Code, KindRoute: d.Routes, KindUser: d.Users, KindRule: d.Rules} {
 		if o[kind] == nil {
 			o[kind] = map[string]bool{}
 		}
@@ -231,6 +250,9 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 	}
 	if a.Users != nil {
 		diff(KindUser, "put", d.Users, a.Users, func(n string) bool { return bytes.Equal(maskUser(d.Users[n], a.Users[n]), a.Users[n]) })
+	}
+	if a.Rules != nil {
+		diff(KindRule, "put", d.Rules, a.Rules, func(n string) bool { return bytes.Equal(d.Rules[n], a.Rules[n]) })
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/slardar-go/slardar/pkg/admin"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/script"
 )
 
@@ -42,6 +43,13 @@ func ReadActual(ctx context.Context, c *admin.Client) (Actual, error) {
 	}
 	if r, err = c.Do(ctx, "GET", "user", "info", nil); err == nil {
 		if a.Users, err = adminUsers(r.Data); err != nil {
+			return a, err
+		}
+	} else if !topicMissing(err) {
+		return a, err
+	}
+	if r, err = c.Do(ctx, "GET", "rule", "info", nil); err == nil {
+		if a.Rules, err = adminRules(r.Data); err != nil {
 			return a, err
 		}
 	} else if !topicMissing(err) {
@@ -110,6 +118,8 @@ func Apply(ctx context.Context, c *admin.Client, d Desired, changes []Change) (a
 			body = d.Routes[ch.Name]
 		case ch.Kind == KindUser:
 			body = d.Users[ch.Name]
+		case ch.Kind == KindRule:
+			body = d.Rules[ch.Name]
 		case ch.Kind == KindCode:
 			method, body = "LOAD", d.Code[ch.Name]
 		}
@@ -150,6 +160,27 @@ func adminUsers(data []byte) (map[string][]byte, error) {
 			return nil, err
 		}
 		out[name] = b
+	}
+	return out, nil
+}
+
+// adminRules are the rules of a GET rule info reply that were PUT over the admin protocol, as
+// NormalizeRule writes them.
+func adminRules(data []byte) (map[string][]byte, error) {
+	var infos []rules.Info
+	if err := json.Unmarshal(data, &infos); err != nil {
+		return nil, fmt.Errorf("decoding rule info: %w", err)
+	}
+	out := map[string][]byte{}
+	for _, in := range infos {
+		if in.Source != "admin" {
+			continue
+		}
+		b, err := json.Marshal(in.Rule)
+		if err != nil {
+			return nil, err
+		}
+		out[in.Name] = b
 	}
 	return out, nil
 }

@@ -25,6 +25,7 @@ const (
 	Code      = "lua_stream/"
 	Routes    = "routes/"
 	Users     = "mysql_users/" // mysql-proxy's users (PUT user)
+	Rules     = "mysql_rules/" // mysql-proxy's query rules (PUT rule)
 )
 
 // Store is a key/value store holding the layout.

@@ -59,7 +59,9 @@ type Daemon struct {
 	// sessionsByID are the open sessions by the connection id their clients were told (KILL).
 	sessionsByID session.Sessions
 	counters     counters
-	digests      digest.Store // the query digests (topics.go: GET/DELETE mysql digest; metrics.go)
+	rules        ruleTable       // the query rules (topics.go: PUT/GET/DELETE rule)
+	mirrors      session.Mirrors // what rules mirror
+	digests      digest.Store    // the query digests (topics.go: GET/DELETE mysql digest; metrics.go)
 	digestsOn    atomic.Bool
 	digestTop    atomic.Int64
 	users        atomic.Pointer[map[string]config.MySQLUser] // the config file's
@@ -77,6 +79,8 @@ func Start(ctx context.Context, log *slog.Logger, cfg *config.MySQLFile, load fu
 		AdminListen: DefaultAdminListen, Load: load, Common: commonOf}, cfg)
 	d.Scripts.Attach(d.Core)
 	d.registerTopics()
+	d.registerRuleTopic()
+	d.mirrors.Registry, d.mirrors.Pool = d.Reg, d.pool
 	d.Reg.ImpliedRole = func(upstream string) string { return (*d.roles.Load())[upstream] }
 	d.Reg.ServerInfo = d.poolInfo
 	d.Prom.MustRegister(d)
@@ -146,7 +150,12 @@ func (d *Daemon) prepare(_ context.Context, cfg *config.MySQLFile) (func(), erro
 			sc.Digests = &d.digests
 		}
 	}
+	commitRules, err := d.prepareRules(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
 	return func() {
+		commitRules()
 		d.digests.SetMax(dg.Max)
 		d.digestsOn.Store(digestsOn)
 		d.digestTop.Store(int64(top))
@@ -208,7 +217,8 @@ func (d *Daemon) anchor(ctx context.Context, cfg *session.Config, upstream, host
 func (d *Daemon) sessionConfig(upstream string) *session.Config {
 	sc := &session.Config{Registry: d.Reg, Pool: d.pool, Front: d.front, Log: d.log.With("component", "mysql", "upstream", upstream),
 		Backend: d.backendUser, Positions: &d.pos, Counters: d.counters.get(upstream), Sessions: &d.sessionsByID,
-		ClientHosts: func(addr string) []string { return d.learned.hostsOf(upstream, addr) }}
+		ClientHosts: func(addr string) []string { return d.learned.hostsOf(upstream, addr) },
+		Rules:       d.rules.set.Load, Mirrors: &d.mirrors}
 	if d.digestsOn.Load() {
 		sc.Digests = &d.digests
 	}

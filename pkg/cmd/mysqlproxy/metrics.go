@@ -56,12 +56,14 @@ var (
 		"have series (query: the digest's text, cut at 100 bytes).", digestLabels...)
 	digestCallsDesc  = desc("digest_calls_total", "Statements of a query digest (the top ones by total time).", digestLabels...)
 	digestErrorsDesc = desc("digest_errors_total", "Statements of a query digest that failed (the top ones by total time).", digestLabels...)
+	ruleHitsDesc     = desc("rule_hits_total", "Statements a query rule matched (its counter survives changes of the rule).", "rule")
+	mirrorDesc       = desc("mirror_statements_total", "Statements rules mirrored: sent, dropped (every mirror slot busy), failed.", "result")
 )
 
 // Describe implements prometheus.Collector.
 func (d *Daemon) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{queriesDesc, refusalsDesc, sessionsDesc, sessionsDoneDesc, gtidDesc, poolDesc, poolIdleDesc,
-		serverConnDesc, serverLimDesc, waitingDesc, waitsDesc, waitTimeDesc, digestSecDesc, digestCallsDesc, digestErrorsDesc} {
+		serverConnDesc, serverLimDesc, waitingDesc, waitsDesc, waitTimeDesc, digestSecDesc, digestCallsDesc, digestErrorsDesc, ruleHitsDesc, mirrorDesc} {
 		ch <- x
 	}
 }
@@ -104,6 +106,12 @@ func (d *Daemon) Collect(ch chan<- prometheus.Metric) {
 		counter(waitsDesc, st.Waits, addr)
 		ch <- prometheus.MustNewConstMetric(waitTimeDesc, prometheus.CounterValue, st.Waited.Seconds(), addr)
 	}
+	for _, r := range d.rules.set.Load().Infos(func(string) string { return "" }) {
+		counter(ruleHitsDesc, r.Hits, r.Name)
+	}
+	counter(mirrorDesc, d.mirrors.Sent.Load(), "sent")
+	counter(mirrorDesc, d.mirrors.Dropped.Load(), "dropped")
+	counter(mirrorDesc, d.mirrors.Failed.Load(), "failed")
 	if top := int(d.digestTop.Load()); top > 0 && d.digestsOn.Load() {
 		rows, _ := d.digests.Rows(digest.SortTotal, top)
 		for _, r := range rows {

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/slardar-go/slardar/pkg/admin"
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/config"
 	"github.com/slardar-go/slardar/pkg/mysql/digest"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/mysql/session"
 )
 
@@ -180,4 +183,104 @@ func (d *Daemon) userInfo() map[string]UserInfo {
 		add("admin", *m)
 	}
 	return out
+}
+
+// ruleTable is the query rules: the config file's and those PUT over the admin protocol (which
+// win by name and outlive reloads), compiled into the set sessions read.
+type ruleTable struct {
+	mu     sync.Mutex
+	config []rules.Rule
+	admin  map[string]rules.Rule
+	set    atomic.Pointer[rules.Set]
+}
+
+// build compiles config and admin rules together; nothing changes when it fails.
+func (t *ruleTable) build(config []rules.Rule, admin map[string]rules.Rule) (*rules.Set, error) {
+	all := make([]rules.Rule, 0, len(config)+len(admin))
+	for _, r := range config {
+		if _, over := admin[r.Name]; !over {
+			all = append(all, r)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(admin)) {
+		all = append(all, admin[name])
+	}
+	return rules.Build(all, t.set.Load())
+}
+
+// source says where a rule in force came from.
+func (t *ruleTable) source(name string) string {
+	if _, ok := t.admin[name]; ok {
+		return "admin"
+	}
+	return "config"
+}
+
+func (d *Daemon) registerRuleTopic() {
+	t := &d.rules
+	d.Mux.Handle("PUT", "rule", true, func(_ context.Context, name string, body []byte) admin.Reply {
+		r, err := rules.Parse(name, body)
+		if err != nil {
+			return admin.Errorf("%v", err)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		m := maps.Clone(t.admin)
+		if m == nil {
+			m = map[string]rules.Rule{}
+		}
+		m[name] = r
+		set, err := t.build(t.config, m)
+		if err != nil {
+			return admin.Errorf("%v", err)
+		}
+		t.admin = m
+		t.set.Store(set)
+		return admin.OK()
+	})
+	d.Mux.Handle("DELETE", "rule", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if _, ok := t.admin[name]; !ok {
+			if slices.ContainsFunc(t.config, func(r rules.Rule) bool { return r.Name == name }) {
+				return admin.Errorf("rule %s is from the config file: remove it there and reload", name)
+			}
+			return admin.Errorf("rule %s not found", name)
+		}
+		m := maps.Clone(t.admin)
+		delete(m, name)
+		set, err := t.build(t.config, m)
+		if err != nil {
+			return admin.Errorf("%v", err)
+		}
+		t.admin = m
+		t.set.Store(set)
+		return admin.OK()
+	})
+	d.Mux.Handle("GET", "rule", false, func(_ context.Context, name string, _ []byte) admin.Reply {
+		if name != "info" {
+			return admin.Errorf(admin.ErrNotAllowed)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return admin.Message(t.set.Load().Infos(t.source))
+	})
+}
+
+// prepareRules compiles the config file's rules with those PUT at run time; commit puts them
+// in force.
+func (d *Daemon) prepareRules(cfg *config.MySQLFile) (commit func(), err error) {
+	t := &d.rules
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	set, err := t.build(cfg.Rules, t.admin)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.config = cfg.Rules
+		t.set.Store(set)
+	}, nil
 }

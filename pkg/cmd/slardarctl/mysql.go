@@ -1,7 +1,9 @@
 package slardarctl
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 )
 
 func newMySQLCommand(g *Globals) *cobra.Command {
@@ -113,7 +116,7 @@ id, name it as UPSTREAM/ID.`,
 		},
 	}
 	kill.Flags().BoolVar(&query, "query", false, "stop only the running statement (KILL QUERY)")
-	cmd.AddCommand(cmdutil.Group(user), processlist, kill, newDigestCommand(g))
+	cmd.AddCommand(cmdutil.Group(user), processlist, kill, newDigestCommand(g), newRuleCommand(g))
 	return cmdutil.Group(cmd)
 }
 
@@ -272,4 +275,112 @@ func oneLine(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+func newRuleCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rule",
+		Short: "Put, list and delete query rules, applied at once (PUT/GET/DELETE rule)",
+		Long: `Query rules (ProxySQL's mysql_query_rules) change how statements run without a restart. A rule
+matches by match.digest (16 hex digits, from "mysql digest"), match.regexp (RE2 on the text),
+match.user, match.schema, match.client (an address or CIDR block) and match.listener; rules are
+tried by order then name and the first that matches decides (continue: true goes on). It acts
+by upstream (run on that upstream's servers, outside transactions), destination (primary or
+replica), reject ({code, state, message}: a SQL firewall), rewrite ({pattern, replacement}),
+timeout (KILL QUERY after it) and mirror ({upstream, sample}: a copy, results discarded).
+A rule that does not compile is refused with its position and the rules in force stay.`,
+	}
+	put := newPutCommand(g, "rule", "NAME", checkRule)
+	put.Short = "Add or replace a query rule (PUT rule NAME)"
+	put.Example = `  slardarctl --addr 127.0.0.1:1996 mysql rule put no-truncate -f - <<'EOF'
+  order: 1
+  match: {user: app, regexp: '(?i)^\s*(drop|truncate)\b'}
+  reject: {code: 1148, message: "DROP and TRUNCATE are not for the application"}
+  EOF
+  slardarctl --addr 127.0.0.1:1996 mysql rule put reports -f - <<<'{"match":{"regexp":"FROM report_"},"upstream":"db_reports","timeout":"30s"}'`
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls", "info"},
+		Short:   "List the rules in order with their hits (GET rule info)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			results := g.do(cmd.Context(), "GET", "rule", "info", nil)
+			return show(g, cmd, results, decodeEach[[]ruleInfo](results, "rule info"), table[[]ruleInfo]{
+				header:  []string{"ORDER", "RULE", "SOURCE", "MATCH", "ACTION", "HITS"},
+				listing: true,
+				rows: func(rs []ruleInfo) (rows [][]string) {
+					for _, r := range rs {
+						rows = append(rows, []string{strconv.Itoa(r.Order), r.Name, r.Source, compactJSON(r.Match), ruleAction(r), strconv.FormatInt(r.Hits, 10)})
+					}
+					return rows
+				},
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a rule PUT before (DELETE rule NAME)",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", "rule", args[0], nil), "rule "+args[0]+" deleted")
+		},
+	}
+	cmd.AddCommand(put, list, del)
+	return cmdutil.Group(cmd)
+}
+
+// ruleInfo is a rule of GET rule info (rules.Info).
+type ruleInfo struct {
+	Name        string          `json:"name"`
+	Order       int             `json:"order"`
+	Match       json.RawMessage `json:"match"`
+	Upstream    string          `json:"upstream"`
+	Destination string          `json:"destination"`
+	Reject      json.RawMessage `json:"reject"`
+	Rewrite     json.RawMessage `json:"rewrite"`
+	Timeout     string          `json:"timeout"`
+	Mirror      json.RawMessage `json:"mirror"`
+	Continue    bool            `json:"continue"`
+	Source      string          `json:"source"`
+	Hits        int64           `json:"hits"`
+}
+
+// ruleAction says what a rule does, in a few words.
+func ruleAction(r ruleInfo) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" && v != "null" {
+			parts = append(parts, k+" "+v)
+		}
+	}
+	add("upstream", r.Upstream)
+	add("destination", r.Destination)
+	add("reject", compactJSON(r.Reject))
+	add("rewrite", compactJSON(r.Rewrite))
+	add("timeout", r.Timeout)
+	add("mirror", compactJSON(r.Mirror))
+	if r.Continue {
+		parts = append(parts, "continue")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func compactJSON(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// checkRule refuses, before it is sent, a rule the proxy would refuse.
+func checkRule(_, input []byte, path string) error {
+	if _, err := rules.Parse("-", input); err != nil && !strings.Contains(err.Error(), "in the body") {
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "rule -: ")))
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ type storeOptions struct {
 }
 
 // kinds maps the command's kind words to the layout.
-var kinds = map[string]string{"upstream": store.Upstreams, "code": store.Code, "route": store.Routes, "user": store.Users}
+var kinds = map[string]string{"upstream": store.Upstreams, "code": store.Code, "route": store.Routes, "user": store.Users, "rule": store.Rules}
 
 func newStoreCommand(g *Globals) *cobra.Command {
 	o := &storeOptions{}
@@ -33,9 +33,10 @@ func newStoreCommand(g *Globals) *cobra.Command {
 		Short: "Read and write upstreams, code and routes in Consul, etcd or a directory",
 		Long: `Writes the store that store-sync mirrors to the proxies, with the same layout
 (<prefix>upstreams_stream/<name>, <prefix>lua_stream/<name>, <prefix>routes/<pattern>,
-<prefix>mysql_users/<name>), so a change is persisted rather than pushed to one proxy. Values
-are checked before they are written: an upstream, route or user must parse, Lua must compile.
-KIND is upstream, code, route or user (mysql-proxy's users, as "mysql user put" takes them).`,
+<prefix>mysql_users/<name>, <prefix>mysql_rules/<name>), so a change is persisted rather than
+pushed to one proxy. Values are checked before they are written: an upstream, route, user or
+rule must parse (a rule compile), Lua must compile. KIND is upstream, code, route, user or rule
+(mysql-proxy's users and query rules, as "mysql user put" and "mysql rule put" take them).`,
 		Example: `  slardarctl store --store consul://127.0.0.1:8500 put upstream 3131 -f upstream.yaml
   slardarctl store --store etcd://127.0.0.1:2379 put code script.preread3131 -f limit.lua
   slardarctl store --store dir:///etc/slardar/store list`,
@@ -63,7 +64,7 @@ func (o *storeOptions) open() (store.Store, error) {
 func (o *storeOptions) withKey(args []string, fn func(st store.Store, key string) error) error {
 	sub, ok := kinds[args[0]]
 	if !ok {
-		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code, route or user", args[0]))
+		return cmdutil.WithCode(cmdutil.ExitBadArgs, fmt.Errorf("kind %q: want upstream, code, route, user or rule", args[0]))
 	}
 	st, err := o.open()
 	if err != nil {
@@ -201,6 +202,8 @@ func checkValue(kind, name string, data []byte) error {
 		_, err = reconcile.NormalizeRoute(data)
 	case "user":
 		_, err = config.NormalizeUser(name, data)
+	case "rule":
+		_, err = reconcile.NormalizeRule(name, data)
 	case "code":
 		if strings.HasSuffix(name, "/version") || name == "version" {
 			return nil

@@ -20,16 +20,38 @@ func (s *Session) query(payload []byte, seq byte) error {
 	if k, ok := sqlclass.ParseKill(string(payload[1:]), s.mode()); ok && !k.QueryID {
 		return s.kill(k, seq)
 	}
+	start := time.Now()
+	d := s.rulesFor(string(payload[1:]))
+	if d.Reject != nil {
+		if s.cfg.Digests != nil {
+			text, id := sqlclass.Digest(string(payload[1:]), s.mode())
+			s.recordDigest(nil, routePrimary, sqlclass.Class{}, start, wire.Result{}, errRejected, text, id)
+		}
+		return s.reject(d, seq)
+	}
+	if d.Rewritten {
+		payload = append([]byte{payload[0]}, d.Text...)
+	}
 	class := sqlclass.Classify(string(payload[1:]), s.mode())
 	if class.Pin && !s.pinned {
 		s.pinned = true
 	}
-	r := s.routeOf(class)
-	start := time.Now()
-	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: class, explained: class.Session})
+	r := ruleRoute(s.routeOf(class), d)
+	target, done := s.ruleTarget(d, class)
+	stop := s.ruleTimeout(d)
+	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: class, explained: class.Session, target: target})
+	stop()
+	s.mirror(d, string(payload[1:]))
 	if s.cfg.Digests != nil {
 		text, id := sqlclass.Digest(string(payload[1:]), s.mode())
 		s.recordDigest(c, r, class, start, res, err, text, id)
+	}
+	if target != nil {
+		if err == nil && c != nil {
+			s.count(c, r, class)
+		}
+		done()
+		return err
 	}
 	if err != nil || c == nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/front"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -62,6 +63,10 @@ type Config struct {
 	ClientHosts func(addr string) []string
 	// Digests keeps the query digests (digest.go); nil: none are kept.
 	Digests *digest.Store
+	// Rules are the query rules in force (rules.go); nil: none.
+	Rules func() *rules.Set
+	// Mirrors runs what rules mirror; nil: nothing is mirrored.
+	Mirrors *Mirrors
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 	noGTID   atomic.Bool // a primary without last_gtid was logged

@@ -9,6 +9,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -21,6 +22,7 @@ type stmt struct {
 	sql      []byte // the COM_STMT_PREPARE payload
 	digest   string // its query digest and the digest's id, computed once (when digests are kept)
 	digestID uint64
+	rule     rules.Decision // what the query rules said at prepare (destination and timeout apply to executions)
 	class    sqlclass.Class
 	params   int
 	ids      map[*backend.Conn]uint32 // the statement's id on each connection it is prepared on
@@ -56,6 +58,13 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 		return s.reply(seq+1, wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, s.maxStmts()))
 	}
 	payload = s.ownConnectionID(payload)
+	d := s.rulesFor(string(payload[1:]))
+	if d.Reject != nil {
+		return s.reject(d, seq)
+	}
+	if d.Rewritten {
+		payload = append([]byte{payload[0]}, d.Text...)
+	}
 	class := sqlclass.Classify(string(payload[1:]), s.mode())
 	if class.Pin {
 		s.pinned = true
@@ -70,7 +79,7 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 	if err != nil || c == nil || res.Err != nil {
 		return err
 	}
-	s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params,
+	s.stmts[id] = &stmt{id: id, sql: payload, class: class, params: res.Stmt.Params, rule: d,
 		ids: map[*backend.Conn]uint32{c: res.Stmt.ID}, typesOn: map[*backend.Conn]bool{}}
 	return nil
 }
@@ -123,7 +132,7 @@ func (s *Session) target(st *stmt) (*backend.Conn, error) {
 	if st.long != nil && s.tx == nil {
 		return st.long, nil
 	}
-	return s.conn(s.routeOf(st.class))
+	return s.conn(ruleRoute(s.routeOf(st.class), st.rule))
 }
 
 // execute is COM_STMT_EXECUTE: on the connection its class and the session's state choose,
@@ -134,8 +143,10 @@ func (s *Session) execute(payload []byte, seq byte) error {
 	if st == nil {
 		return err
 	}
-	r := s.routeOf(st.class)
+	r := ruleRoute(s.routeOf(st.class), st.rule)
 	start := time.Now()
+	stop := s.ruleTimeout(st.rule)
+	defer stop()
 	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,
 		cursor: len(payload) > 5 && payload[5] != 0,
 		target: func() (*backend.Conn, error) { return s.target(st) },
