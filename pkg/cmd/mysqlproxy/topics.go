@@ -208,6 +208,27 @@ func (t *ruleTable) build(config []rules.Rule, admin map[string]rules.Rule) (*ru
 	return rules.Build(all, t.set.Load())
 }
 
+// change applies edit to a copy of the admin rules and puts the result in force, or, when edit
+// or the build fails, changes nothing and says why.
+func (t *ruleTable) change(edit func(admin map[string]rules.Rule) error) admin.Reply {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := maps.Clone(t.admin)
+	if m == nil {
+		m = map[string]rules.Rule{}
+	}
+	if err := edit(m); err != nil {
+		return admin.Errorf("%v", err)
+	}
+	set, err := t.build(t.config, m)
+	if err != nil {
+		return admin.Errorf("%v", err)
+	}
+	t.admin = m
+	t.set.Store(set)
+	return admin.OK()
+}
+
 // source says where a rule in force came from.
 func (t *ruleTable) source(name string) string {
 	if _, ok := t.admin[name]; ok {
@@ -223,39 +244,19 @@ func (d *Daemon) registerRuleTopic() {
 		if err != nil {
 			return admin.Errorf("%v", err)
 		}
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		m := maps.Clone(t.admin)
-		if m == nil {
-			m = map[string]rules.Rule{}
-		}
-		m[name] = r
-		set, err := t.build(t.config, m)
-		if err != nil {
-			return admin.Errorf("%v", err)
-		}
-		t.admin = m
-		t.set.Store(set)
-		return admin.OK()
+		return t.change(func(m map[string]rules.Rule) error { m[name] = r; return nil })
 	})
 	d.Mux.Handle("DELETE", "rule", false, func(_ context.Context, name string, _ []byte) admin.Reply {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if _, ok := t.admin[name]; !ok {
-			if slices.ContainsFunc(t.config, func(r rules.Rule) bool { return r.Name == name }) {
-				return admin.Errorf("rule %s is from the config file: remove it there and reload", name)
+		return t.change(func(m map[string]rules.Rule) error {
+			if _, ok := m[name]; !ok {
+				if slices.ContainsFunc(t.config, func(r rules.Rule) bool { return r.Name == name }) {
+					return fmt.Errorf("rule %s is from the config file: remove it there and reload", name)
+				}
+				return fmt.Errorf("rule %s not found", name)
 			}
-			return admin.Errorf("rule %s not found", name)
-		}
-		m := maps.Clone(t.admin)
-		delete(m, name)
-		set, err := t.build(t.config, m)
-		if err != nil {
-			return admin.Errorf("%v", err)
-		}
-		t.admin = m
-		t.set.Store(set)
-		return admin.OK()
+			delete(m, name)
+			return nil
+		})
 	})
 	d.Mux.Handle("GET", "rule", false, func(_ context.Context, name string, _ []byte) admin.Reply {
 		if name != "info" {

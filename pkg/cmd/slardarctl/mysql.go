@@ -1,7 +1,6 @@
 package slardarctl
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/slardar-go/slardar/pkg/cmdutil"
 	"github.com/slardar-go/slardar/pkg/config"
+	"github.com/slardar-go/slardar/pkg/mysql/digest"
 	"github.com/slardar-go/slardar/pkg/mysql/rules"
 )
 
@@ -55,16 +55,7 @@ on, over a config file user of the same name, until it is deleted or the proxy r
 			})
 		},
 	}
-	del := &cobra.Command{
-		Use:     "delete NAME",
-		Aliases: []string{"rm"},
-		Short:   "Delete a user PUT before (DELETE user NAME); its open sessions go on",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.report(cmd, g.do(cmd.Context(), "DELETE", "user", args[0], nil), "user "+args[0]+" deleted")
-		},
-	}
-	user.AddCommand(put, list, del)
+	user.AddCommand(put, list, newDeleteCommand(g, "user", "NAME", "Delete a user PUT before (DELETE user NAME); its open sessions go on"))
 
 	processlist := &cobra.Command{
 		Use:     "processlist",
@@ -167,28 +158,11 @@ mysql.digests.max digests are counted in one "other" row.`,
 	return cmd
 }
 
-// digestRow is a row of GET mysql digest (mysql-proxy's digest.Row).
+// digestRow is a row of GET mysql digest with its rank and share of the total time.
 type digestRow struct {
-	Digest       string  `json:"digest"`
-	Text         string  `json:"digest_text"`
-	User         string  `json:"user"`
-	Schema       string  `json:"schema"`
-	Upstream     string  `json:"upstream"`
-	Count        uint64  `json:"count"`
-	Errors       uint64  `json:"errors"`
-	RowsSent     uint64  `json:"rows_sent"`
-	RowsAffected uint64  `json:"rows_affected"`
-	Total        float64 `json:"total_seconds"`
-	Min          float64 `json:"min_seconds"`
-	Max          float64 `json:"max_seconds"`
-	P99          float64 `json:"p99_seconds"`
-	FirstSeen    string  `json:"first_seen"`
-	LastSeen     string  `json:"last_seen"`
-	Primary      uint64  `json:"primary"`
-	Replica      uint64  `json:"replica"`
-	Fallback     uint64  `json:"fallback"`
-	Rank         int     `json:"rank"`
-	Share        float64 `json:"share"` // of the total time of every row
+	digest.Row
+	Rank  int     `json:"rank"`
+	Share float64 `json:"share"` // of the total time of every row
 }
 
 // sortDigests orders rows by sortBy, largest first, numbers them and keeps the first top.
@@ -305,76 +279,49 @@ A rule that does not compile is refused with its position and the rules in force
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			results := g.do(cmd.Context(), "GET", "rule", "info", nil)
-			return show(g, cmd, results, decodeEach[[]ruleInfo](results, "rule info"), table[[]ruleInfo]{
+			return show(g, cmd, results, decodeEach[[]rules.Info](results, "rule info"), table[[]rules.Info]{
 				header:  []string{"ORDER", "RULE", "SOURCE", "MATCH", "ACTION", "HITS"},
 				listing: true,
-				rows: func(rs []ruleInfo) (rows [][]string) {
+				rows: func(rs []rules.Info) (rows [][]string) {
 					for _, r := range rs {
-						rows = append(rows, []string{strconv.Itoa(r.Order), r.Name, r.Source, compactJSON(r.Match), ruleAction(r), strconv.FormatInt(r.Hits, 10)})
+						rows = append(rows, []string{strconv.Itoa(r.Order), r.Name, r.Source, jsonOf(r.Match), ruleAction(r.Rule), strconv.FormatInt(r.Hits, 10)})
 					}
 					return rows
 				},
 			})
 		},
 	}
-	del := &cobra.Command{
-		Use:     "delete NAME",
-		Aliases: []string{"rm"},
-		Short:   "Delete a rule PUT before (DELETE rule NAME)",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.report(cmd, g.do(cmd.Context(), "DELETE", "rule", args[0], nil), "rule "+args[0]+" deleted")
-		},
-	}
-	cmd.AddCommand(put, list, del)
+	cmd.AddCommand(put, list, newDeleteCommand(g, "rule", "NAME", "Delete a rule PUT before (DELETE rule NAME)"))
 	return cmdutil.Group(cmd)
 }
 
-// ruleInfo is a rule of GET rule info (rules.Info).
-type ruleInfo struct {
-	Name        string          `json:"name"`
-	Order       int             `json:"order"`
-	Match       json.RawMessage `json:"match"`
-	Upstream    string          `json:"upstream"`
-	Destination string          `json:"destination"`
-	Reject      json.RawMessage `json:"reject"`
-	Rewrite     json.RawMessage `json:"rewrite"`
-	Timeout     string          `json:"timeout"`
-	Mirror      json.RawMessage `json:"mirror"`
-	Continue    bool            `json:"continue"`
-	Source      string          `json:"source"`
-	Hits        int64           `json:"hits"`
-}
-
 // ruleAction says what a rule does, in a few words.
-func ruleAction(r ruleInfo) string {
+func ruleAction(r rules.Rule) string {
 	var parts []string
-	add := func(k, v string) {
-		if v != "" && v != "null" {
-			parts = append(parts, k+" "+v)
+	add := func(k string, v any) {
+		if s := jsonOf(v); s != "" && s != "null" && s != `""` {
+			parts = append(parts, k+" "+strings.Trim(s, `"`))
 		}
 	}
 	add("upstream", r.Upstream)
 	add("destination", r.Destination)
-	add("reject", compactJSON(r.Reject))
-	add("rewrite", compactJSON(r.Rewrite))
+	add("reject", r.Reject)
+	add("rewrite", r.Rewrite)
 	add("timeout", r.Timeout)
-	add("mirror", compactJSON(r.Mirror))
+	add("mirror", r.Mirror)
 	if r.Continue {
 		parts = append(parts, "continue")
 	}
 	return strings.Join(parts, ", ")
 }
 
-func compactJSON(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
+// jsonOf is v as compact JSON, for a table cell.
+func jsonOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
 	}
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return string(raw)
-	}
-	return b.String()
+	return string(b)
 }
 
 // checkRule refuses, before it is sent, a rule the proxy would refuse.

@@ -24,14 +24,7 @@ name, *.domain (one label), ~regexp or default; a route is {"upstream":NAME} or
 	put.Short = "Create or replace the route of a pattern (PUT route PATTERN)"
 	put.Example = `  echo '{"upstream":"web"}' | slardarctl --addr 127.0.0.1:1897 route put 'www.example.com' -f -
   echo '{"target":"${1}.internal:8443"}' | slardarctl --addr 127.0.0.1:1897 route put '~(.+)\.svc\.example\.com' -f -`
-	del := &cobra.Command{
-		Use:   "delete PATTERN",
-		Short: "Delete the route of a pattern (DELETE route PATTERN)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.report(cmd, g.do(cmd.Context(), "DELETE", "route", args[0], nil), "route "+args[0]+" deleted")
-		},
-	}
+	del := newDeleteCommand(g, "route", "PATTERN", "Delete the route of a pattern (DELETE route PATTERN)")
 	list := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls", "info"},

@@ -98,6 +98,19 @@ deletes it wherever it is instead, and reports each proxy.`,
 	return cmd
 }
 
+// newDeleteCommand is "delete ARG": DELETE <topic> ARG on every proxy, each reported.
+func newDeleteCommand(g *Globals, topic, arg, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete " + arg,
+		Aliases: []string{"rm"},
+		Short:   short,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.report(cmd, g.do(cmd.Context(), "DELETE", topic, args[0], nil), topic+" "+args[0]+" deleted")
+		},
+	}
+}
+
 // info fetches GET upstream info from every proxy.
 func (g *Globals) info(cmd *cobra.Command) (map[string]map[string]*checkups.Upstream, []result) {
 	results := g.do(cmd.Context(), "GET", "upstream", "info", nil)
