@@ -48,6 +48,7 @@ rules:
 		"rewrite":  "order: 3\nmatch: {regexp: 'rewrite-me'}\nrewrite: {pattern: 'select 1', replacement: 'select 2'}\n",
 		"slow":     "order: 4\nmatch: {regexp: 'sleep'}\ntimeout: 300ms\n",
 		"mirror":   "order: 5\nmatch: {regexp: 'insert into mirror_t'}\nmirror: {upstream: db_mirror}\n",
+		"forced":   "order: 6\nmatch: {regexp: '^insert into forced_t'}\ndestination: replica\n",
 	} {
 		if out, err := put(name, body); err != nil {
 			t.Fatalf("rule put %s: %v\n%s", name, err, out)
@@ -74,6 +75,13 @@ rules:
 		out, err := sql("select count(*) from mirror_t /* to-primary */")
 		return err == nil && out == "2"
 	})
+	// A write forced to a replica is refused there (read-only session) and runs on the primary.
+	if out, err := sql("create table if not exists forced_t (v int); insert into forced_t values (7); select count(*) from forced_t where v = 7 /* to-primary */"); err != nil || out != "1" {
+		t.Fatalf("a write forced to a replica: %q %v", out, err)
+	}
+	if v, _ := testutil.Scrape(t, d.HTTPAddr()).Value("slardar_mysql_replica_refusals_total", nil); v < 1 {
+		t.Fatalf("the forced write was not refused by the replica: %v", v)
+	}
 	// A rule that does not compile: refused with its position, the others stay.
 	if out, err := put("broken", "match:\n  regexp: '(unclosed'\n"); err == nil || !strings.Contains(out, "line 2 column 11: match.regexp") {
 		t.Fatalf("a broken rule: %v\n%s", err, out)
@@ -90,14 +98,14 @@ rules:
 		Name, Source string
 		Hits         int64
 	}
-	if err != nil || json.Unmarshal(out, &infos) != nil || len(infos) != 6 {
+	if err != nil || json.Unmarshal(out, &infos) != nil || len(infos) != 7 {
 		t.Fatalf("rule list after a reload: %v\n%s", err, out)
 	}
 	hits := map[string]int64{}
 	for _, r := range infos {
 		hits[r.Name] = r.Hits
 	}
-	if hits["firewall"] != 1 || hits["reports"] != 1 || hits["rewrite"] != 1 || hits["to-primary"] < 2 || infos[5].Source != "config" {
+	if hits["firewall"] != 1 || hits["reports"] != 1 || hits["rewrite"] != 1 || hits["to-primary"] < 2 || infos[6].Source != "config" {
 		t.Fatalf("hits: %v\n%s", hits, out)
 	}
 	if out, err := sql("truncate table nothing"); err == nil || !strings.Contains(out, "1148") {

@@ -32,7 +32,7 @@ type Rule struct {
 	// state pinned to the primary), as the session's user with its schema and settings.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
 	// Destination forces the primary or a replica (a replica session stays read-only: a
-	// write sent there fails).
+	// write forced there is refused by the replica and runs on the primary, logged).
 	Destination string   `yaml:"destination" json:"destination,omitempty"`
 	Reject      *Reject  `yaml:"reject" json:"reject,omitempty"`
 	Rewrite     *Rewrite `yaml:"rewrite" json:"rewrite,omitempty"`

@@ -44,7 +44,7 @@ func ruleRoute(r route, d rules.Decision) route {
 	case "primary":
 		return routePrimary
 	case "replica":
-		return routeRead // a replica session is read-only: a write sent there fails
+		return routeRead // a replica session is read-only: a write sent there is refused and rerun on the primary
 	}
 	return r
 }
