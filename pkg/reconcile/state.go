@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/slardar-go/slardar/pkg/checkups"
 	"github.com/slardar-go/slardar/pkg/mysql/rules"
@@ -41,6 +42,31 @@ type Desired struct {
 	Users     map[string][]byte // normalized user JSON (mysql-proxy's PUT user body)
 	Rules     map[string][]byte // normalized query rule JSON (mysql-proxy's PUT rule body)
 	Problems  []Problem
+
+	// short are the upstreams in the short form, and compared the comparisons of those already
+	// made (want and a proxy's value → equal): a short form is compared by applying it over
+	// the proxy's upstream, which costs a parse and a merge, and a snapshot is planned against
+	// every target again and again with mostly the same values.
+	short    map[string]bool
+	compared *sync.Map
+}
+
+// sameUpstream reports whether a proxy that has have (normalized) has the upstream n wants.
+func (d Desired) sameUpstream(n string, have []byte) bool {
+	want := d.Upstreams[n]
+	if d.short == nil { // a Desired not made by ParseSnapshot
+		return sameUpstream(wantUpstream(want, have), have)
+	}
+	if !d.short[n] {
+		return sameUpstream(want, have)
+	}
+	key := string(want) + "\x00" + string(have)
+	if v, ok := d.compared.Load(key); ok {
+		return v.(bool)
+	}
+	same := sameUpstream(wantUpstream(want, have), have)
+	d.compared.Store(key, same)
+	return same
 }
 
 // NormalizeUser checks a mysql_users/NAME value and writes it back in the one form compared
@@ -50,7 +76,8 @@ type NormalizeUser func(name string, body []byte) ([]byte, error)
 // ParseSnapshot reads the layout out of a store snapshot. Invalid values (bad JSON, a script
 // that does not compile) become Problems; the valid ones are kept.
 func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Desired {
-	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}, Users: map[string][]byte{}, Rules: map[string][]byte{}}
+	d := Desired{Upstreams: map[string][]byte{}, Code: map[string][]byte{}, Routes: map[string][]byte{}, Users: map[string][]byte{}, Rules: map[string][]byte{},
+		short: map[string]bool{}, compared: &sync.Map{}}
 	keys := make([]string, 0, len(kv))
 	for k := range kv {
 		keys = append(keys, k)
@@ -71,7 +98,7 @@ func ParseSnapshot(prefix string, kv map[string][]byte, users NormalizeUser) Des
 		case store.Upstreams:
 			var b []byte
 			if b, err = NormalizeUpstream(val); err == nil {
-				d.Upstreams[name] = b
+				d.Upstreams[name], d.short[name] = b, checkups.IsShort(b)
 			} else if line, col, ok := checkups.Position(val, err.Error()); ok {
 				err = fmt.Errorf("line %d column %d: %w", line, col, err)
 			}
@@ -235,9 +262,7 @@ func Plan(d Desired, a Actual, owned Owned, prune bool) []Change {
 			}
 		}
 	}
-	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool {
-		return sameUpstream(wantUpstream(d.Upstreams[n], a.Upstreams[n]), a.Upstreams[n])
-	})
+	diff(KindUpstream, "put", d.Upstreams, a.Upstreams, func(n string) bool { return d.sameUpstream(n, a.Upstreams[n]) })
 	if a.Code != nil {
 		have := make(map[string][]byte, len(a.Code))
 		for n, v := range a.Code {
