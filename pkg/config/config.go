@@ -80,6 +80,9 @@ type Listener struct {
 	// ServerVersion is what mysql-proxy's handshake announces on the listener; default the
 	// servers' own version, marked "-slardar" (mysql.server_version sets it for all).
 	ServerVersion string `yaml:"server_version,omitempty"`
+	// Multiplex: mysql-proxy gives a session's server connections back to the pool after each
+	// statement when nothing ties the session to them (transaction-level multiplexing).
+	Multiplex bool `yaml:"multiplex,omitempty"`
 }
 
 // Common is the part of the configuration every proxy daemon has.
@@ -140,8 +143,8 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	for i, l := range f.Listeners {
-		if l.Consistency != "" || l.Window != 0 || l.ServerVersion != "" {
-			return nil, fmt.Errorf("listeners[%d]: consistency, window and server_version are mysql-proxy settings", i)
+		if l.Consistency != "" || l.Window != 0 || l.ServerVersion != "" || l.Multiplex {
+			return nil, fmt.Errorf("listeners[%d]: consistency, window, server_version and multiplex are mysql-proxy settings", i)
 		}
 	}
 	return f, nil

@@ -205,8 +205,8 @@ func (f *MySQLFile) Validate() error {
 		if l.Window < 0 {
 			return fmt.Errorf("listeners[%d] (%s): window must not be negative", i, l.Listen)
 		}
-		if o, ok := byUpstream[l.Upstream]; ok && (o.Consistency != l.Consistency || o.Window != l.Window) {
-			return fmt.Errorf("listeners %s and %s serve upstream %q with different consistency settings", o.Listen, l.Listen, l.Upstream)
+		if o, ok := byUpstream[l.Upstream]; ok && (o.Consistency != l.Consistency || o.Window != l.Window || o.Multiplex != l.Multiplex) {
+			return fmt.Errorf("listeners %s and %s serve upstream %q with different consistency or multiplex settings", o.Listen, l.Listen, l.Upstream)
 		}
 		byUpstream[l.Upstream] = l
 	}

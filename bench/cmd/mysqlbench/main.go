@@ -12,11 +12,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type options struct {
 	extra                          string
 	consistency                    bool
 	digests                        bool
+	multiplex                      bool
+	listener                       string // more YAML in mysql-proxy's listener entry (", multiplex: true")
 }
 
 func main() {
@@ -44,6 +48,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. point_select, 64)")
 	flag.StringVar(&o.extra, "mysql-proxy-yaml", "", "extra YAML for mysql-proxy's config")
 	flag.BoolVar(&o.consistency, "consistency", false, "instead of the peers: mysql-proxy with consistency none, window and session on oltp_read_write")
+	flag.BoolVar(&o.multiplex, "multiplex", false, "instead of the peers: 2000 clients through mysql-proxy with multiplexing over 64 connections per server, against 64 clients and against 2000 without multiplexing")
 	flag.BoolVar(&o.digests, "digests", false, "instead of the peers: mysql-proxy with query digests off and on, beside direct and Gaea, on oltp_point_select")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -76,12 +81,19 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	repl, err := testserver.StartReplication(ctx, dir, 0, 0)
+	var args []string
+	if o.multiplex {
+		args = append(args, "--max-connections=2500") // 2000 clients without multiplexing, each with a server connection
+	}
+	repl, err := testserver.StartReplicationWith(ctx, dir, 0, 0, args...)
 	if err != nil {
 		return err
 	}
 	defer repl.Stop()
 	primary, replica := repl.Primary.Port, repl.Replica.Port
+	if o.multiplex {
+		return o.multiplexRun(dir, repl)
+	}
 
 	if o.consistency {
 		return o.consistencyRun(ctx, dir, repl)
@@ -219,13 +231,13 @@ func (o options) startMySQLProxyOver(dir string, port, primary int, replicas ...
 	}
 	cfg := fmt.Sprintf(`http: {listen: ""}  # several proxies run at once: no endpoint on the default port
 admin: {listen: "127.0.0.1:%d"}
-listeners: [{listen: "127.0.0.1:%d", upstream: db}]
+listeners: [{listen: "127.0.0.1:%d", upstream: db%s}]
 users: [{name: %s, password: %s}]
 upstreams:
   db: %s
   db_read: %s
 %s
-`, proc.Port(), port, testserver.User, testserver.Password, up(primary), up(replicas...), o.extra)
+`, proc.Port(), port, o.listener, testserver.User, testserver.Password, up(primary), up(replicas...), o.extra)
 	return startWithConfig(dir, "mysql-proxy.yaml", cfg, o.mysqlProxy, "--config")
 }
 
@@ -459,6 +471,105 @@ func (o options) digestRun(dir string, repl *testserver.Replication) error {
 		fmt.Printf("| %s | qps | %s | %s |\n", row, strings.Join(cells, " | "), ratio(best[2], best[1]))
 	}
 	return nil
+}
+
+// multiplexRun: sysbench oltp_point_select (text statements) through mysql-proxy with
+// multiplexing and mysql.pool.max_conns 64, with 64 and with 2000 client threads, and through
+// mysql-proxy without multiplexing with 2000; the servers' peak Threads_connected during each
+// run (sampled every 200 ms) and sysbench's errors with each.
+func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
+	primary, replica := repl.Primary.Port, repl.Replica.Port
+	start := func(name, extra, listener string) (target, error) {
+		port := proc.Port()
+		sub := filepath.Join(dir, name)
+		os.MkdirAll(sub, 0o755)
+		po := o
+		po.extra, po.listener = extra+o.extra, listener
+		cmd, err := po.startMySQLProxy(sub, port, primary, replica)
+		if err != nil {
+			return target{}, err
+		}
+		if err := proc.WaitPort(port); err != nil {
+			proc.Stop(cmd)
+			return target{}, fmt.Errorf("%s: %w (log in %s)", name, err, sub)
+		}
+		return target{name: name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd}, nil
+	}
+	mux, err := start("multiplex", "mysql: {pool: {max_conns: 64, max_idle: 64, wait_timeout: 30s}}\n", ", multiplex: true")
+	if err != nil {
+		return err
+	}
+	defer proc.Stop(mux.cmd)
+	plain, err := start("plain", "mysql: {pool: {wait_timeout: 30s}}\n", "")
+	if err != nil {
+		return err
+	}
+	defer proc.Stop(plain.cmd)
+	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
+	if out, err := proc.SysbenchCmd("oltp_point_select", prep.hosts, prep.ports, 4, 0, "prepare").CombinedOutput(); err != nil {
+		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
+	}
+	if err := repl.Sync(context.Background()); err != nil {
+		return err
+	}
+	threadsConnected := func(m *testserver.MariaDB) int {
+		db, err := sql.Open("mysql", m.DSN("root"))
+		if err != nil {
+			return -1
+		}
+		defer db.Close()
+		var name string
+		var n int
+		db.QueryRow("SHOW GLOBAL STATUS LIKE 'Threads_connected'").Scan(&name, &n)
+		return n
+	}
+	fmt.Println("| sysbench oltp_point_select, text statements | client threads | qps | errors | peak Threads_connected, primary + replica |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, row := range []struct {
+		t       target
+		threads int
+	}{{mux, 64}, {mux, 2000}, {plain, 2000}} {
+		done := make(chan struct{})
+		peak := make(chan int, 1)
+		go func() {
+			p := 0
+			for {
+				select {
+				case <-done:
+					peak <- p
+					return
+				case <-time.After(200 * time.Millisecond):
+					p = max(p, threadsConnected(repl.Primary)+threadsConnected(repl.Replica))
+				}
+			}
+		}()
+		cmd := proc.SysbenchCmd("oltp_point_select", row.t.hosts, row.t.ports, row.threads, o.sbTime, "run", "--db-ps-mode=disable", "--mysql-ignore-errors=all")
+		out, err := cmd.CombinedOutput()
+		close(done)
+		p := <-peak
+		qps, errs := "fails", "—"
+		if m := sysbenchRE.FindSubmatch(out); m != nil && err == nil {
+			qps = proc.Num(mustFloat(string(m[1])))
+		}
+		if m := errorsRE.FindSubmatch(out); m != nil {
+			errs = string(m[1])
+		}
+		if err != nil {
+			errs = sysbenchError(fmt.Errorf("%v\n%s", err, out))
+		}
+		fmt.Printf("| %s | %d | %s | %s | %d |\n", row.t.name, row.threads, qps, errs, p)
+	}
+	return nil
+}
+
+var (
+	sysbenchRE = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
+	errorsRE   = regexp.MustCompile(`ignored errors:\s+(\d+)`)
+)
+
+func mustFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }
 
 // accessSums adds up the numeric fields of mysql-proxy's access-log lines in a log file.

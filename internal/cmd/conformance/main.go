@@ -1,9 +1,10 @@
 // Command conformance runs a MySQL client library's own tests — go-sql-driver/mysql, at the
 // version pinned below, with that driver's CI settings (max_connections=50, performance_schema,
 // max_allowed_packet=48M, local_infile, TLS certificates) — against a MariaDB primary
-// directly, through a mysql-proxy listener that has only the primary, and through a split
-// listener over the primary and a replica. It prints the tests whose outcome differs and
-// fails unless the same tests pass all three ways: a client must not be able to tell, from
+// directly, through a mysql-proxy listener that has only the primary, through a split
+// listener over the primary and a replica, and through such a listener with multiplexing. It
+// prints the tests whose outcome differs and fails unless the same tests pass all four ways: a
+// client must not be able to tell, from
 // behaviour its driver's tests check, that a proxy is in between.
 //
 // `make conformance` runs it (and `make test` runs that).
@@ -144,6 +145,7 @@ func runDriver(ctx context.Context, dir string, o options) error {
 		{"direct", repl.Primary.Addr()},
 		{"primary-only", proxy.primaryOnly},
 		{"split", proxy.split},
+		{"multiplex", proxy.multiplex},
 	}
 	results := make([]map[string]outcome, len(targets))
 	for i, tg := range targets {
@@ -158,7 +160,11 @@ func runDriver(ctx context.Context, dir string, o options) error {
 			fmt.Print(serverState(ctx, repl))
 		}
 	}
-	return report(os.Stdout, targets[0].name, []string{targets[1].name, targets[2].name}, results, o.verbose, proxy.log)
+	others := make([]string, 0, len(targets)-1)
+	for _, tg := range targets[1:] {
+		others = append(others, tg.name)
+	}
+	return report(os.Stdout, targets[0].name, others, results, o.verbose, proxy.log)
 }
 
 // differ reports whether a test passes in one result and not in the other.
@@ -473,11 +479,11 @@ func rootExec(ctx context.Context, m *testserver.MariaDB, stmts ...string) error
 
 // proxyProc is mysql-proxy run for the conformance test.
 type proxyProc struct {
-	cmd                *exec.Cmd
-	primaryOnly, split string
-	log                string
-	exited             chan error
-	stopOnce           sync.Once
+	cmd                           *exec.Cmd
+	primaryOnly, split, multiplex string // the listeners ("" when the config has no such one)
+	log                           string
+	exited                        chan error
+	stopOnce                      sync.Once
 }
 
 // stop ends the proxy (once; later calls return at once).
@@ -493,9 +499,10 @@ func (p *proxyProc) stop() {
 	})
 }
 
-// driverProxyConfig is mysql-proxy's configuration for the driver's tests: two listeners,
-// "direct" (only the primary) and "db" (the primary, and the replica for reads), over TLS to
-// the servers (verified with ca), as the driver's TLS tests see the server's session.
+// driverProxyConfig is mysql-proxy's configuration for the driver's tests: three listeners,
+// "direct" (only the primary), "db" (the primary, and the replica for reads) and "mux" (as db,
+// with multiplexing: server connections change hands after each statement), over TLS to the
+// servers (verified with ca), as the driver's TLS tests see the server's session.
 func driverProxyConfig(repl *testserver.Replication, ca string) func(ports []int) string {
 	return func(ports []int) string {
 		up := func(name string, m *testserver.MariaDB) string {
@@ -508,17 +515,19 @@ checkups: {interval: 1s}
 listeners:
   - {listen: "127.0.0.1:%d", upstream: direct}
   - {listen: "127.0.0.1:%d", upstream: db}
+  - {listen: "127.0.0.1:%d", upstream: mux, multiplex: true}
 users:
   - {name: %s, password: %s}
 upstreams:
-`, ports[0], ports[1], ports[2], testUser, testPassword) + up("direct", repl.Primary) + up("db", repl.Primary) + up("db_read", repl.Replica)
+`, ports[0], ports[1], ports[2], ports[3], testUser, testPassword) + up("direct", repl.Primary) + up("db", repl.Primary) + up("db_read", repl.Replica) +
+			up("mux", repl.Primary) + up("mux_read", repl.Replica)
 	}
 }
 
-// startProxy runs mysql-proxy with the configuration config makes from three free ports (the
-// admin listener's, then the primary-only listener's and the split listener's).
+// startProxy runs mysql-proxy with the configuration config makes from four free ports (the
+// admin listener's, then the primary-only, split and multiplexed listeners').
 func startProxy(ctx context.Context, bin, dir string, config func(ports []int) string) (*proxyProc, error) {
-	ports := make([]int, 3)
+	ports := make([]int, 4)
 	for i := range ports {
 		p, err := testserver.FreePort()
 		if err != nil {
@@ -536,7 +545,7 @@ func startProxy(ctx context.Context, bin, dir string, config func(ports []int) s
 		return nil, err
 	}
 	p := &proxyProc{primaryOnly: "127.0.0.1:" + strconv.Itoa(ports[1]), split: "127.0.0.1:" + strconv.Itoa(ports[2]),
-		log: logPath, exited: make(chan error, 1)}
+		multiplex: "127.0.0.1:" + strconv.Itoa(ports[3]), log: logPath, exited: make(chan error, 1)}
 	p.cmd = exec.Command(bin, "--config", path)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -135,6 +135,7 @@ func (d *Daemon) prepare(_ context.Context, cfg *config.MySQLFile) (func(), erro
 		sc.MaxStmts, sc.IdleTimeout, sc.MaxPacket = cfg.MySQL.MaxPreparedStatements, cfg.MySQL.IdleTimeout, int(cfg.MySQL.MaxPacket)
 		sc.ReadTimeout = cfg.MySQL.ReadTimeout
 		sc.Consistency = session.Consistency{Mode: mode, Window: window, GTIDWait: cfg.MySQL.GTIDWaitTimeout}
+		sc.Multiplex = l.Multiplex
 		sessions[l.Upstream] = sc
 		roles[l.Upstream], roles[l.Upstream+session.ReadSuffix] = checkups.RolePrimary, checkups.RoleReplica
 	}

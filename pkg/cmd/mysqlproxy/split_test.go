@@ -3,6 +3,7 @@ package mysqlproxy
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -133,9 +134,18 @@ func TestPins(t *testing.T) {
 }
 
 // TestNoSessionLeaksThroughThePool: a client never sees another client's variables,
-// transaction, temporary tables or locks, though it gets the same backend connections.
+// transaction, temporary tables or locks, though it gets the same backend connections; the
+// same with multiplexing, where connections change hands after every statement.
 func TestNoSessionLeaksThroughThePool(t *testing.T) {
-	d, addr := startProxy(t, proxyConfig(t, ""))
+	for _, multiplex := range []bool{false, true} {
+		t.Run(fmt.Sprintf("multiplex=%v", multiplex), func(t *testing.T) { testNoSessionLeaks(t, multiplex) })
+	}
+}
+
+func testNoSessionLeaks(t *testing.T, multiplex bool) {
+	cfg := proxyConfig(t, "")
+	cfg.Listeners[0].Multiplex = multiplex
+	d, addr := startProxy(t, cfg)
 	db := openDB(t, addr, "")
 	db.SetMaxIdleConns(0)
 	run(t, conn(t, db), "create table if not exists leak (id int primary key)")

@@ -55,13 +55,21 @@ type Login struct {
 	Collation uint8
 	Attrs     []Attr
 	ReadOnly  bool
+	// Shared is the state key of a multiplexed session (user, secret, schema, collation,
+	// read-only mode and the session's replayed settings): an idle connection a session of the
+	// same key gave back is taken without COM_CHANGE_USER (Conn.Shared). "" for other sessions.
+	Shared string
 }
 
 // Conn is a logged-in backend connection in the command phase.
 type Conn struct {
 	*wire.Conn
-	Key      Key
-	Login    Login // who it is logged in as now
+	Key   Key
+	Login Login // who it is logged in as now
+	// Shared is the state key a multiplexed session gave the connection back with: it has that
+	// state and no other (no transaction, locks, temporary tables). COM_CHANGE_USER and
+	// COM_RESET_CONNECTION clear it.
+	Shared   string
 	ThreadID uint32
 	Version  string
 	Status   uint16 // status flags of the last OK or EOF

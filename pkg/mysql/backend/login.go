@@ -460,7 +460,7 @@ func (c *Conn) ChangeUser(ctx context.Context, l Login) error {
 	if err := a.finish(c.hs.plugin); err != nil {
 		return err
 	}
-	c.Login, c.Schema, c.Status, c.SkipState, c.Dirty = l, l.Schema, wire.StatusAutocommit, false, false
+	c.Login, c.Schema, c.Status, c.SkipState, c.Dirty, c.Shared = l, l.Schema, wire.StatusAutocommit, false, false, ""
 	return c.track(ctx)
 }
 
@@ -471,7 +471,7 @@ func (c *Conn) Reset(ctx context.Context) error {
 	if err := c.Exec(ctx, mysql.COM_RESET_CONNECTION, ""); err != nil {
 		return err
 	}
-	c.Status, c.SkipState, c.Dirty = wire.StatusAutocommit, false, false
+	c.Status, c.SkipState, c.Dirty, c.Shared = wire.StatusAutocommit, false, false, ""
 	return c.track(ctx)
 }
 

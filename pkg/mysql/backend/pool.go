@@ -79,6 +79,7 @@ type Pool struct {
 	done    chan struct{}
 
 	Opened, Reused, Resets, Closed atomic.Int64
+	Shared                         atomic.Int64 // reuses by a multiplexed session of the same state, without COM_CHANGE_USER
 }
 
 // server is the pool's book of one server.
@@ -165,6 +166,13 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 		p.mu.Lock()
 		sv := p.server(key.Addr)
 		sv.configured = maxConns
+		if c := p.takeShared(sv, key, l.Shared); c != nil {
+			p.mu.Unlock()
+			p.Reused.Add(1)
+			p.Shared.Add(1)
+			p.account(sv, start)
+			return c, nil
+		}
 		if c := p.takeIdle(sv, key); c != nil {
 			p.mu.Unlock()
 			if err := c.ChangeUser(ctx, l); err != nil {
@@ -333,6 +341,24 @@ func (p *Pool) takeIdle(sv *server, key Key) *Conn {
 	return nil
 }
 
+// takeShared is an idle connection a multiplexed session of state key shared gave back (see
+// Login.Shared), or nil.
+func (p *Pool) takeShared(sv *server, key Key, shared string) *Conn {
+	if shared == "" {
+		return nil
+	}
+	now := time.Now()
+	for i := len(sv.idle) - 1; i >= 0; i-- {
+		c := sv.idle[i]
+		if c.Key != key || c.Shared != shared || now.Sub(c.idleAt) >= p.idleTimeout() || now.Sub(c.openedAt) >= p.maxAge() {
+			continue
+		}
+		sv.idle = append(sv.idle[:i], sv.idle[i+1:]...)
+		return c
+	}
+	return nil
+}
+
 // isTooMany reports a server's refusal of a login for its connection limit.
 func isTooMany(err error) bool {
 	var me *mysql.MyError
@@ -366,7 +392,9 @@ func (p *Pool) Put(c *Conn) {
 	sv := p.server(c.Key.Addr)
 	sv.idle = append(sv.idle, c)
 	var extra *Conn
-	if len(sv.idle) > p.maxIdle(sv) {
+	// A multiplexed session's connection waits for the next statement whatever max_idle says:
+	// the sessions' connections are all idle between statements (the limit still bounds them).
+	if len(sv.idle) > p.maxIdle(sv) && c.Shared == "" {
 		extra, sv.idle = sv.idle[0], sv.idle[1:]
 		sv.open--
 	}

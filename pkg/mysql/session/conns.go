@@ -35,6 +35,10 @@ func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error)
 	c.Release, c.Usable = peer.Acquire(), peer.Usable
 	s.noteBackend(peer.Addr())
 	s.st.applied[c] = 0
+	if c.Shared != "" && c.Shared == login.Shared {
+		s.st.applied[c] = s.st.gen // it has the session's state: a multiplexed session of that state gave it back
+	}
+	c.Shared = ""
 	return c, nil
 }
 
@@ -53,6 +57,9 @@ func (s *Session) key0(readOnly bool) (backend.Key, backend.Login) {
 	key := backend.Key{Caps: s.cl.Capabilities&backend.Framing | mysql.CLIENT_SESSION_TRACK, ExtCaps: s.cl.ExtCaps & backend.ExtFraming}
 	login := backend.Login{User: user, Secret: secret, Schema: s.st.schema,
 		Collation: s.cl.Collation, ReadOnly: readOnly, Attrs: s.attrs()}
+	if s.cfg.Multiplex {
+		login.Shared = s.sharedKey(login)
+	}
 	return key, login
 }
 

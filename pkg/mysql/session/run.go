@@ -163,6 +163,10 @@ func (s *Session) run(r route, cmd command) (*backend.Conn, wire.Result, error) 
 		}
 		var ch changes
 		res, err := s.exchange(c, payload, cmd, toClient, &ch)
+		s.warnings = res.Warnings > 0 || res.Err != nil // SHOW WARNINGS / SHOW ERRORS must find them where they are
+		if res.InsertID != 0 {
+			s.holdAfterInsert = holdAfterInsert // SELECT LAST_INSERT_ID() must find it where it is
+		}
 		if err == nil {
 			if res.Err != nil && res.Err.Code == mysql.ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION && c.Login.ReadOnly && s.tx == nil {
 				s.refused(c, cmd.payload)

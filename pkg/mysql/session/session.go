@@ -67,6 +67,9 @@ type Config struct {
 	Rules func() *rules.Set
 	// Mirrors runs what rules mirror; nil: nothing is mirrored.
 	Mirrors *Mirrors
+	// Multiplex gives a session's server connections back to the pool after each statement
+	// when nothing ties the session to them (multiplex.go).
+	Multiplex bool
 
 	fallback atomic.Bool // reads currently fall back to the primary (logged on change)
 	noGTID   atomic.Bool // a primary without last_gtid was logged
@@ -137,6 +140,8 @@ type Session struct {
 	lastWrite        time.Time                    // the session's last write (Window consistency)
 	stats            Stats
 	now              atomic.Pointer[activity] // what it does now, for the processlist (process.go)
+	warnings         bool                     // the last statement left warnings (multiplexing keeps its connection)
+	holdAfterInsert  int                      // statements multiplexing keeps the connections for after an insert id
 }
 
 // Serve runs the command phase of a logged-in client until it quits, fails, or the daemon
@@ -218,6 +223,9 @@ func (s *Session) loop() error {
 		s.seqShift = s.cl.SeqShift(seq)
 		s.publish(payload)
 		err = s.command(payload, seq)
+		if s.cfg.Multiplex && err == nil {
+			s.multiplexRelease()
+		}
 		s.publish(nil)
 		if ferr := s.cl.W.Flush(); err == nil {
 			err = ferr

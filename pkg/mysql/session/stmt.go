@@ -30,6 +30,7 @@ type stmt struct {
 	typesOn  map[*backend.Conn]bool   // connections that have seen those types
 	exec     *backend.Conn            // where it last ran (COM_STMT_FETCH goes there)
 	long     *backend.Conn            // where long data waits for the next execution
+	cursor   bool                     // an execution asked for a cursor (multiplexing keeps the connection)
 }
 
 // forget drops what the statement knows of a connection the session let go of.
@@ -145,6 +146,7 @@ func (s *Session) execute(payload []byte, seq byte) error {
 	}
 	r := ruleRoute(s.routeOf(st.class), st.rule)
 	start := time.Now()
+	st.cursor = st.cursor || len(payload) > 5 && payload[5] != 0
 	stop := s.ruleTimeout(st.rule)
 	defer stop()
 	c, res, err := s.run(r, command{payload: payload, seq: seq, kind: wire.Results, class: st.class, explained: st.class.Session,

@@ -113,6 +113,14 @@ func EOFStatus(payload []byte) uint16 {
 	return binary.LittleEndian.Uint16(payload[3:])
 }
 
+// EOFWarnings is an EOF packet's warning count.
+func EOFWarnings(payload []byte) uint16 {
+	if len(payload) < 5 {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(payload[1:])
+}
+
 // IsEOF tells an EOF packet from a row that starts with 0xFE: EOF payloads are under 9 bytes.
 func IsEOF(p *Packet) bool { return p.First() == HeaderEOF && p.Len < 9 }
 

@@ -68,6 +68,8 @@ type Result struct {
 	// Rows and Affected are the rows the response's result sets carried and the affected rows
 	// its OK packets reported (the query digests' rows sent and changed).
 	Rows, Affected uint64
+	Warnings       uint16 // of the last OK or EOF packet
+	InsertID       uint64 // the last OK packet's last insert id
 }
 
 // Stmt is a prepare OK.
@@ -135,6 +137,7 @@ func (rl *Relay) ok(p *Packet, res *Result) error {
 	head, _ := ParseOK(p.Head(), rl.SessionTrack)
 	res.Status, res.Seen = head.Status, true
 	res.Affected += head.AffectedRows
+	res.Warnings, res.InsertID = head.Warnings, head.LastInsertID
 	state := rl.OnState != nil && rl.SessionTrack && head.Status&StatusStateChanged != 0
 	strip := rl.StripSessionTrack && rl.SessionTrack && rl.To != nil
 	if p.Continued() || !(state || strip) {
@@ -249,7 +252,7 @@ func (rl *Relay) resultSet(p *Packet, res *Result) (cursor bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		res.Status, res.Seen = EOFStatus(eof.Head()), true
+		res.Status, res.Seen, res.Warnings = EOFStatus(eof.Head()), true, EOFWarnings(eof.Head())
 		if err := rl.copy(&eof, res); err != nil {
 			return false, err
 		}
@@ -292,7 +295,7 @@ func (rl *Relay) rows(res *Result) error {
 		case rl.DeprecateEOF && p.First() == HeaderEOF && !p.Continued():
 			return rl.ok(&p, res)
 		case !rl.DeprecateEOF && IsEOF(&p):
-			res.Status, res.Seen = EOFStatus(p.Head()), true
+			res.Status, res.Seen, res.Warnings = EOFStatus(p.Head()), true, EOFWarnings(p.Head())
 			return rl.copy(&p, res)
 		}
 		res.Rows++
