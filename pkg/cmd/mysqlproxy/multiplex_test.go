@@ -82,6 +82,28 @@ func TestMultiplexing(t *testing.T) {
 		t.Fatal("no connection was taken over by a session of the same state")
 	}
 
+	// Statements prepared again on every connection they land on are closed there when it is
+	// given back: clients of one state (their connections change hands without a new login)
+	// do not make the server collect one per execution.
+	same := openDB(t, addr, "")
+	same.SetMaxOpenConns(10)
+	var wg2 sync.WaitGroup
+	for range 10 {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			for range 30 {
+				if _, err := same.ExecContext(ctx, "insert into muxlog (who) values (?)", -3); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg2.Wait()
+	if n, _ := strconv.Atoi(rootQuery(t, m, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'PREPARED_STMT_COUNT'")); n > 40 {
+		t.Fatalf("%d prepared statements on the server after 300 executions by 10 clients of one state", n)
+	}
 	// Isolation: a fresh client (a new session: not one of db's pooled client connections)
 	// sees none of the others' variables or settings.
 	fresh := conn(t, openDB(t, addr, ""))

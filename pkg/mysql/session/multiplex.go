@@ -1,9 +1,11 @@
 package session
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -63,6 +65,24 @@ func (s *Session) multiplexRelease() {
 			continue
 		}
 		c.Shared = login.Shared
+		s.closeStmtsOn(c)
 		s.drop(c, false)
+	}
+}
+
+// closeStmtsOn closes on c the session's statements prepared there (COM_STMT_CLOSE has no
+// answer): a connection that changes hands after every statement would otherwise collect a
+// server-side statement per execution until max_prepared_stmt_count.
+func (s *Session) closeStmtsOn(c *backend.Conn) {
+	sent := false
+	for _, st := range s.stmts {
+		if sid, ok := st.ids[c]; ok {
+			if _, err := c.WritePayload(0, binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_CLOSE}, sid)); err == nil {
+				sent = true
+			}
+		}
+	}
+	if sent {
+		c.W.Flush()
 	}
 }
