@@ -474,8 +474,8 @@ func (o options) digestRun(dir string, repl *testserver.Replication) error {
 }
 
 // multiplexRun: sysbench oltp_point_select (text statements) through mysql-proxy with
-// multiplexing and mysql.pool.max_conns 64, with 64 and with 2000 client threads, and through
-// mysql-proxy without multiplexing with 2000; the servers' peak Threads_connected during each
+// multiplexing and mysql.pool.max_conns 64, with 64 and with 2000 client threads, through
+// mysql-proxy without multiplexing with 2000, and through Gaea (its own pools) with 64 and 2000; the servers' peak Threads_connected during each
 // run (sampled every 200 ms) and sysbench's errors with each.
 func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 	primary, replica := repl.Primary.Port, repl.Replica.Port
@@ -505,6 +505,18 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 		return err
 	}
 	defer proc.Stop(plain.cmd)
+	gport := proc.Port()
+	gsub := filepath.Join(dir, "gaea")
+	os.MkdirAll(gsub, 0o755)
+	gcmd, err := o.startGaea(gsub, gport, primary, replica)
+	if err != nil {
+		return fmt.Errorf("starting Gaea: %w", err)
+	}
+	defer proc.Stop(gcmd)
+	if err := proc.WaitPort(gport); err != nil {
+		return fmt.Errorf("waiting for Gaea: %w (log in %s)", err, gsub)
+	}
+	gaea := target{name: "Gaea", hosts: "127.0.0.1", ports: strconv.Itoa(gport), cmd: gcmd}
 	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
 	if out, err := proc.SysbenchCmd("oltp_point_select", prep.hosts, prep.ports, 4, 0, "prepare").CombinedOutput(); err != nil {
 		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
@@ -528,7 +540,7 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 	for _, row := range []struct {
 		t       target
 		threads int
-	}{{mux, 64}, {mux, 2000}, {plain, 2000}} {
+	}{{mux, 64}, {mux, 2000}, {plain, 2000}, {gaea, 64}, {gaea, 2000}} {
 		done := make(chan struct{})
 		peak := make(chan int, 1)
 		go func() {
