@@ -74,6 +74,33 @@ type target struct {
 	cmd   *exec.Cmd
 }
 
+// startFunc starts a proxy on port over the servers, its files in dir.
+type startFunc func(dir string, port, primary, replica int) (*exec.Cmd, error)
+
+// launch starts a proxy named name in its own directory sub of dir, waits for its port and
+// returns it as a target; the caller stops target.cmd.
+func launch(dir, name, sub string, start startFunc, primary, replica int) (target, error) {
+	port := proc.Port()
+	sub = filepath.Join(dir, sub)
+	os.MkdirAll(sub, 0o755)
+	cmd, err := start(sub, port, primary, replica)
+	if err != nil {
+		return target{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := proc.WaitPort(port); err != nil {
+		proc.Stop(cmd)
+		return target{}, fmt.Errorf("%s: %w (log in %s)", name, err, sub)
+	}
+	return target{name: name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd}, nil
+}
+
+// withConfig is startMySQLProxy with more YAML for the file and for its listener entry.
+func (o options) withConfig(extra, listener string) startFunc {
+	po := o
+	po.extra, po.listener = extra+o.extra, listener
+	return po.startMySQLProxy
+}
+
 func run(o options) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "mysqlbench-")
@@ -104,20 +131,14 @@ func run(o options) error {
 	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
 	for _, s := range []struct {
 		name  string
-		start func(dir string, port, primary, replica int) (*exec.Cmd, error)
+		start startFunc
 	}{{"mysql-proxy", o.startMySQLProxy}, {"slardar-proxy (L4)", o.startSlardar}, {"HAProxy (L4)", startHAProxy}, {"Gaea", o.startGaea}} {
-		port := proc.Port()
-		sub := filepath.Join(dir, strings.Fields(s.name)[0])
-		os.MkdirAll(sub, 0o755)
-		cmd, err := s.start(sub, port, primary, replica)
+		t, err := launch(dir, s.name, strings.Fields(s.name)[0], s.start, primary, replica)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return err
 		}
-		defer proc.Stop(cmd)
-		if err := proc.WaitPort(port); err != nil {
-			return fmt.Errorf("%s: %w (log in %s)", s.name, err, sub)
-		}
-		targets = append(targets, target{name: s.name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd})
+		defer proc.Stop(t.cmd)
+		targets = append(targets, t)
 	}
 
 	sb := func(test string, threads, secs int, t target, cmd string) *exec.Cmd {
@@ -411,31 +432,19 @@ func (o options) digestRun(dir string, repl *testserver.Replication) error {
 	primary, replica := repl.Primary.Port, repl.Replica.Port
 	targets := []target{{name: "direct", hosts: "127.0.0.1,127.0.0.1", ports: fmt.Sprintf("%d,%d", primary, replica)}}
 	for _, s := range []struct {
-		name, extra string
-		start       func(dir string, port, primary, replica int) (*exec.Cmd, error)
+		name, sub string
+		start     startFunc
 	}{
-		{name: "mysql-proxy, digests off", extra: "mysql: {digests: {enabled: false}}\n"},
-		{name: "mysql-proxy, digests on", extra: "mysql: {digests: {enabled: true}}\n"},
-		{name: "Gaea", start: o.startGaea},
+		{"mysql-proxy, digests off", "digests-off", o.withConfig("mysql: {digests: {enabled: false}}\n", "")},
+		{"mysql-proxy, digests on", "digests-on", o.withConfig("mysql: {digests: {enabled: true}}\n", "")},
+		{"Gaea", "gaea", o.startGaea},
 	} {
-		port := proc.Port()
-		sub := filepath.Join(dir, strings.ReplaceAll(strings.ReplaceAll(s.name, " ", ""), ",", "-"))
-		os.MkdirAll(sub, 0o755)
-		start := s.start
-		if start == nil {
-			po := o
-			po.extra = s.extra + o.extra
-			start = po.startMySQLProxy
-		}
-		cmd, err := start(sub, port, primary, replica)
+		t, err := launch(dir, s.name, s.sub, s.start, primary, replica)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return err
 		}
-		defer proc.Stop(cmd)
-		if err := proc.WaitPort(port); err != nil {
-			return fmt.Errorf("%s: %w (log in %s)", s.name, err, sub)
-		}
-		targets = append(targets, target{name: s.name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd})
+		defer proc.Stop(t.cmd)
+		targets = append(targets, t)
 	}
 	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
 	if out, err := proc.SysbenchCmd("oltp_point_select", prep.hosts, prep.ports, 4, 0, "prepare").CombinedOutput(); err != nil {
@@ -479,44 +488,23 @@ func (o options) digestRun(dir string, repl *testserver.Replication) error {
 // run (sampled every 200 ms) and sysbench's errors with each.
 func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 	primary, replica := repl.Primary.Port, repl.Replica.Port
-	start := func(name, extra, listener string) (target, error) {
-		port := proc.Port()
-		sub := filepath.Join(dir, name)
-		os.MkdirAll(sub, 0o755)
-		po := o
-		po.extra, po.listener = extra+o.extra, listener
-		cmd, err := po.startMySQLProxy(sub, port, primary, replica)
+	var mux, plain, gaea target
+	for _, s := range []struct {
+		t         *target
+		name, sub string
+		start     startFunc
+	}{
+		{&mux, "multiplex", "multiplex", o.withConfig("mysql: {pool: {max_conns: 64, max_idle: 64, wait_timeout: 30s}}\n", ", multiplex: true")},
+		{&plain, "plain", "plain", o.withConfig("mysql: {pool: {wait_timeout: 30s}}\n", "")},
+		{&gaea, "Gaea", "gaea", o.startGaea},
+	} {
+		t, err := launch(dir, s.name, s.sub, s.start, primary, replica)
 		if err != nil {
-			return target{}, err
+			return err
 		}
-		if err := proc.WaitPort(port); err != nil {
-			proc.Stop(cmd)
-			return target{}, fmt.Errorf("%s: %w (log in %s)", name, err, sub)
-		}
-		return target{name: name, hosts: "127.0.0.1", ports: strconv.Itoa(port), cmd: cmd}, nil
+		defer proc.Stop(t.cmd)
+		*s.t = t
 	}
-	mux, err := start("multiplex", "mysql: {pool: {max_conns: 64, max_idle: 64, wait_timeout: 30s}}\n", ", multiplex: true")
-	if err != nil {
-		return err
-	}
-	defer proc.Stop(mux.cmd)
-	plain, err := start("plain", "mysql: {pool: {wait_timeout: 30s}}\n", "")
-	if err != nil {
-		return err
-	}
-	defer proc.Stop(plain.cmd)
-	gport := proc.Port()
-	gsub := filepath.Join(dir, "gaea")
-	os.MkdirAll(gsub, 0o755)
-	gcmd, err := o.startGaea(gsub, gport, primary, replica)
-	if err != nil {
-		return fmt.Errorf("starting Gaea: %w", err)
-	}
-	defer proc.Stop(gcmd)
-	if err := proc.WaitPort(gport); err != nil {
-		return fmt.Errorf("waiting for Gaea: %w (log in %s)", err, gsub)
-	}
-	gaea := target{name: "Gaea", hosts: "127.0.0.1", ports: strconv.Itoa(gport), cmd: gcmd}
 	prep := target{hosts: "127.0.0.1", ports: strconv.Itoa(primary)}
 	if out, err := proc.SysbenchCmd("oltp_point_select", prep.hosts, prep.ports, 4, 0, "prepare").CombinedOutput(); err != nil {
 		return fmt.Errorf("sysbench prepare: %v\n%s", err, out)
