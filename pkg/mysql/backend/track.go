@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +21,12 @@ type Tracking struct {
 	Variables    map[string]bool // the variables tracked, lower-cased
 	Schema       bool            // session_track_schema
 	State        bool            // session_track_state_change
+	names        string          // Variables sorted, comma-separated (for Key)
+}
+
+// Key is the settings as a string: equal settings give equal keys.
+func (t *Tracking) Key() string {
+	return strconv.FormatBool(t.AllVariables) + "," + strconv.FormatBool(t.Schema) + "," + strconv.FormatBool(t.State) + "," + t.names
 }
 
 // ParseVariables reads a session_track_system_variables value into t.
@@ -34,6 +42,7 @@ func (t *Tracking) ParseVariables(v string) {
 			t.Variables[name] = true
 		}
 	}
+	t.names = strings.Join(slices.Sorted(maps.Keys(t.Variables)), ",")
 }
 
 // Wants reports whether a change of the variable name is tracked.

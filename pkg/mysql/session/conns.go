@@ -74,7 +74,10 @@ func (s *Session) noteBackend(addr string) {
 // name and the client's address (performance_schema.session_connect_attrs shows which
 // application holds a connection, as without the proxy).
 func (s *Session) attrs() []backend.Attr {
-	return append(slices.Clip(s.cl.Attrs), proxyAttrs(s.cl)...)
+	if s.loginAttrs == nil { // made once per login: every statement of a multiplexed session needs a login
+		s.loginAttrs = slices.Clip(append(slices.Clip(s.cl.Attrs), proxyAttrs(s.cl)...))
+	}
+	return s.loginAttrs
 }
 
 func proxyAttrs(cl *front.Client) []backend.Attr {

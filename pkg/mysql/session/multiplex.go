@@ -2,7 +2,8 @@ package session
 
 import (
 	"encoding/binary"
-	"fmt"
+	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -34,10 +35,10 @@ const holdAfterInsert = 5
 func (s *Session) sharedKey(login backend.Login) string {
 	secret := login.Secret.Password
 	if login.Secret.NativeHash != nil {
-		secret = fmt.Sprintf("%x", login.Secret.NativeHash)
+		secret = hex.EncodeToString(login.Secret.NativeHash)
 	}
-	return strings.Join([]string{login.User, secret, login.Schema, fmt.Sprint(login.Collation), fmt.Sprint(login.ReadOnly),
-		fmt.Sprint(s.st.multi), fmt.Sprint(s.st.track), s.st.replay(0)}, "\x00")
+	return strings.Join([]string{login.User, secret, login.Schema, strconv.Itoa(int(login.Collation)), strconv.FormatBool(login.ReadOnly),
+		strconv.FormatBool(s.st.multi), s.st.track.Key(), s.st.replay(0)}, "\x00")
 }
 
 // multiplexRelease gives the session's connections back to the pool when nothing ties the

@@ -142,6 +142,7 @@ type Session struct {
 	now              atomic.Pointer[activity] // what it does now, for the processlist (process.go)
 	warnings         bool                     // the last statement left warnings (multiplexing keeps its connection)
 	holdAfterInsert  int                      // statements multiplexing keeps the connections for after an insert id
+	loginAttrs       []backend.Attr           // attrs(), until the client logs in again
 }
 
 // Serve runs the command phase of a logged-in client until it quits, fails, or the daemon
