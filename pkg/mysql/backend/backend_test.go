@@ -183,6 +183,56 @@ func TestPoolLimit(t *testing.T) {
 	}
 }
 
+// TestPoolFirstComeFirstServed: at the limit, a released connection goes to the session that
+// waited for it, not to one that asks as it is released (with thousands of multiplexed
+// clients, newcomers took every connection first and a waiter queued again at the end waited
+// past its timeout); the queue's bookkeeping is back to nothing after.
+func TestPoolFirstComeFirstServed(t *testing.T) {
+	s := mysqlfake.Start(t, fakeUser, fakePass)
+	ctx := ctxT(t)
+	p := &Pool{WaitTimeout: 2 * time.Second}
+	defer p.Close()
+	held, err := p.Get(ctx, fakeKey(s), fakeLogin(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *Conn, 1)
+	go func() {
+		c, err := p.Get(ctx, fakeKey(s), fakeLogin(), 1)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	queue := func() (waiters, woken int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		sv := p.server(s.Addr)
+		return sv.waiters.Len(), sv.woken
+	}
+	testutil.WaitFor(t, "the first session to wait", 5*time.Second, func() bool { w, _ := queue(); return w == 1 })
+	p.Put(held)
+	late, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if c, err := p.Get(late, fakeKey(s), fakeLogin(), 1); err == nil {
+		t.Fatalf("a session that asked as the connection was released took it before the one waiting (%p, held %p)", c, held)
+	}
+	first := <-got
+	if first != held {
+		t.Fatalf("the waiting session got %p, not the released %p", first, held)
+	}
+	p.Put(first)
+	if w, k := queue(); w != 0 || k != 0 {
+		t.Fatalf("after the waits: %d waiting, %d woken", w, k)
+	}
+	start := time.Now()
+	c, err := p.Get(ctx, fakeKey(s), fakeLogin(), 1)
+	if err != nil || time.Since(start) > time.Second {
+		t.Fatalf("the idle connection after the waits: %v after %v", err, time.Since(start))
+	}
+	p.Put(c)
+}
+
 // TestPoolTrim: idle connections beyond MaxIdle are closed, and those idle past IdleTimeout.
 func TestPoolTrim(t *testing.T) {
 	s := mysqlfake.Start(t, fakeUser, fakePass)

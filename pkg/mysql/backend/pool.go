@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,10 +90,13 @@ type server struct {
 	idle       []*Conn    // oldest first
 	learned    int        // the server's @@max_connections (0: not known yet)
 	waiters    *list.List // of chan struct{}, first come first served
-	waited     time.Duration
-	waits      int64
-	hello      *Handshake // the server's handshake, at its last login or probe
-	probedAt   time.Time  // the last probe that failed
+	// woken counts waiters woken (wake) that have not yet come back for their connection:
+	// until they have, a newcomer queues behind them rather than take it first.
+	woken    int
+	waited   time.Duration
+	waits    int64
+	hello    *Handshake // the server's handshake, at its last login or probe
+	probedAt time.Time  // the last probe that failed
 }
 
 func (p *Pool) maxWaiting() int {
@@ -136,6 +140,16 @@ func (p *Pool) limit(sv *server) int {
 	return 0
 }
 
+// available is how many connections sv can give without a wait: idle ones and room under its
+// limit; p.mu is held.
+func (p *Pool) available(sv *server) int {
+	limit := p.limit(sv)
+	if limit == 0 {
+		return math.MaxInt
+	}
+	return len(sv.idle) + max(0, limit-sv.open)
+}
+
 func (p *Pool) maxIdle(sv *server) int {
 	if p.MaxIdle > 0 {
 		return p.MaxIdle
@@ -162,10 +176,32 @@ func (p *Pool) server(addr string) *server {
 func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, error) {
 	p.janitor.Do(p.startJanitor)
 	var start time.Time
+	// turn: the session was woken in the server's queue. Sessions take connections in the
+	// order they asked: one that finds others queued or woken before it waits behind them
+	// (without that, newcomers took each released connection before the woken waiter came
+	// back for it, and a waiter queued again at the end could wait past every timeout while
+	// thousands of multiplexed clients went first).
+	turn := false
 	for {
 		p.mu.Lock()
 		sv := p.server(key.Addr)
 		sv.configured = maxConns
+		front := turn // if it must wait again, it waits first in line
+		if turn {
+			sv.woken--
+			turn = false
+		} else if sv.waiters.Len() > 0 || sv.woken > 0 && sv.woken >= p.available(sv) {
+			limit := p.limit(sv)
+			p.mu.Unlock()
+			if start.IsZero() {
+				start = time.Now()
+			}
+			var err error
+			if turn, err = p.waitRetry(ctx, key.Addr, limit, start, 0, false); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if c := p.takeShared(sv, key, l.Shared); c != nil {
 			p.mu.Unlock()
 			p.Reused.Add(1)
@@ -215,7 +251,8 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 					if start.IsZero() {
 						start = time.Now()
 					}
-					if err := p.waitRetry(ctx, key.Addr, limit, start, serverFullRetry); err != nil {
+					var err error
+					if turn, err = p.waitRetry(ctx, key.Addr, limit, start, serverFullRetry, false); err != nil {
 						return nil, err
 					}
 					continue
@@ -235,7 +272,10 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 		if start.IsZero() {
 			start = time.Now()
 		}
-		if err := p.wait(ctx, key.Addr, limit, start); err != nil {
+		var err error
+		// A session whose turn came but found nothing (the connection it was woken for was
+		// closed) waits first in line again.
+		if turn, err = p.waitRetry(ctx, key.Addr, limit, start, 0, front); err != nil {
 			return nil, err
 		}
 	}
@@ -256,22 +296,23 @@ func (p *Pool) account(sv *server, start time.Time) {
 // it for its connection limit, when none of the proxy's connections is released meanwhile.
 const serverFullRetry = 100 * time.Millisecond
 
-// wait waits in the server's queue until a connection is released, the wait started at start
-// has lasted WaitTimeout, or ctx ends.
-func (p *Pool) wait(ctx context.Context, addr string, limit int, start time.Time) error {
-	return p.waitRetry(ctx, addr, limit, start, 0)
-}
-
-// waitRetry is wait that also ends after retry (0: never), to try again.
-func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time.Time, retry time.Duration) error {
+// waitRetry waits in the server's queue (at its end, or first when front) until a connection
+// is released (woken: the caller's turn), the wait started at start has lasted WaitTimeout
+// (ErrLimit), ctx ends, or retry (0: never) has passed (not woken: try again).
+func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time.Time, retry time.Duration, front bool) (woken bool, err error) {
 	p.mu.Lock()
 	sv := p.server(addr)
 	if sv.waiters.Len() >= p.maxWaiting() {
 		p.mu.Unlock()
-		return &LimitError{Addr: addr, Limit: limit, Queue: true}
+		return false, &LimitError{Addr: addr, Limit: limit, Queue: true}
 	}
 	ch := make(chan struct{})
-	e := sv.waiters.PushBack(ch)
+	var e *list.Element
+	if front {
+		e = sv.waiters.PushFront(ch)
+	} else {
+		e = sv.waiters.PushBack(ch)
+	}
 	p.mu.Unlock()
 	left := p.waitTimeout() - time.Since(start)
 	t := time.NewTimer(max(left, 0))
@@ -284,23 +325,25 @@ func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time
 	}
 	select {
 	case <-ch:
-		return nil
+		return true, nil
 	case <-again:
 		p.mu.Lock()
 		select {
-		case <-ch: // woken as it gave up: pass the turn on
-			p.wake(sv)
+		case <-ch: // woken as it gave up: its turn
+			p.mu.Unlock()
+			return true, nil
 		default:
 			sv.waiters.Remove(e)
 		}
 		p.mu.Unlock()
-		return nil
+		return false, nil
 	case <-t.C:
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
 	select {
 	case <-ch: // woken as it gave up: pass the turn on
+		sv.woken--
 		p.wake(sv)
 	default:
 		sv.waiters.Remove(e)
@@ -309,15 +352,16 @@ func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time
 	sv.waits++
 	p.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
-	return &LimitError{Addr: addr, Limit: limit, Waited: p.waitTimeout()}
+	return false, &LimitError{Addr: addr, Limit: limit, Waited: p.waitTimeout()}
 }
 
 // wake lets the first waiter of sv try again; p.mu is held.
 func (p *Pool) wake(sv *server) {
 	if e := sv.waiters.Front(); e != nil {
 		sv.waiters.Remove(e)
+		sv.woken++
 		close(e.Value.(chan struct{}))
 	}
 }
