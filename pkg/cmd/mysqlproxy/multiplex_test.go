@@ -142,4 +142,17 @@ func TestMultiplexing(t *testing.T) {
 	if got := str(t, fresh, "SELECT COUNT(*) FROM mux WHERE who = -1"); got != "1" {
 		t.Fatalf("after COMMIT: %s", got)
 	}
+
+	// Idle clients hold no server connection, from their login on or after a statement that
+	// changed the connection's multi-statements option: twice the limit of them, idle, leave
+	// room for another client's statements.
+	idle := openDB(t, addr, "multiStatements=true")
+	for i := range 8 {
+		if got := str(t, conn(t, idle), "SELECT "+strconv.Itoa(i)); got != strconv.Itoa(i) {
+			t.Fatalf("idle client %d: %s", i, got)
+		}
+	}
+	if got := str(t, conn(t, openDB(t, addr, "")), "SELECT 'room'"); got != "room" {
+		t.Fatalf("beside 8 idle clients: %s", got)
+	}
 }

@@ -112,7 +112,7 @@ func (s *Session) setOption(payload []byte, seq byte) error {
 		return err
 	}
 	s.st.multi = binary.LittleEndian.Uint16(payload[1:]) == mysql.MYSQL_OPTION_MULTI_STATEMENTS_ON
-	c.Multi, c.Dirty = s.st.multi, true
+	c.Multi = s.st.multi // the next session's sync sets its own option
 	return nil
 }
 
@@ -166,6 +166,7 @@ func (s *Session) changeUser(payload []byte, seq byte) error {
 	s.userMu.Lock()
 	s.cl.User = *u
 	s.userMu.Unlock()
+	s.loginAttrs = nil // the client's attributes are those of its new login
 	s.st.schema = schema
 	if collation != 0 {
 		s.cl.Collation, s.st.charset, s.st.modeGen = collation, "", 0

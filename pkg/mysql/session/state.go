@@ -305,7 +305,7 @@ func (s *Session) sync(c *backend.Conn) error {
 		if err := c.Exec(ctx, mysql.COM_SET_OPTION, string([]byte{byte(opt), byte(opt >> 8)})); err != nil {
 			return s.replayFailed(c, err)
 		}
-		c.Multi, c.Dirty = s.st.multi, true
+		c.Multi = s.st.multi // not Dirty: whoever uses c next brings it to its own option here
 	}
 	if set := s.st.replay(s.st.applied[c]); set != "" {
 		if err := c.Exec(ctx, mysql.COM_QUERY, set); err != nil {
