@@ -482,10 +482,12 @@ func (o options) digestRun(dir string, repl *testserver.Replication) error {
 	return nil
 }
 
-// multiplexRun: sysbench oltp_point_select (text statements) through mysql-proxy with
-// multiplexing and mysql.pool.max_conns 64, with 64 and with 2000 client threads, through
-// mysql-proxy without multiplexing with 2000, and through Gaea (its own pools) with 64 and 2000; the servers' peak Threads_connected during each
-// run (sampled every 200 ms) and sysbench's errors with each.
+// multiplexRun: oltp_point_select (text statements) through mysql-proxy with multiplexing and
+// mysql.pool.max_conns 64, with 64 and with 2000 clients, through mysql-proxy without
+// multiplexing with 2000, and through Gaea (its own pools) with 64 and 2000, each from sysbench
+// (a thread per client) and from the Go load tool (goClients: a goroutine per client); the
+// servers' peak Threads_connected during each run (sampled every 200 ms), the errors, and the
+// CPU time per statement of the proxy and of the load tool.
 func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 	primary, replica := repl.Primary.Port, repl.Replica.Port
 	var mux, plain, gaea target
@@ -523,12 +525,15 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 		db.QueryRow("SHOW GLOBAL STATUS LIKE 'Threads_connected'").Scan(&name, &n)
 		return n
 	}
-	fmt.Println("| sysbench oltp_point_select, text statements | client threads | qps | errors | peak Threads_connected, primary + replica |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| oltp_point_select, text statements | load tool | clients | qps | errors | peak Threads_connected, primary + replica | proxy CPU µs/query | load tool CPU µs/query |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, row := range []struct {
 		t       target
+		tool    string
 		threads int
-	}{{mux, 64}, {mux, 2000}, {plain, 2000}, {gaea, 64}, {gaea, 2000}} {
+	}{ // Gaea last: its pools stay open, and would count in the others' Threads_connected
+		{mux, "sysbench", 64}, {mux, "sysbench", 2000}, {mux, "Go", 64}, {mux, "Go", 2000}, {plain, "sysbench", 2000}, {plain, "Go", 2000},
+		{gaea, "sysbench", 64}, {gaea, "sysbench", 2000}, {gaea, "Go", 64}, {gaea, "Go", 2000}} {
 		done := make(chan struct{})
 		peak := make(chan int, 1)
 		go func() {
@@ -543,21 +548,47 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 				}
 			}
 		}()
-		cmd := proc.SysbenchCmd("oltp_point_select", row.t.hosts, row.t.ports, row.threads, o.sbTime, "run", "--db-ps-mode=disable", "--mysql-ignore-errors=all")
-		out, err := cmd.CombinedOutput()
+		qps, errs := "fails", "—"
+		var rate float64
+		var toolCPU time.Duration
+		var proxyCPU0 time.Duration
+		if row.tool == "Go" {
+			g, err := openClients("127.0.0.1:"+row.t.ports, row.threads)
+			if err == nil {
+				proxyCPU0, _ = proc.CPU(row.t.cmd.Process.Pid)
+				self0, _ := proc.CPU(os.Getpid())
+				r, failed := g.run(time.Duration(o.sbTime) * time.Second)
+				self1, _ := proc.CPU(os.Getpid())
+				g.close()
+				rate, qps, errs, toolCPU = r, proc.Num(r), strconv.FormatInt(failed, 10), self1-self0
+			} else {
+				errs, _, _ = strings.Cut(err.Error(), "\n")
+			}
+		} else {
+			proxyCPU0, _ = proc.CPU(row.t.cmd.Process.Pid)
+			cmd := proc.SysbenchCmd("oltp_point_select", row.t.hosts, row.t.ports, row.threads, o.sbTime, "run", "--db-ps-mode=disable", "--mysql-ignore-errors=all")
+			out, err := cmd.CombinedOutput()
+			if m := sysbenchRE.FindSubmatch(out); m != nil && err == nil {
+				rate = mustFloat(string(m[1]))
+				qps, toolCPU = proc.Num(rate), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()
+			}
+			if m := errorsRE.FindSubmatch(out); m != nil {
+				errs = string(m[1])
+			}
+			if err != nil {
+				errs = sysbenchError(fmt.Errorf("%v\n%s", err, out))
+			}
+		}
+		proxyCPU1, _ := proc.CPU(row.t.cmd.Process.Pid)
 		close(done)
 		p := <-peak
-		qps, errs := "fails", "—"
-		if m := sysbenchRE.FindSubmatch(out); m != nil && err == nil {
-			qps = proc.Num(mustFloat(string(m[1])))
+		perQuery := func(d time.Duration) string {
+			if rate == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.0f", float64(d.Microseconds())/(rate*float64(o.sbTime)))
 		}
-		if m := errorsRE.FindSubmatch(out); m != nil {
-			errs = string(m[1])
-		}
-		if err != nil {
-			errs = sysbenchError(fmt.Errorf("%v\n%s", err, out))
-		}
-		fmt.Printf("| %s | %d | %s | %s | %d |\n", row.t.name, row.threads, qps, errs, p)
+		fmt.Printf("| %s | %s | %d | %s | %s | %d | %s | %s |\n", row.t.name, row.tool, row.threads, qps, errs, p, perQuery(proxyCPU1-proxyCPU0), perQuery(toolCPU))
 	}
 	return nil
 }
