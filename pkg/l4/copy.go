@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -18,6 +19,27 @@ var errIdle = errors.New("idle timeout")
 const copyBufSize = 16 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// buffersOut counts the pool's buffers taken and not yet given back, while countBuffers is
+// set (by tests: the count is a contended cache line on every read).
+var (
+	countBuffers atomic.Bool
+	buffersOut   atomic.Int64
+)
+
+func getBuf() *[]byte {
+	if countBuffers.Load() {
+		buffersOut.Add(1)
+	}
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if countBuffers.Load() {
+		buffersOut.Add(-1)
+	}
+	bufPool.Put(b)
+}
 
 // ErrUpstreamClosed ends a connection whose upstream closed first while the client's last bytes
 // were unanswered (a backend that died in the middle of a request). A server that closes after
@@ -66,6 +88,14 @@ type copier struct {
 	w        *idleWatch
 	total    int64
 	moved    bool // bytes moved since the deadline was last armed
+
+	// raw reads a TCP source through its descriptor (rawRead), so that a buffer is taken
+	// only once bytes are there: an idle connection holds none while it waits.
+	raw     syscall.RawConn
+	rawRead func(fd uintptr) bool // c.readFD, made once
+	bufp    *[]byte               // rawRead's buffer, nil while it waits
+	n       int
+	rerr    error
 }
 
 func (c *copier) arm() {
@@ -93,6 +123,14 @@ func (c *copier) expired() error {
 // in the kernel since both ends are *net.TCPConn. It returns the bytes copied.
 func proxyCopy(dir int, dst, src net.Conn, idle time.Duration, w *idleWatch) (int64, error) {
 	c := &copier{dir: dir, dst: dst, src: src, idle: idle, w: w}
+	// Only a bare *net.TCPConn: a wrapper may hold bytes already read (a preread's) that its
+	// descriptor no longer has.
+	if tc, ok := src.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.rawRead = c.readFD
+		}
+	}
 	c.arm()
 	err := c.buffered()
 	if err == nil {
@@ -108,19 +146,22 @@ func proxyCopy(dir int, dst, src net.Conn, idle time.Duration, w *idleWatch) (in
 }
 
 // buffered copies until EOF (returned as io.EOF), an error, or a full read (nil: go bulk).
+// The buffer is the pool's from a read to the write of what it read.
 func (c *copier) buffered() error {
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
-	buf := *bufp
 	for {
-		n, err := c.src.Read(buf)
+		bufp, n, err := c.read()
 		if n > 0 {
-			if werr := c.write(buf[:n]); werr != nil {
+			werr := c.write((*bufp)[:n])
+			full := n == len(*bufp)
+			putBuf(bufp)
+			if werr != nil {
 				return werr
 			}
-			if n == len(buf) {
+			if full {
 				return nil
 			}
+		} else if bufp != nil {
+			putBuf(bufp)
 		}
 		switch {
 		case err == nil:
@@ -131,6 +172,52 @@ func (c *copier) buffered() error {
 		default:
 			return err
 		}
+	}
+}
+
+// read reads what the source has into a buffer of the pool (nil with n 0 when it read
+// nothing). A TCP source is read through its descriptor and waited for without a buffer;
+// another holds one while it waits.
+func (c *copier) read() (bufp *[]byte, n int, err error) {
+	if c.raw == nil {
+		bufp = getBuf()
+		n, err = c.src.Read(*bufp)
+		return bufp, n, err
+	}
+	c.n, c.rerr = 0, nil
+	err = c.raw.Read(c.rawRead)
+	bufp, c.bufp = c.bufp, nil
+	switch {
+	case err != nil: // a deadline, or closed
+	case c.rerr != nil:
+		err = os.NewSyscallError("read", c.rerr)
+	case c.n == 0:
+		err = io.EOF
+	}
+	return bufp, c.n, err
+}
+
+// readFD is c.raw's read: a non-blocking read into a buffer taken for it, given back when
+// nothing was there (false: wait for the descriptor to be readable, then again).
+func (c *copier) readFD(fd uintptr) bool {
+	if c.bufp == nil {
+		c.bufp = getBuf()
+	}
+	for {
+		n, err := syscall.Read(int(fd), *c.bufp)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			putBuf(c.bufp)
+			c.bufp = nil
+			return false
+		case nil:
+			c.n = n
+		default:
+			c.rerr = err
+		}
+		return true
 	}
 }
 
@@ -199,33 +286,61 @@ func isReset(err error) bool {
 // fails, or nothing moves for idle (0: no idle limit). It returns bytes client→upstream and
 // upstream→client and what ended the connection (nil for a clean end on both sides).
 func Splice(client, upstream net.Conn, idle time.Duration) (in, out int64, err error) {
-	var w idleWatch
-	var errs [2]error
-	var counts [2]int64
-	copyDir := func(dir int, dst, src net.Conn) {
-		counts[dir], errs[dir] = proxyCopy(dir, dst, src, idle, &w)
-		if errs[dir] != nil {
-			// Unblock the other direction.
-			client.Close()
-			upstream.Close()
-		}
-	}
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		copyDir(1, client, upstream)
-	}()
-	copyDir(0, upstream, client)
+	SpliceThen(client, upstream, idle, func(i, o int64, e error) {
+		in, out, err = i, o, e
+		close(done)
+	})
 	<-done
+	return in, out, err
+}
+
+// SpliceThen is Splice on two goroutines of its own: it returns at once, and the last
+// direction to finish calls then with Splice's results. The caller's goroutine, whose stack
+// grew with everything that came before (hooks, the dial, the access log), need not wait: an
+// idle connection holds two shallow stacks rather than that one and another.
+func SpliceThen(client, upstream net.Conn, idle time.Duration, then func(in, out int64, err error)) {
+	s := &splice{client: client, upstream: upstream, idle: idle, then: then}
+	s.left.Store(2)
+	go s.copy(1, client, upstream)
+	go s.copy(0, upstream, client)
+}
+
+// splice is one SpliceThen.
+type splice struct {
+	client, upstream net.Conn
+	idle             time.Duration
+	then             func(in, out int64, err error)
+	w                idleWatch
+	errs             [2]error
+	counts           [2]int64
+	left             atomic.Int32 // directions still copying
+}
+
+func (s *splice) copy(dir int, dst, src net.Conn) {
+	s.counts[dir], s.errs[dir] = proxyCopy(dir, dst, src, s.idle, &s.w)
+	if s.errs[dir] != nil {
+		// Unblock the other direction.
+		s.client.Close()
+		s.upstream.Close()
+	}
+	if s.left.Add(-1) == 0 {
+		s.then(s.counts[0], s.counts[1], s.result())
+	}
+}
+
+// result is what ended the connection, once both directions are done.
+func (s *splice) result() error {
+	errs, w := s.errs, &s.w
 	switch {
 	case errors.Is(errs[0], errIdle) || errors.Is(errs[1], errIdle):
-		err = errIdle
+		return errIdle
 	case errs[0] != nil:
-		err = errs[0]
+		return errs[0]
 	case errs[1] != nil:
-		err = errs[1]
+		return errs[1]
 	case w.done[1] < w.done[0] && w.last[0] > w.last[1]:
-		err = ErrUpstreamClosed // the upstream ended first, after the client's last bytes
+		return ErrUpstreamClosed // the upstream ended first, after the client's last bytes
 	}
-	return counts[0], counts[1], err
+	return nil
 }

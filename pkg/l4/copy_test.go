@@ -43,6 +43,35 @@ func TestSpliceHalfClose(t *testing.T) {
 	}
 }
 
+// TestIdleConnectionsHoldNoBuffer: connections that moved bytes both ways and wait hold no
+// copy buffer (each direction takes one when bytes are there and gives it back once written),
+// so idle connections cost their goroutines and sockets only.
+func TestIdleConnectionsHoldNoBuffer(t *testing.T) {
+	countBuffers.Store(true)
+	defer countBuffers.Store(false)
+	before := buffersOut.Load()
+	type conns struct{ user, backend net.Conn }
+	var all []conns
+	for range 10 {
+		user, proxyFront := testutil.Pair(t)
+		proxyBack, backend := testutil.Pair(t)
+		SpliceThen(proxyFront, proxyBack, time.Minute, func(int64, int64, error) {})
+		for _, w := range []struct{ from, to net.Conn }{{user, backend}, {backend, user}} {
+			w.from.Write([]byte("ping"))
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(w.to, got); err != nil || string(got) != "ping" {
+				t.Fatalf("read %q, %v", got, err)
+			}
+		}
+		all = append(all, conns{user, backend})
+	}
+	testutil.WaitFor(t, "the idle connections to give their buffers back", 5*time.Second, func() bool { return buffersOut.Load() == before })
+	for _, c := range all {
+		c.user.Close()
+		c.backend.Close()
+	}
+}
+
 // TestSpliceIdle: nothing moving either way for the idle timeout ends the connection; traffic
 // in one direction keeps it alive.
 func TestSpliceIdle(t *testing.T) {

@@ -135,8 +135,6 @@ const (
 )
 
 func (p *Proxy) handle(ctx context.Context, c net.Conn, listener, upstream string) {
-	defer p.Tracker.Remove(c)
-	defer c.Close()
 	cx := &Conn{Client: c, Upstream: upstream, Start: time.Now(), Status: StatusOK}
 	cx.HashKey = c.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(cx.HashKey); err == nil {
@@ -145,7 +143,14 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, listener, upstream strin
 	if _, port, err := net.SplitHostPort(c.LocalAddr().String()); err == nil {
 		cx.Port = port
 	}
-	attempts := p.serve(ctx, cx)
+	p.serve(ctx, cx, func(attempts int) { p.finish(cx, listener, attempts) })
+}
+
+// finish ends a connection served: the log hook, the metrics and the access-log line.
+func (p *Proxy) finish(cx *Conn, listener string, attempts int) {
+	c := cx.Client
+	defer p.Tracker.Remove(c)
+	defer c.Close()
 	if p.Hooks != nil {
 		c.Close() // the client does not wait for the log hook
 		p.Hooks.Log(cx)
@@ -173,33 +178,38 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, listener, upstream strin
 	discard(p.AccessLog).Info("conn", attrs...)
 }
 
-// serve runs the hooks and proxies the connection, recording what happened in cx. It returns
-// the number of dial attempts.
-func (p *Proxy) serve(ctx context.Context, cx *Conn) int {
+// serve runs the hooks and proxies the connection, recording what happened in cx; then
+// gets the number of dial attempts when it is over. The bytes are copied on goroutines of
+// their own (SpliceThen): the caller's returns once they started.
+func (p *Proxy) serve(ctx context.Context, cx *Conn, then func(attempts int)) {
 	if p.Hooks != nil {
 		if err := p.Hooks.Preread(ctx, cx); err != nil {
 			cx.Err = err
 			if cx.Status == StatusOK {
 				cx.Status = StatusInternalErr
 			}
-			return 0
+			then(0)
+			return
 		}
 		served, err := p.Hooks.Content(ctx, cx)
 		if served || err != nil {
 			cx.Err = err
-			return 0
+			then(0)
+			return
 		}
 	}
 	up, attempts, release, err := p.connect(ctx, cx)
 	if err != nil {
 		cx.Status, cx.Err = StatusBadGateway, err
-		return attempts
+		then(attempts)
+		return
 	}
-	defer release()
-	defer up.Close()
-	in, out, err := Splice(cx.Client, up, p.idleTimeout())
-	cx.BytesIn += in
-	cx.BytesOut = out
-	cx.Err = err
-	return attempts
+	SpliceThen(cx.Client, up, p.idleTimeout(), func(in, out int64, err error) {
+		up.Close()
+		release()
+		cx.BytesIn += in
+		cx.BytesOut = out
+		cx.Err = err
+		then(attempts)
+	})
 }
