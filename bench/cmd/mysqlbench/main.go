@@ -36,6 +36,7 @@ type options struct {
 	digests                        bool
 	multiplex                      bool
 	listener                       string // more YAML in mysql-proxy's listener entry (", multiplex: true")
+	threads                        []int
 }
 
 func main() {
@@ -50,7 +51,16 @@ func main() {
 	flag.BoolVar(&o.consistency, "consistency", false, "instead of the peers: mysql-proxy with consistency none, window and session on oltp_read_write")
 	flag.BoolVar(&o.multiplex, "multiplex", false, "instead of the peers: 2000 clients through mysql-proxy with multiplexing over 64 connections per server, against 64 clients and against 2000 without multiplexing")
 	flag.BoolVar(&o.digests, "digests", false, "instead of the peers: mysql-proxy with query digests off and on, beside direct and Gaea, on oltp_point_select")
+	threads := flag.String("threads", "16,64", "sysbench threads of the comparison's rows (the talk's setting: 100)")
 	flag.Parse()
+	for f := range strings.SplitSeq(*threads, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "mysqlbench: -threads %q: want numbers separated by commas\n", *threads)
+			os.Exit(2)
+		}
+		o.threads = append(o.threads, n)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "mysqlbench:", err)
 		os.Exit(1)
@@ -165,7 +175,7 @@ func run(o options) error {
 	fmt.Printf("| sysbench | unit | %s | mysql-proxy/direct | mysql-proxy/slardar-proxy | mysql-proxy/HAProxy | mysql-proxy/Gaea |\n", strings.Join(names, " | "))
 	fmt.Printf("|---|---|%s---|---|---|---|\n", strings.Repeat("---|", len(targets)))
 	for _, test := range []string{"oltp_point_select", "oltp_read_only"} {
-		for _, threads := range []int{16, 64} {
+		for _, threads := range o.threads {
 			row := fmt.Sprintf("%s, %d threads", test, threads)
 			if o.only != "" && !strings.Contains(row, o.only) {
 				continue
