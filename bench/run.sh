@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the L4 benchmark side by side (direct, slardar-proxy, nginx stream, HAProxy) and writes
+# Runs the L4 benchmark side by side (direct, slardar-proxy, nginx stream, HAProxy, the minimal Go
+# proxy and the epoll and io_uring probes; the last row is idle memory per connection) and writes
 # bench/out/l4-<date>.md; with -scripts, slardar-proxy ports with and without Lua hooks; with
 # -tls (first argument), the TLS SNI benchmark (bench/out/tls-<date>.md); with -sync, store-sync's
 # propagation latency (bench/out/sync-<date>.md); with -mysql, mysql-proxy vs slardar-proxy, HAProxy

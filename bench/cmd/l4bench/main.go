@@ -10,7 +10,8 @@
 //     per second, and the p99 latency at 16);
 //   - sysbench oltp_point_select at 16 and 64 threads against one real MariaDB;
 //   - idle memory: the growth of each proxy's resident memory per connection while 10 000
-//     connections (fewer where the open-file limit cannot be raised) are held idle.
+//     connections (fewer where the open-file limit cannot be raised) are held idle;
+//   - with -syscalls, instead: each proxy's system calls per connection (strace).
 //
 // Every proxy forwards to the same backends with 2 workers/threads (the machine's cores). It
 // prints a markdown table with ratios to direct and to each peer. bench/run.sh runs it.
@@ -49,6 +50,7 @@ type options struct {
 	proxyEnv  string
 	scripts   bool
 	idle      int
+	syscalls  bool
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.scripts, "scripts", false, "compare slardar-proxy ports with no script, a trivial preread and a limit_req preread instead of the peers")
 	flag.StringVar(&o.proxyEnv, "proxy-env", "", "extra environment for slardar-proxy, e.g. GOMAXPROCS=1")
 	flag.IntVar(&o.idle, "idle-conns", 10000, "idle connections held through each proxy for the memory row (0: no row)")
+	flag.BoolVar(&o.syscalls, "syscalls", false, "instead of the table: each proxy's system calls per connection (strace -c -f during one connection-rate run)")
 	flag.StringVar(&o.only, "only", "", "run only the rows whose name contains this (e.g. sysbench, connections, throughput)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -142,6 +145,10 @@ func run(o options) error {
 			}
 		}
 		paths = append(paths, in)
+	}
+
+	if o.syscalls {
+		return printSyscalls(paths[1:], dir, o.duration)
 	}
 
 	sb := func(threads int, p path, cmd string) *exec.Cmd {

@@ -1,7 +1,8 @@
 // Command uringproxy is a design probe for l4bench (issue 22): a TCP proxy in Go over io_uring,
 // without cgo or a binding — one ring per core (SO_REUSEPORT listeners), multishot accept,
-// connect, receive into buffers the kernel picks only when bytes arrive (an idle connection
-// holds none), send, shutdown and close, all submitted in batches: one io_uring_enter submits
+// socket, connect, receive into buffers the kernel picks only when bytes arrive (an idle
+// connection holds none), send, shutdown and close, all submitted in batches (no system call of
+// their own: ~2 io_uring_enter per connection): one io_uring_enter submits
 // everything the last completions asked for and waits for the next. Like epollproxy it has no
 // hooks, retries, health or logs: it answers whether batched kernel crossings get the
 // connection rate, small-message rate and idle memory of HAProxy on this machine.

@@ -173,14 +173,10 @@ func Num(v float64) string {
 	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
-// RSS is the resident memory of process pid and all its descendants (nginx's workers), from
-// /proc/<pid>/status.
-func RSS(pid int) (int64, error) {
+// Tree is process pid and all its descendants (nginx's workers).
+func Tree(pid int) []int {
 	children := map[int][]int{}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
+	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -197,10 +193,17 @@ func RSS(pid int) (int64, error) {
 			children[ppid] = append(children[ppid], p)
 		}
 	}
+	tree := []int{pid}
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+// RSS is the resident memory of process pid and all its descendants, from /proc/<pid>/status.
+func RSS(pid int) (int64, error) {
 	var total int64
-	for todo := []int{pid}; len(todo) > 0; {
-		p := todo[0]
-		todo = append(todo[1:], children[p]...)
+	for _, p := range Tree(pid) {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 		if err != nil {
 			if p == pid {
