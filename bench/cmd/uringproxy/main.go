@@ -157,7 +157,7 @@ func (r *ring) enter(wait uint32) {
 // Operations, in the low byte of a completion's user data; the rest is the pair's index (or
 // the listener's, for an accept).
 const (
-	kAccept = iota
+	kAccept = iota + 1
 	kConnect
 	kRecv // + direction
 	_
