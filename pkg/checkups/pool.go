@@ -17,6 +17,16 @@ var (
 	ErrTryTimeout = errors.New("try_timeout excceed") // sic: the original's spelling
 )
 
+// Busy marks an attempt's error as the caller's own limit (a connection pool full of its
+// own connections), not a failure of the server: the next server is tried, and passive
+// health and the per-server error counts are not told.
+func Busy(err error) error { return &busyError{err} }
+
+type busyError struct{ err error }
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
+
 // UnknownUpstreamError is returned for a name no upstream has.
 type UnknownUpstreamError struct{ Name string }
 
@@ -239,16 +249,20 @@ func (p *pool) try(ctx context.Context, key string, now func() time.Time, onFail
 			attempts++
 			peer := Peer{Upstream: p.name, Server: pe.srv, pe: pe, pool: p}
 			err := fn(ctx, peer)
-			if p.observe != nil {
+			var busy *busyError
+			errors.As(err, &busy)
+			if p.observe != nil && busy == nil {
 				p.observe(p.name, pe.srv.Addr(), err)
 			}
 			if err == nil {
 				return peer, attempts, nil
 			}
 			lastErr = err
-			down := p.fail(pe, now())
-			if onFail != nil {
-				onFail(peer, err, down)
+			if busy == nil {
+				down := p.fail(pe, now())
+				if onFail != nil {
+					onFail(peer, err, down)
+				}
 			}
 			if attempts >= limit {
 				return Peer{}, attempts, fmt.Errorf("%d of %d tries failed, last: %w", attempts, limit, lastErr)

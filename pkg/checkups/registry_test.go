@@ -215,6 +215,32 @@ func TestTryRetriesAndLimits(t *testing.T) {
 	}
 }
 
+// TestTryBusyIsNotAFailure: an attempt that failed for the caller's own limit (Busy) moves on
+// to the next server without telling passive health, and its error stays inspectable.
+func TestTryBusyIsNotAFailure(t *testing.T) {
+	r := &Registry{DisableHeartbeatDefault: true}
+	mustPut(t, r, "u", `{"cluster":[{"servers":[{"host":"a","port":1,"max_fails":1},{"host":"b","port":2,"max_fails":1}]}]}`)
+	full := errors.New("pool full")
+	peer, attempts, err := r.Try(context.Background(), "u", "", func(_ context.Context, p Peer) error {
+		if p.Server.Host == "a" {
+			return Busy(full)
+		}
+		return nil
+	})
+	if err != nil || attempts != 2 || peer.Server.Host != "b" {
+		t.Fatalf("after a busy server: %v %d %v", peer.Server.Host, attempts, err)
+	}
+	_, _, err = r.Try(context.Background(), "u", "", func(context.Context, Peer) error { return Busy(full) })
+	if !errors.Is(err, full) {
+		t.Fatalf("every server busy: %v", err)
+	}
+	for _, st := range r.Status("test")["cls:u"].([][]ServerStatus)[0] {
+		if st.Passive != StatusOK || st.PassiveFails != 0 {
+			t.Fatalf("a busy attempt counted against %s: %+v", st.Server, st)
+		}
+	}
+}
+
 // TestStateKeptAcrossPut: health of servers that stay survives an update.
 func TestStateKeptAcrossPut(t *testing.T) {
 	c := newClock()

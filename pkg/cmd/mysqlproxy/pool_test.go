@@ -93,11 +93,14 @@ func TestPoolWithinTheServersLimit(t *testing.T) {
 		t.Fatalf("GET upstream status lacks the pool: %s", got)
 	}
 
-	// At the limit with nothing to wait for: the error names the limit, not 1040 from the server.
+	// At the limit with nothing to wait for: the error names the limit, not 1040 from the server,
+	// after wait_timeout even where that is longer than the upstream's timeout (once cut short
+	// by it, as "did not answer in time"), and the wait is not the server's failure.
 	cfg2 := singleConfig(t, m, "")
 	cfg2.Upstreams["db"].Cluster.Levels[0].Servers[0].MaxConns = 2
-	cfg2.MySQL.Pool.WaitTimeout = 500 * time.Millisecond
-	_, addr2 := startProxy(t, cfg2)
+	cfg2.Upstreams["db"].Timeout = 1
+	cfg2.MySQL.Pool.WaitTimeout = 2500 * time.Millisecond
+	d2, addr2 := startProxy(t, cfg2)
 	db2 := openDB(t, addr2, "")
 	for range 2 {
 		tx, err := db2.Begin()
@@ -106,9 +109,16 @@ func TestPoolWithinTheServersLimit(t *testing.T) {
 		}
 		defer tx.Rollback()
 	}
+	start := time.Now()
 	_, err := db2.Begin()
 	if err == nil || !strings.Contains(err.Error(), "Error 1040") || !strings.Contains(err.Error(), "all 2 connections mysql-proxy may open") {
-		t.Fatalf("a third session at max_conns 2: %v", err)
+		t.Fatalf("a third session at max_conns 2: %v after %v", err, time.Since(start))
+	}
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Fatalf("the third session waited %v, not wait_timeout (2.5s)", waited)
+	}
+	if got := fmtStatus(d2.Reg.Status("")["cls:db"]); !strings.Contains(got, `"passive":"ok"`) || !strings.Contains(got, `"passive_fails":0`) {
+		t.Fatalf("a wait at the proxy's own limit counted against the server: %s", got)
 	}
 }
 

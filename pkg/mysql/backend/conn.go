@@ -59,6 +59,9 @@ type Login struct {
 	// read-only mode and the session's replayed settings): an idle connection a session of the
 	// same key gave back is taken without COM_CHANGE_USER (Conn.Shared). "" for other sessions.
 	Shared string
+	// DialTimeout bounds a new login or a COM_CHANGE_USER in Pool.Get (0: the context
+	// alone), so that the context may also allow the wait for a connection at the limit.
+	DialTimeout time.Duration
 }
 
 // Conn is a logged-in backend connection in the command phase.

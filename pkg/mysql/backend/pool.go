@@ -211,7 +211,10 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 		}
 		if c := p.takeIdle(sv, key); c != nil {
 			p.mu.Unlock()
-			if err := c.ChangeUser(ctx, l); err != nil {
+			lctx, cancel := l.dialContext(ctx)
+			err := c.ChangeUser(lctx, l)
+			cancel()
+			if err != nil {
 				p.close(c) // the next try dials, or takes another
 				if ctx.Err() != nil {
 					return nil, err
@@ -236,7 +239,9 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 				victim.Close()
 				p.Closed.Add(1)
 			}
-			c, err := Dial(ctx, key, l)
+			lctx, cancel := l.dialContext(ctx)
+			c, err := Dial(lctx, key, l)
+			cancel()
 			p.mu.Lock()
 			if err != nil {
 				sv.open--
@@ -280,6 +285,17 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 		}
 	}
 }
+
+// dialContext is ctx bounded by the login's DialTimeout.
+func (l Login) dialContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.DialTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.DialTimeout)
+}
+
+// MaxWait is how long Get waits for a connection at a server's limit (WaitTimeout).
+func (p *Pool) MaxWait() time.Duration { return p.waitTimeout() }
 
 // account adds a wait that ended with a connection to the server's totals.
 func (p *Pool) account(sv *server, start time.Time) {

@@ -18,7 +18,11 @@ import (
 // A replica's (readOnly) session is read-only.
 func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error) {
 	key, login := s.key0(readOnly)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.cfg.Registry.Timeout(upstream)+time.Second)
+	// A login (or change of user) gets the upstream's timeout and a second; a wait for a
+	// connection at the pool's limit gets mysql.pool.wait_timeout on top, and ends with the
+	// error that names the limit (not "did not answer in time").
+	login.DialTimeout = s.cfg.Registry.Timeout(upstream) + time.Second
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), login.DialTimeout+s.cfg.Pool.MaxWait())
 	defer cancel()
 	var c *backend.Conn
 	peer, _, err := s.cfg.Registry.Try(ctx, upstream, s.key, func(ctx context.Context, p checkups.Peer) error {
@@ -27,6 +31,10 @@ func (s *Session) acquire(upstream string, readOnly bool) (*backend.Conn, error)
 		k.TLS, k.TLSPreferred = p.TLS()
 		conn, err := s.cfg.Pool.Get(ctx, k, login, p.Server.MaxConns)
 		c = conn
+		var limit *backend.LimitError
+		if errors.As(err, &limit) {
+			return checkups.Busy(err) // the proxy's own limit: the server is not at fault
+		}
 		return err
 	})
 	if err != nil {
