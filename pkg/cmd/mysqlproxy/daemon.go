@@ -292,13 +292,7 @@ func (d *Daemon) serveMySQL(ctx context.Context, cx *l4.Conn) error {
 	hello.Relay = func(cl *front.Client, resp front.Response) (front.Relay, error) {
 		return session.RelayLogin(ctx, cfg, cx.Upstream, host, cl, resp)
 	}
-	var anchor *session.Anchor
-	if !cfg.Multiplex {
-		// A multiplexed session has no connection of its own to announce: an anchor would
-		// hold a slot of the primary for as long as the client stays (idle or reading), and
-		// a few dozen idle clients would hold them all.
-		anchor = d.anchor(ctx, cfg, cx.Upstream, host)
-	}
+	anchor := d.anchor(ctx, cfg, cx.Upstream, host)
 	if anchor != nil {
 		hello.ConnID = anchor.ThreadID()
 	}

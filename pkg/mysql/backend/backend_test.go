@@ -295,14 +295,14 @@ func TestPoolKillAndAnchor(t *testing.T) {
 		t.Fatal("KILL QUERY did not stop the statement")
 	}
 	p.Put(c)
-	idle, pending := p.Anchor(ctx, fakeKey(s), 10)
+	idle, pending := p.Anchor(ctx, fakeKey(s), 10, false)
 	if idle == nil || pending != nil || idle.ThreadID != c.ThreadID {
 		t.Fatalf("the anchor is not the idle connection: %v %v", idle, pending)
 	}
 	p.Put(idle)
 	k := fakeKey(s)
 	k.Caps |= mysql.CLIENT_MULTI_STATEMENTS // no idle connection of these capabilities
-	idle, pending = p.Anchor(ctx, k, 10)
+	idle, pending = p.Anchor(ctx, k, 10, false)
 	if idle != nil || pending == nil || pending.ThreadID() == 0 {
 		t.Fatalf("no pending login for other capabilities: %v %v", idle, pending)
 	}

@@ -622,12 +622,19 @@ func (p *Pool) Hello(ctx context.Context, addr string, probe bool) *Handshake {
 // an idle one as it is (it is logged in again before use); else, while the server's
 // connections are under half its limit, a new connection that has the server's handshake
 // (its thread id) and waits for the client's login to be completed (Pending); nil, nil when
-// neither is had at once.
-func (p *Pool) Anchor(ctx context.Context, key Key, maxConns int) (*Conn, *Pending) {
+// neither is had at once, or sessions wait for the server (an anchor would take their turn).
+// shared: the client's session is multiplexed, so its anchor is a slot it holds only until its
+// first command; then only while the connections in use are under half the limit does it get
+// one, so that clients that log in and idle never hold more than half the slots.
+func (p *Pool) Anchor(ctx context.Context, key Key, maxConns int, shared bool) (*Conn, *Pending) {
 	p.janitor.Do(p.startJanitor)
 	p.mu.Lock()
 	sv := p.server(key.Addr)
 	sv.configured = maxConns
+	if limit := p.limit(sv); sv.waiters.Len() > 0 || sv.woken > 0 || shared && limit > 0 && sv.open-len(sv.idle) >= limit/2 {
+		p.mu.Unlock()
+		return nil, nil
+	}
 	if c := p.takeIdle(sv, key); c != nil {
 		p.mu.Unlock()
 		p.Reused.Add(1)

@@ -38,7 +38,7 @@ func TakeAnchor(ctx context.Context, cfg *Config, upstream, addr string, key bac
 		k := key
 		k.Addr = p.Addr()
 		k.TLS, k.TLSPreferred = p.TLS()
-		if c, pd := cfg.Pool.Anchor(ctx, k, p.Server.MaxConns); c != nil || pd != nil {
+		if c, pd := cfg.Pool.Anchor(ctx, k, p.Server.MaxConns, cfg.Multiplex); c != nil || pd != nil {
 			a = &Anchor{conn: c, pending: pd, peer: p}
 		}
 		return nil // no second try: without an anchor the session does without
@@ -65,6 +65,25 @@ func (a *Anchor) fits(key backend.Key) bool {
 	}
 	k := a.conn.Key
 	return k.Caps == key.Caps && k.ExtCaps == key.ExtCaps
+}
+
+// settleAnchor is a multiplexed session's first step: its anchor, logged in as the client and
+// brought to its settings, goes to the pool as the session's own idle connection (taken again
+// without a new login by its next statement for the primary, as every connection it gives
+// back), so that the session never holds it while it waits for another. The thread keeps the
+// announced id and the client's connection attributes until another session logs in on it.
+func (s *Session) settleAnchor() {
+	if !s.useAnchor() {
+		return
+	}
+	if err := s.sync(s.primary); err != nil {
+		if s.primary != nil {
+			s.drop(s.primary, true)
+			s.primary = nil
+		}
+		return
+	}
+	s.multiplexRelease()
 }
 
 // useAnchor makes the anchor the session's primary connection, logged in as the client; false

@@ -8,6 +8,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/slardar-go/slardar/pkg/mysql/backend"
+	"github.com/slardar-go/slardar/pkg/mysql/rules"
 	"github.com/slardar-go/slardar/pkg/mysql/sqlclass"
 	"github.com/slardar-go/slardar/pkg/mysql/wire"
 )
@@ -16,6 +17,7 @@ import (
 // session's id or user is the proxy's to run (KILL QUERY ID names the server's own query ids:
 // it goes to the server, as a statement of the session).
 func (s *Session) query(payload []byte, seq byte) error {
+	written := payload
 	payload = s.ownConnectionID(payload)
 	if k, ok := sqlclass.ParseKill(string(payload[1:]), s.mode()); ok && !k.QueryID {
 		return s.kill(k, seq)
@@ -32,7 +34,7 @@ func (s *Session) query(payload []byte, seq byte) error {
 	if d.Rewritten {
 		payload = append([]byte{payload[0]}, d.Text...)
 	}
-	class := sqlclass.Classify(string(payload[1:]), s.mode())
+	class := s.classify(written, payload, d)
 	if class.Pin && !s.pinned {
 		s.pinned = true
 	}
@@ -61,6 +63,16 @@ func (s *Session) query(payload []byte, seq byte) error {
 		s.lastWrite = time.Now()
 	}
 	return nil
+}
+
+// classify classifies a statement as the client wrote it (written), unless a rule rewrote it:
+// CONNECTION_ID() replaced by the announced id (payload) is still a statement for the primary,
+// where the thread of that id is.
+func (s *Session) classify(written, payload []byte, d rules.Decision) sqlclass.Class {
+	if d.Rewritten {
+		return sqlclass.Classify(string(payload[1:]), s.mode())
+	}
+	return sqlclass.Classify(string(written[1:]), s.mode())
 }
 
 // ownConnectionID is a COM_QUERY or COM_STMT_PREPARE payload with CONNECTION_ID() replaced by

@@ -223,6 +223,9 @@ func (s *Session) loop() error {
 		}
 		s.seqShift = s.cl.SeqShift(seq)
 		s.publish(payload)
+		if s.cfg.Multiplex && s.anchor != nil {
+			s.settleAnchor()
+		}
 		err = s.command(payload, seq)
 		if s.cfg.Multiplex && err == nil {
 			s.multiplexRelease()

@@ -58,6 +58,7 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 	if len(s.stmts) >= s.maxStmts() {
 		return s.reply(seq+1, wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, s.maxStmts()))
 	}
+	written := payload
 	payload = s.ownConnectionID(payload)
 	d := s.rulesFor(string(payload[1:]))
 	if d.Reject != nil {
@@ -66,7 +67,7 @@ func (s *Session) prepare(payload []byte, seq byte) error {
 	if d.Rewritten {
 		payload = append([]byte{payload[0]}, d.Text...)
 	}
-	class := sqlclass.Classify(string(payload[1:]), s.mode())
+	class := s.classify(written, payload, d)
 	if class.Pin {
 		s.pinned = true
 	}
