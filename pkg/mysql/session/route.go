@@ -132,7 +132,12 @@ func (s *Session) readConn() (*backend.Conn, error) {
 				s.cfg.logger().Info("reads are back on the replicas", "read_upstream", s.read)
 			}
 		} else if !s.cfg.fallback.Swap(true) {
-			s.cfg.logger().Warn("no usable replica: reads go to the primary", "read_upstream", s.read, "err", err)
+			msg := "no usable replica: reads go to the primary"
+			var limit *backend.LimitError
+			if errors.As(err, &limit) {
+				msg = "every connection the pool may open to the replicas is in use: reads go to the primary"
+			}
+			s.cfg.logger().Warn(msg, "read_upstream", s.read, "err", err)
 		}
 	}
 	if s.replica == nil {
