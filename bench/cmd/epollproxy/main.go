@@ -9,12 +9,12 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slardar-go/slardar/bench/internal/probe"
 )
 
 const bufSize = 16 << 10
@@ -44,19 +44,9 @@ type loop struct {
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: epollproxy LISTEN=BACKEND ...")
-		os.Exit(2)
-	}
 	var maps []*mapping
-	for _, a := range os.Args[1:] {
-		l, b, ok := strings.Cut(a, "=")
-		ap, err := netip.ParseAddrPort(b)
-		if !ok || err != nil || !ap.Addr().Is4() {
-			fmt.Fprintln(os.Stderr, "epollproxy: want LISTEN=IPv4:PORT, got", a)
-			os.Exit(2)
-		}
-		maps = append(maps, &mapping{listen: l, backend: &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}})
+	for _, m := range probe.Args("epollproxy") {
+		maps = append(maps, &mapping{listen: m.Listen, backend: &unix.SockaddrInet4{Port: int(m.Backend.Port()), Addr: m.Backend.Addr().As4()}})
 	}
 	n := runtime.GOMAXPROCS(0)
 	for i := 0; i < n; i++ {
@@ -77,7 +67,7 @@ func newLoop(maps []*mapping) (*loop, error) {
 	}
 	lp := &loop{ep: ep, listeners: map[int]*mapping{}, conns: map[int]*conn{}, buf: make([]byte, bufSize)}
 	for _, m := range maps {
-		fd, err := listenReusePort(m.listen)
+		fd, err := probe.ListenReusePort(m.listen, unix.SOCK_NONBLOCK)
 		if err != nil {
 			return nil, err
 		}
@@ -87,24 +77,6 @@ func newLoop(maps []*mapping) (*loop, error) {
 		}
 	}
 	return lp, nil
-}
-
-func listenReusePort(addr string) (int, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return -1, err
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // inherited by accepted sockets
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
-		return -1, err
-	}
-	return fd, unix.Listen(fd, 4096)
 }
 
 func (lp *loop) run() {

@@ -12,14 +12,14 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slardar-go/slardar/bench/internal/probe"
 )
 
 // The kernel's ABI (include/uapi/linux/io_uring.h).
@@ -203,20 +203,10 @@ type loop struct {
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: uringproxy LISTEN=BACKEND ...")
-		os.Exit(2)
-	}
 	var maps []*mapping
-	for _, a := range os.Args[1:] {
-		l, b, ok := strings.Cut(a, "=")
-		ap, err := netip.ParseAddrPort(b)
-		if !ok || err != nil || !ap.Addr().Is4() {
-			fmt.Fprintln(os.Stderr, "uringproxy: want LISTEN=IPv4:PORT, got", a)
-			os.Exit(2)
-		}
-		m := &mapping{listen: l, backend: unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}}
-		port := ap.Port()
+	for _, pm := range probe.Args("uringproxy") {
+		m := &mapping{listen: pm.Listen, backend: unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: pm.Backend.Addr().As4()}}
+		port := pm.Backend.Port()
 		m.backend.Port = port>>8 | port<<8 // network order
 		maps = append(maps, m)
 	}
@@ -234,31 +224,13 @@ func main() {
 func newLoop(maps []*mapping) (*loop, error) {
 	lp := &loop{maps: maps, bufs: make([]byte, bufSize*nBufs)}
 	for _, m := range maps {
-		fd, err := listenReusePort(m.listen)
+		fd, err := probe.ListenReusePort(m.listen, 0)
 		if err != nil {
 			return nil, err
 		}
 		lp.listeners = append(lp.listeners, int32(fd))
 	}
 	return lp, nil
-}
-
-func listenReusePort(addr string) (int, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return -1, err
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // inherited by accepted sockets
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
-		return -1, err
-	}
-	return fd, unix.Listen(fd, 4096)
 }
 
 func (lp *loop) run() {
