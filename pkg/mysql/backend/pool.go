@@ -193,11 +193,8 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 		} else if sv.waiters.Len() > 0 || sv.woken > 0 && sv.woken >= p.available(sv) {
 			limit := p.limit(sv)
 			p.mu.Unlock()
-			if start.IsZero() {
-				start = time.Now()
-			}
 			var err error
-			if turn, err = p.waitRetry(ctx, key.Addr, limit, start, 0, false); err != nil {
+			if turn, err = p.waitRetry(ctx, key.Addr, limit, &start, 0, false); err != nil {
 				return nil, err
 			}
 			continue
@@ -253,11 +250,8 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 				if full && ctx.Err() == nil {
 					// The server is full with other clients' connections: wait for one of
 					// ours to be released (or a little while), as at the limit.
-					if start.IsZero() {
-						start = time.Now()
-					}
 					var err error
-					if turn, err = p.waitRetry(ctx, key.Addr, limit, start, serverFullRetry, false); err != nil {
+					if turn, err = p.waitRetry(ctx, key.Addr, limit, &start, serverFullRetry, false); err != nil {
 						return nil, err
 					}
 					continue
@@ -274,13 +268,10 @@ func (p *Pool) Get(ctx context.Context, key Key, l Login, maxConns int) (*Conn, 
 			return c, nil
 		}
 		p.mu.Unlock()
-		if start.IsZero() {
-			start = time.Now()
-		}
 		var err error
 		// A session whose turn came but found nothing (the connection it was woken for was
 		// closed) waits first in line again.
-		if turn, err = p.waitRetry(ctx, key.Addr, limit, start, 0, front); err != nil {
+		if turn, err = p.waitRetry(ctx, key.Addr, limit, &start, 0, front); err != nil {
 			return nil, err
 		}
 	}
@@ -313,9 +304,14 @@ func (p *Pool) account(sv *server, start time.Time) {
 const serverFullRetry = 100 * time.Millisecond
 
 // waitRetry waits in the server's queue (at its end, or first when front) until a connection
-// is released (woken: the caller's turn), the wait started at start has lasted WaitTimeout
-// (ErrLimit), ctx ends, or retry (0: never) has passed (not woken: try again).
-func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, start time.Time, retry time.Duration, front bool) (woken bool, err error) {
+// is released (woken: the caller's turn), the wait that started at *start (now, if it is
+// zero) has lasted WaitTimeout (ErrLimit), ctx ends, or retry (0: never) has passed (not
+// woken: try again).
+func (p *Pool) waitRetry(ctx context.Context, addr string, limit int, startp *time.Time, retry time.Duration, front bool) (woken bool, err error) {
+	if startp.IsZero() {
+		*startp = time.Now()
+	}
+	start := *startp
 	p.mu.Lock()
 	sv := p.server(addr)
 	if sv.waiters.Len() >= p.maxWaiting() {
