@@ -578,8 +578,8 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 			proxyCPU0, _ = proc.CPU(row.t.cmd.Process.Pid)
 			cmd := proc.SysbenchCmd("oltp_point_select", row.t.hosts, row.t.ports, row.threads, o.sbTime, "run", "--db-ps-mode=disable", "--mysql-ignore-errors=all")
 			out, err := cmd.CombinedOutput()
-			if m := sysbenchRE.FindSubmatch(out); m != nil && err == nil {
-				rate = mustFloat(string(m[1]))
+			if r, _, perr := proc.ParseSysbench(out); perr == nil && err == nil {
+				rate = r
 				qps, toolCPU = proc.Num(rate), cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()
 			}
 			if m := errorsRE.FindSubmatch(out); m != nil {
@@ -603,15 +603,7 @@ func (o options) multiplexRun(dir string, repl *testserver.Replication) error {
 	return nil
 }
 
-var (
-	sysbenchRE = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
-	errorsRE   = regexp.MustCompile(`ignored errors:\s+(\d+)`)
-)
-
-func mustFloat(s string) float64 {
-	f, _ := strconv.ParseFloat(s, 64)
-	return f
-}
+var errorsRE = regexp.MustCompile(`ignored errors:\s+(\d+)`)
 
 // accessSums adds up the numeric fields of mysql-proxy's access-log lines in a log file.
 func accessSums(path string) (map[string]int64, error) {

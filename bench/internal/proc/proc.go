@@ -138,6 +138,11 @@ func Sysbench(cmd *exec.Cmd) (qps float64, queries int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("sysbench: %v\n%s", err, out)
 	}
+	return ParseSysbench(out)
+}
+
+// ParseSysbench reads queries per second and total queries from sysbench's output.
+func ParseSysbench(out []byte) (qps float64, queries int64, err error) {
 	m := sysbenchRE.FindSubmatch(out)
 	if m == nil {
 		return 0, 0, fmt.Errorf("no qps in sysbench output:\n%s", out)
@@ -149,20 +154,28 @@ func Sysbench(cmd *exec.Cmd) (qps float64, queries int64, err error) {
 
 // CPU is the user + system time process pid has used so far (from /proc/<pid>/stat).
 func CPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// utime is field 14 and stime 15, in clock ticks (USER_HZ, 100 on Linux).
+	fields, err := stat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the command name (which may hold spaces, in parentheses): state is field 3,
-	// utime 14 and stime 15, in clock ticks (USER_HZ, 100 on Linux).
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, fields)
 	}
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// stat is /proc/<pid>/stat's fields after the command name (which may hold spaces, in
+// parentheses): the first is the state (field 3), the second the parent's pid.
+func stat(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
 }
 
 // Num formats a measurement: whole numbers from 100 up, two decimals below.
@@ -182,13 +195,7 @@ func Tree(pid int) []int {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 {
+		if fields, err := stat(p); err == nil && len(fields) > 1 {
 			ppid, _ := strconv.Atoi(fields[1])
 			children[ppid] = append(children[ppid], p)
 		}
